@@ -1,9 +1,51 @@
-"""Golden sets: a dataset card plus cases in JSONL, loaded strictly and hashed."""
+"""Golden sets: a dataset card plus cases in JSONL, loaded strictly and hashed.
+
+A dataset lives in ``data/golden/<name>/`` as ``cases.jsonl`` and a card,
+``dataset.yaml`` (or ``dataset.json``), naming the prompt template, the output
+JSON Schema, the scorers and the budgets. Loading never writes anything; a bad
+file raises :class:`DatasetError` whose lines read ``file:line: field: problem``.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
+import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from jinja2 import StrictUndefined, TemplateError, meta
+from jinja2.sandbox import SandboxedEnvironment
+
+from workbench.errors import DatasetError, ScorerError
+
+if TYPE_CHECKING:
+    from workbench import scoring
+
+CARD_NAMES = ("dataset.yaml", "dataset.yml", "dataset.json")
+CASES_NAME = "cases.jsonl"
+DEFAULT_BUDGETS: dict[str, float] = {"p95_latency_ms": 1500.0, "error_rate": 0.005}
+_CASE_KEYS = {"id", "input", "expected", "tags", "metadata"}
+_CARD_KEYS = {
+    "name",
+    "description",
+    "prompt",
+    "output_schema",
+    "scorers",
+    "budgets",
+    "parameters",
+}
+_BUDGET_KEYS = {"p95_latency_ms", "p50_latency_ms", "error_rate", "pass_rate", "mean_score"}
+_PARAMETER_KEYS = {"temperature", "seed", "max_tokens", "response_format"}
+_MAX_ERRORS = 20
+
+_jinja = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
 
 
 @dataclass(frozen=True)
@@ -15,3 +57,472 @@ class Case:
     expected: Any
     tags: tuple[str, ...] = ()
     line: int = 0
+
+
+@dataclass(frozen=True)
+class Card:
+    """A dataset card: prompt template, output contract, scorers and budgets."""
+
+    name: str
+    description: str = ""
+    system: str | None = None
+    user: str | None = None
+    output_schema: dict[str, Any] | None = None
+    scorers: tuple[scoring.ScorerSpec, ...] = ()
+    budgets: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_BUDGETS))
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A loaded golden set: its card, its cases and its content hash."""
+
+    name: str
+    path: Path
+    card: Card
+    cases: tuple[Case, ...]
+    hash: str
+
+    def __len__(self) -> int:
+        return len(self.cases)
+
+    def case(self, case_id: str) -> Case:
+        """The case with this id."""
+        for case in self.cases:
+            if case.id == case_id:
+                return case
+        raise DatasetError(f"{self.name}: no case with id {case_id!r}")
+
+    def messages(self, case: Case) -> list[dict[str, Any]]:
+        """The chat messages sent to the model for a case."""
+        return render_messages(self.card, case)
+
+
+def golden_root(start: Path | None = None) -> Path | None:
+    """The nearest ``data/golden`` folder: ``$WORKBENCH_GOLDEN_DIR``, else cwd or a parent's."""
+    env = os.environ.get("WORKBENCH_GOLDEN_DIR")
+    if env:
+        return Path(env)
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / "data" / "golden"
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def resolve_dataset(name_or_path: str | os.PathLike[str]) -> Path:
+    """The folder of a dataset given its name (under data/golden) or its path."""
+    path = Path(name_or_path)
+    if path.is_dir():
+        return path
+    if path.is_file() and path.name in (CASES_NAME, *CARD_NAMES):
+        return path.parent
+    root = golden_root()
+    if root is not None and (root / str(name_or_path)).is_dir():
+        return root / str(name_or_path)
+    known = sorted(p.name for p in root.iterdir() if p.is_dir()) if root else []
+    where = f" in {root}" if root else " (no data/golden folder found from the current directory)"
+    hint = f"; known datasets: {', '.join(known)}" if known else ""
+    raise DatasetError(
+        f"dataset {str(name_or_path)!r} not found{where}{hint}; "
+        "pass a dataset name or a folder holding cases.jsonl and dataset.yaml"
+    )
+
+
+def load_dataset(name_or_path: str | os.PathLike[str]) -> Dataset:
+    """Load and validate a golden set; raise DatasetError listing every problem found."""
+    folder = resolve_dataset(name_or_path)
+    card_path = next((folder / n for n in CARD_NAMES if (folder / n).is_file()), None)
+    if card_path is None:
+        raise DatasetError(f"{folder}: no dataset card; add dataset.yaml (or dataset.json)")
+    cases_path = folder / CASES_NAME
+    if not cases_path.is_file():
+        raise DatasetError(f"{folder}: no {CASES_NAME}; add one JSON object per line")
+    card_bytes = card_path.read_bytes()
+    card = parse_card(card_bytes, card_path, default_name=folder.name)
+    cases_bytes = cases_path.read_bytes()
+    cases = parse_cases(cases_bytes, cases_path, card=card)
+    return Dataset(
+        name=card.name,
+        path=folder,
+        card=card,
+        cases=cases,
+        hash=dataset_hash(card, cases),
+    )
+
+
+def dataset_hash(card: Card, cases: tuple[Case, ...]) -> str:
+    """Content hash of a dataset: its card and cases in canonical JSON (formatting-proof)."""
+    digest = hashlib.sha256()
+    card_doc = {
+        "name": card.name,
+        "system": card.system,
+        "user": card.user,
+        "output_schema": card.output_schema,
+        "scorers": [
+            [s.name, s.weight, s.threshold, s.field, dict(s.options)] for s in card.scorers
+        ],
+        "budgets": dict(card.budgets),
+        "parameters": dict(card.parameters),
+    }
+    digest.update(_canonical(card_doc))
+    for case in cases:
+        digest.update(_canonical([case.id, case.input, case.expected, list(case.tags)]))
+    return digest.hexdigest()[:16]
+
+
+def _canonical(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+# -- the card ---------------------------------------------------------------
+
+
+def parse_card(data: bytes, path: Path, *, default_name: str = "") -> Card:
+    """Parse and validate a dataset card (YAML or JSON)."""
+    text = _decode(data, path)
+    lines: dict[tuple[str | int, ...], int] = {}
+    try:
+        if path.suffix == ".json":
+            doc = json.loads(text, parse_constant=_reject_constant)
+        else:
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
+            _index_lines(node, (), lines)
+            doc = yaml.safe_load(text)
+    except (yaml.YAMLError, json.JSONDecodeError, ValueError) as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        line = line + 1 if line is not None else getattr(exc, "lineno", 0)
+        raise DatasetError(f"{path}:{line}: not valid {_kind(path)}: {_first_line(exc)}") from None
+    if not isinstance(doc, dict):
+        raise DatasetError(f"{path}:1: the card must be a mapping with keys {sorted(_CARD_KEYS)}")
+
+    errors: list[str] = []
+
+    def err(key: tuple[str | int, ...], message: str) -> None:
+        field_name = ".".join(str(k) if isinstance(k, str) else f"[{k}]" for k in key)
+        errors.append(f"{path}:{_nearest_line(lines, key)}: {field_name.replace('.[', '[')}: {message}")
+
+    for key in doc:
+        if key not in _CARD_KEYS:
+            err((str(key),), f"unknown key; allowed keys are {', '.join(sorted(_CARD_KEYS))}")
+    name = doc.get("name", default_name)
+    if not isinstance(name, str) or not name:
+        err(("name",), "must be a non-empty string")
+    description = doc.get("description", "") or ""
+    prompt = doc.get("prompt", {}) or {}
+    system = user = None
+    if not isinstance(prompt, dict):
+        err(("prompt",), "must be a mapping with 'system' and/or 'user' templates")
+    else:
+        for key in prompt:
+            if key not in ("system", "user"):
+                err(("prompt", str(key)), "unknown key; use 'system' and 'user'")
+        system, user = prompt.get("system"), prompt.get("user")
+        for key, value in (("system", system), ("user", user)):
+            if value is None:
+                continue
+            if not isinstance(value, str):
+                err(("prompt", key), "must be a string template")
+                continue
+            try:
+                _jinja.parse(value)
+            except TemplateError as exc:
+                err(("prompt", key), f"template does not parse: {exc}")
+    schema = doc.get("output_schema")
+    if schema is not None:
+        schema_error = _check_schema(schema) if isinstance(schema, dict) else "not a mapping"
+        if schema_error:
+            err(("output_schema",), f"not a valid JSON Schema: {schema_error}")
+    specs = _parse_scorers(doc.get("scorers"), err)
+    budgets = dict(DEFAULT_BUDGETS)
+    raw_budgets = doc.get("budgets", {}) or {}
+    if not isinstance(raw_budgets, dict):
+        err(("budgets",), "must be a mapping, e.g. {p95_latency_ms: 1500, pass_rate: 0.8}")
+    else:
+        for key, value in raw_budgets.items():
+            if key not in _BUDGET_KEYS:
+                err(("budgets", str(key)), f"unknown budget; known: {', '.join(sorted(_BUDGET_KEYS))}")
+            elif not _is_number(value) or value < 0:
+                err(("budgets", key), f"must be a non-negative number, got {value!r}")
+            elif key in ("error_rate", "pass_rate", "mean_score") and value > 1:
+                err(("budgets", key), f"is a fraction between 0 and 1, got {value!r}")
+            else:
+                budgets[key] = float(value)
+    parameters = doc.get("parameters", {}) or {}
+    if not isinstance(parameters, dict):
+        err(("parameters",), "must be a mapping")
+        parameters = {}
+    for key in parameters:
+        if key not in _PARAMETER_KEYS:
+            err(("parameters", str(key)), f"unknown; known: {', '.join(sorted(_PARAMETER_KEYS))}")
+    if errors:
+        raise DatasetError(_join(errors))
+    return Card(
+        name=name,
+        description=str(description).strip(),
+        system=system,
+        user=user,
+        output_schema=schema,
+        scorers=tuple(specs),
+        budgets=budgets,
+        parameters=dict(parameters),
+    )
+
+
+def _parse_scorers(raw: Any, err: Any) -> list[scoring.ScorerSpec]:
+    from workbench import scoring  # scoring imports Case from here
+
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        err(("scorers",), "must be a list of {name, weight, threshold, field, options}")
+        return []
+    specs: list[scoring.ScorerSpec] = []
+    labels: set[str] = set()
+    for i, item in enumerate(raw):
+        if isinstance(item, str):
+            item = {"name": item}
+        if not isinstance(item, dict):
+            err(("scorers", i), "must be a mapping with at least 'name'")
+            continue
+        unknown = set(item) - {"name", "weight", "threshold", "field", "options"}
+        if unknown:
+            err(("scorers", i, sorted(unknown)[0]), "unknown key; use name, weight, threshold, field, options")
+            continue
+        name = item.get("name")
+        weight = item.get("weight", 1.0)
+        threshold = item.get("threshold")
+        options = item.get("options", {}) or {}
+        fld = item.get("field")
+        if not isinstance(name, str) or not name:
+            err(("scorers", i, "name"), "must be a scorer name")
+            continue
+        if not _is_number(weight) or weight < 0:
+            err(("scorers", i, "weight"), f"must be a number >= 0, got {weight!r}")
+            continue
+        if threshold is not None and (not _is_number(threshold) or not 0 <= threshold <= 1):
+            err(("scorers", i, "threshold"), f"must be a number between 0 and 1, got {threshold!r}")
+            continue
+        if fld is not None and not isinstance(fld, str):
+            err(("scorers", i, "field"), f"must be a field name, got {fld!r}")
+            continue
+        if not isinstance(options, dict):
+            err(("scorers", i, "options"), "must be a mapping")
+            continue
+        spec = scoring.ScorerSpec(
+            name=name,
+            weight=float(weight),
+            threshold=None if threshold is None else float(threshold),
+            field=fld,
+            options=options,
+        )
+        try:
+            scoring.validate_spec(spec)
+        except ScorerError as exc:
+            err(("scorers", i, "name"), str(exc))
+            continue
+        if spec.label in labels:
+            err(("scorers", i), f"scorer {spec.label!r} is listed twice; give one a 'field'")
+            continue
+        labels.add(spec.label)
+        specs.append(spec)
+    return specs
+
+
+def _index_lines(node: yaml.Node, path: tuple[str | int, ...], out: dict[tuple[str | int, ...], int]) -> None:
+    """Record the 1-based line of every key and item in a composed YAML tree."""
+    out[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = (*path, str(key_node.value))
+            out[key] = key_node.start_mark.line + 1
+            _index_lines(value_node, key, out)
+            out[key] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _index_lines(item, (*path, i), out)
+
+
+def _nearest_line(lines: dict[tuple[str | int, ...], int], key: tuple[str | int, ...]) -> int:
+    while key:
+        if key in lines:
+            return lines[key]
+        key = key[:-1]
+    return 1
+
+
+# -- the cases --------------------------------------------------------------
+
+
+def parse_cases(data: bytes, path: Path, *, card: Card | None = None) -> tuple[Case, ...]:
+    """Parse and validate cases JSONL; every problem is reported with its line."""
+    errors: list[str] = []
+    cases: list[Case] = []
+    first_seen: dict[str, int] = {}
+    needed = _template_variables(card) if card else set()
+    for lineno, raw in _lines(data):
+        if len(errors) >= _MAX_ERRORS:
+            errors.append(f"{path}: stopped after {_MAX_ERRORS} errors")
+            break
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            errors.append(
+                f"{path}:{lineno}: not valid UTF-8 (byte {exc.start}: {raw[exc.start:exc.start + 1]!r});"
+                " save the file as UTF-8"
+            )
+            continue
+        if not text.strip():
+            continue
+        try:
+            doc = json.loads(text, parse_constant=_reject_constant)
+        except (json.JSONDecodeError, ValueError, RecursionError) as exc:
+            errors.append(f"{path}:{lineno}: not valid JSON: {_first_line(exc)}")
+            continue
+        problem = _check_case(doc, needed)
+        if problem:
+            errors.append(f"{path}:{lineno}: {problem}")
+            continue
+        case_id = doc["id"]
+        if case_id in first_seen:
+            errors.append(
+                f"{path}:{lineno}: id: duplicate {case_id!r} (first on line {first_seen[case_id]}); "
+                "ids must be unique"
+            )
+            continue
+        first_seen[case_id] = lineno
+        cases.append(
+            Case(
+                id=case_id,
+                input=doc["input"],
+                expected=doc.get("expected"),
+                tags=tuple(doc.get("tags", ())),
+                line=lineno,
+            )
+        )
+    if not errors and not cases:
+        errors.append(f"{path}:1: no cases; add one JSON object per line")
+    if errors:
+        raise DatasetError(_join(errors))
+    return tuple(cases)
+
+
+def _check_case(doc: Any, needed: set[str]) -> str | None:
+    if not isinstance(doc, dict):
+        return f"a case must be a JSON object, got {type(doc).__name__}"
+    unknown = set(doc) - _CASE_KEYS
+    if unknown:
+        return f"{sorted(unknown)[0]}: unknown key; a case has {', '.join(sorted(_CASE_KEYS))}"
+    case_id = doc.get("id")
+    if case_id is None:
+        return 'id: missing; every case needs a unique string "id"'
+    if not isinstance(case_id, str) or not case_id.strip():
+        return f"id: must be a non-empty string, got {case_id!r}"
+    if "input" not in doc:
+        return "input: missing; give template variables or {\"messages\": [...]}"
+    inp = doc["input"]
+    if not isinstance(inp, dict):
+        return f"input: must be an object, got {type(inp).__name__}"
+    if "expected" not in doc:
+        return "expected: missing; give the expected output (use null if there is none)"
+    tags = doc.get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        return f"tags: must be a list of strings, got {tags!r}"
+    if "messages" in inp:
+        msgs = inp["messages"]
+        if not isinstance(msgs, list) or not msgs:
+            return "input.messages: must be a non-empty list of {role, content}"
+        for i, msg in enumerate(msgs):
+            if not isinstance(msg, dict) or not isinstance(msg.get("role"), str):
+                return f"input.messages[{i}]: must be an object with a string 'role'"
+            if msg["role"] not in ("system", "user", "assistant", "tool", "developer"):
+                return f"input.messages[{i}].role: unknown role {msg['role']!r}"
+            if not isinstance(msg.get("content"), str | list):
+                return f"input.messages[{i}].content: must be a string or a list of parts"
+    else:
+        missing = sorted(needed - set(inp))
+        if missing:
+            return f"input.{missing[0]}: missing; the prompt template uses {{{{ {missing[0]} }}}}"
+    return None
+
+
+def _template_variables(card: Card) -> set[str]:
+    names: set[str] = set()
+    for template in (card.system, card.user):
+        if template:
+            names |= meta.find_undeclared_variables(_jinja.parse(template))
+    return names - {"case_id", "tags"}
+
+
+def render_messages(card: Card, case: Case) -> list[dict[str, Any]]:
+    """The chat messages for a case: its own messages, or the card's templates rendered."""
+    variables = {**case.input, "case_id": case.id, "tags": list(case.tags)}
+    messages: list[dict[str, Any]] = []
+    if "messages" in case.input:
+        own = [dict(m) for m in case.input["messages"]]
+        if card.system and own[0].get("role") != "system":
+            messages.append({"role": "system", "content": _render(card.system, variables, case)})
+        return messages + own
+    if card.system:
+        messages.append({"role": "system", "content": _render(card.system, variables, case)})
+    if card.user:
+        messages.append({"role": "user", "content": _render(card.user, variables, case)})
+    if not messages:
+        raise DatasetError(
+            f"case {case.id!r}: the card has no prompt template and the case has no messages"
+        )
+    return messages
+
+
+def _render(template: str, variables: dict[str, Any], case: Case) -> str:
+    try:
+        return _jinja.from_string(template).render(**variables).strip("\n")
+    except TemplateError as exc:
+        raise DatasetError(f"case {case.id!r} (line {case.line}): template: {exc}") from None
+
+
+# -- helpers ------------------------------------------------------------------
+
+
+def _lines(data: bytes) -> Iterator[tuple[int, bytes]]:
+    for lineno, raw in enumerate(data.split(b"\n"), start=1):
+        yield lineno, raw.rstrip(b"\r")
+
+
+def _decode(data: bytes, path: Path) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise DatasetError(f"{path}:{line}: not valid UTF-8; save the file as UTF-8") from None
+
+
+def _check_schema(schema: dict[str, Any]) -> str | None:
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        where = "/".join(str(p) for p in exc.path) or "(root)"
+        return f"{where}: {exc.message}"
+    return None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON; use null or a finite number")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _kind(path: Path) -> str:
+    return "JSON" if path.suffix == ".json" else "YAML"
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _join(errors: list[str]) -> str:
+    head = errors[0] if len(errors) == 1 else f"{len(errors)} problems:\n  " + "\n  ".join(errors)
+    return head

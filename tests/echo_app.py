@@ -1,0 +1,25 @@
+"""Toy apps used as python: targets in tests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from workbench import Request
+
+
+def answer(request: Request) -> dict[str, str]:
+    """Echo the question word, except for c003, which it gets wrong."""
+    word = request.messages[-1]["content"].removeprefix("Q: ")
+    return {"answer": "wrong" if word == "word3" else word}
+
+
+async def answer_async(request: Request) -> str:
+    """The async twin of answer()."""
+    await asyncio.sleep(0)
+    return json.dumps(answer(request))
+
+
+def explode(request: Request) -> str:
+    """Always raise."""
+    raise RuntimeError("app crashed")

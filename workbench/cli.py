@@ -1,0 +1,246 @@
+"""The ``workbench`` command: a thin shell over the library."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from workbench.errors import WorkbenchError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def db_option(fn: F) -> F:
+    """The shared ``--db`` option."""
+    return click.option(
+        "--db",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="WORKBENCH_DB",
+        default="workbench.db",
+        show_default=True,
+        help="SQLite database (or set WORKBENCH_DB).",
+    )(fn)
+
+
+def translate_errors(fn: F) -> F:
+    """Turn library errors into a clean message and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except WorkbenchError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="workbench")
+def main() -> None:
+    """workbench: evaluate, compare and profile LLM-powered applications."""
+
+
+@main.command("eval")
+@click.argument("dataset")
+@click.option("--model", "target", required=True, help="Target: demo:triage-v1, openai:<model>, python:<mod>:<fn>.")
+@click.option("--base-url", help="Base URL of an OpenAI-compatible endpoint.")
+@db_option
+@click.option("--concurrency", type=click.IntRange(1, 1024), default=8, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed (repeat r uses seed + r).")
+@click.option("--temperature", type=click.FloatRange(0, 2), default=0.0, show_default=True)
+@click.option("--repeats", type=click.IntRange(1, 1000), default=1, show_default=True)
+@click.option("--max-tokens", type=click.IntRange(1), help="Cap on output tokens (default: the card's).")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(0.1), default=60.0, show_default=True, help="Per-request timeout in seconds.")
+@click.option("--stream/--no-stream", default=False, show_default=True, help="Stream responses (records time to first token).")
+@click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True, help="Environment variable holding the API key.")
+@click.option("--record", type=click.Path(file_okay=False), help="Write every response to snapshots in DIR.")
+@click.option("--replay", type=click.Path(file_okay=False), help="Serve responses from snapshots in DIR, no network.")
+@click.option("--resume", "resume", metavar="RUN_ID", help="Run only the cases RUN_ID is missing.")
+@click.option("--demo-latency-ms", default="0", show_default=True, help="demo targets: latency (e.g. 50, or 80,400 for median,p95).")
+@click.option("--demo-fault-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True, help="demo targets: injected fault rate.")
+@click.option("--gate", is_flag=True, help="Exit 1 when a budget breaks or the run fails.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
+@translate_errors
+def eval_command(
+    dataset: str,
+    target: str,
+    base_url: str | None,
+    db: Path,
+    concurrency: int,
+    seed: int,
+    temperature: float,
+    repeats: int,
+    max_tokens: int | None,
+    timeout_s: float,
+    stream: bool,
+    api_key_env: str,
+    record: str | None,
+    replay: str | None,
+    resume: str | None,
+    demo_latency_ms: str,
+    demo_fault_rate: float,
+    gate: bool,
+    as_json: bool,
+    progress: bool | None,
+) -> None:
+    """Evaluate TARGET on the golden set DATASET, storing every result."""
+    from workbench.runner import EvalOptions, run_eval
+    from workbench.store import Store
+
+    provider_options: dict[str, Any] = {}
+    if target.startswith("openai:"):
+        provider_options["api_key_env"] = api_key_env
+    if target.startswith("demo:") and not base_url and not replay:
+        provider_options.update(latency_ms=demo_latency_ms, fault_rate=demo_fault_rate)
+    options = EvalOptions(
+        concurrency=concurrency,
+        seed=seed,
+        temperature=temperature,
+        repeats=repeats,
+        max_tokens=max_tokens,
+        base_url=base_url,
+        timeout_s=timeout_s,
+        stream=stream,
+        record=record,
+        replay=replay,
+        provider_options=provider_options,
+    )
+    with Store(db) as store:
+        summary = run_eval(
+            dataset,
+            target,
+            store=store,
+            options=options,
+            resume=resume,
+            progress=sys.stderr.isatty() if progress is None else progress,
+        )
+    if as_json:
+        click.echo(json.dumps(summary.to_dict(), indent=2, default=str))
+    else:
+        click.echo(_summary_text(summary))
+    if gate and not summary.budget_ok:
+        broken = "; ".join(b.describe() for b in summary.broken()) or f"run {summary.status}: {summary.reason}"
+        click.echo(f"gate: FAILED: {broken}", err=True)
+        sys.exit(1)
+
+
+def _summary_text(s: Any) -> str:
+    lines = [
+        f"run {s.run_id}  {s.status}  {s.target} on {s.dataset} ({s.dataset_hash})",
+        f"  results {s.results}/{s.expected_results}  passed {s.passed}"
+        f" ({_pct(s.pass_rate)})  errors {s.errors} ({_pct(s.error_rate)})",
+        f"  latency p50 {_ms(s.p50_latency_ms)}  p95 {_ms(s.p95_latency_ms)}"
+        f"  tokens {s.tokens_in:,} in / {s.tokens_out:,} out",
+    ]
+    if s.reason:
+        lines.append(f"  reason: {s.reason}")
+    lines.append("budgets:")
+    lines.extend(f"  {'ok ' if b.ok else 'BAD'} {b.describe()}" for b in s.budgets)
+    return "\n".join(lines)
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value * 100:.1f}%"
+
+
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:,.0f} ms"
+
+
+@main.command("runs")
+@db_option
+@click.option("--dataset", help="Only runs of this dataset.")
+@click.option("--limit", type=click.IntRange(1), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
+@translate_errors
+def runs_command(db: Path, dataset: str | None, limit: int, as_json: bool) -> None:
+    """List runs, newest first."""
+    from workbench.store import Store
+
+    with Store(db) as store:
+        rows = store.runs(dataset=dataset, limit=limit)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=str))
+        return
+    if not rows:
+        click.echo(f"no runs in {db}")
+        return
+    click.echo(f"{'run':<24} {'status':<11} {'target':<22} {'dataset':<18} {'pass rate':>9}  started")
+    for r in rows:
+        rate = (r.get("summary") or {}).get("pass_rate")
+        click.echo(
+            f"{r['id']:<24} {r['status']:<11} {r['target'] or '':<22} {r['dataset'] or '':<18} "
+            f"{_pct(rate):>9}  {r['started_at'][:19]}"
+        )
+
+
+@main.group("demo")
+def demo_group() -> None:
+    """The bundled demo: a triage model server and a ready-made report."""
+
+
+@demo_group.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Loopback only.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True)
+@click.option("--latency-ms", default="0", show_default=True, help="Fixed (50) or median,p95 (80,400).")
+@click.option("--fault-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True)
+@click.option("--faults", help="Fault kinds (429,500,timeout,malformed,truncated,reset,slow) or 429=0.05,500=0.02.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--retry-after", type=click.IntRange(0), default=1, show_default=True, help="Seconds in 429 Retry-After.")
+@click.option("--hang-s", type=click.FloatRange(0), default=30.0, show_default=True, help="How long a 'timeout' fault hangs.")
+@translate_errors
+def demo_serve(
+    host: str,
+    port: int,
+    latency_ms: str,
+    fault_rate: float,
+    faults: str | None,
+    seed: int,
+    retry_after: int,
+    hang_s: float,
+) -> None:
+    """Serve the demo triage models (triage-v1, triage-v2) over an OpenAI-compatible API."""
+    from workbench.demo import server
+
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        raise click.BadParameter("the demo server binds to loopback only", param_hint="--host")
+    server.serve(
+        host,
+        port,
+        latency=server.LatencySpec.parse(latency_ms),
+        faults=server.FaultSpec.parse(fault_rate, faults),
+        seed=seed,
+        retry_after_s=retry_after,
+        hang_s=hang_s,
+    )
+
+
+@demo_group.command("run")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="reports", show_default=True)
+@db_option
+@click.option("--dataset", default="support-triage", show_default=True)
+@click.option("--show-code", is_flag=True, help="Keep code cells in the HTML.")
+@translate_errors
+def demo_run(out: Path, db: Path, dataset: str, show_code: bool) -> None:
+    """Evaluate both demo versions through the notebook and publish HTML reports."""
+    from workbench import publish
+
+    reports = publish.demo_reports(out=out, db=db, dataset=dataset, show_code=show_code)
+    for report in reports:
+        mark = "ok" if report.ok else "FAILED"
+        click.echo(f"{mark:6} {report.html}")
+    click.echo(f"reports written to {out.resolve()}")
+    if not all(r.ok for r in reports):
+        sys.exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,731 @@
+"""Providers: where model outputs come from, in a registry keyed by target prefix.
+
+``openai:<model>``
+    An OpenAI-compatible chat-completions endpoint over async httpx, with bounded
+    concurrency, per-request timeouts, retries with exponential backoff and full
+    jitter that honour ``Retry-After``, and a circuit breaker.
+``demo:<version>``
+    The bundled demo model server, started on a free loopback port for the
+    duration of a run, spoken to through the same ``openai`` code path.
+``python:<module>:<function>``
+    A team's own sync or async callable, so the whole app can be evaluated.
+
+Any provider can be wrapped to record its responses into committable JSONL
+snapshots, and a run can be replayed from those snapshots with no network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import hashlib
+import importlib
+import inspect
+import json
+import os
+import random
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+
+from workbench.errors import (
+    CircuitOpenError,
+    ConfigError,
+    ProviderError,
+    ReplayMissError,
+)
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_API_KEY_ENV = "OPENAI_API_KEY"
+# USD per million tokens (input, output); a user's own models can be added with set_price().
+PRICES: dict[str, tuple[float, float]] = {
+    "triage-v1": (0.15, 0.60),
+    "triage-v2": (0.20, 0.80),
+    "gpt-4o-mini": (0.15, 0.60),
+    "gpt-4o": (2.50, 10.00),
+    "gpt-4.1-mini": (0.40, 1.60),
+    "gpt-4.1": (2.00, 8.00),
+}
+
+
+@dataclass(frozen=True)
+class Request:
+    """One model call: the messages and the sampling parameters that shape its output."""
+
+    messages: list[dict[str, Any]]
+    temperature: float | None = None
+    seed: int | None = None
+    max_tokens: int | None = None
+    response_format: Mapping[str, Any] | None = None
+    case_id: str | None = None
+    input: Mapping[str, Any] | None = None
+
+    def params(self) -> dict[str, Any]:
+        """The sampling parameters that are set (they are part of the snapshot key)."""
+        out: dict[str, Any] = {}
+        for name in ("temperature", "seed", "max_tokens", "response_format"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = dict(value) if isinstance(value, Mapping) else value
+        return out
+
+
+@dataclass
+class Response:
+    """A model's answer with what it cost: tokens, latency, time to first token, attempts."""
+
+    text: str
+    finish_reason: str | None = "stop"
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    latency_ms: float | None = None
+    ttft_ms: float | None = None
+    attempts: int = 1
+    replayed: bool = False
+
+
+class Provider(Protocol):
+    """What the runner needs from a provider."""
+
+    target: str
+    model: str
+
+    async def start(self) -> None:
+        """Acquire resources (clients, child servers); called once before the first call."""
+
+    async def complete(self, request: Request) -> Response:
+        """Answer one request, or raise ProviderError after the retries are spent."""
+
+    async def aclose(self) -> None:
+        """Release what start() acquired."""
+
+
+Factory = Callable[..., Provider]
+_REGISTRY: dict[str, Factory] = {}
+
+
+def register(prefix: str, factory: Factory, *, replace: bool = False) -> None:
+    """Register a provider factory for targets ``<prefix>:<rest>``."""
+    if prefix in _REGISTRY and not replace:
+        raise ConfigError(f"a provider named {prefix!r} is already registered")
+    _REGISTRY[prefix] = factory
+
+
+def names() -> list[str]:
+    """The registered provider prefixes."""
+    return sorted(_REGISTRY)
+
+
+def get(target: str, **options: Any) -> Provider:
+    """Build the provider for a target such as ``openai:gpt-4o-mini`` or ``demo:triage-v1``."""
+    prefix, sep, rest = target.partition(":")
+    if not sep or not rest:
+        raise ConfigError(
+            f"target {target!r} is not of the form <provider>:<model>; "
+            f"providers: {', '.join(names())} (e.g. demo:triage-v1, openai:gpt-4o-mini)"
+        )
+    if prefix not in _REGISTRY:
+        raise ConfigError(
+            f"no provider named {prefix!r}; known providers: {', '.join(names())}"
+        )
+    return _REGISTRY[prefix](rest, target=target, **options)
+
+
+def set_price(model: str, input_per_mtok: float, output_per_mtok: float) -> None:
+    """Set a model's price in USD per million input and output tokens."""
+    PRICES[model] = (input_per_mtok, output_per_mtok)
+
+
+def cost_usd(model: str, tokens_in: int | None, tokens_out: int | None) -> float | None:
+    """The cost of one call from the price table, or None when the model has no price."""
+    price = PRICES.get(model)
+    if price is None or tokens_in is None or tokens_out is None:
+        return None
+    return (tokens_in * price[0] + tokens_out * price[1]) / 1_000_000
+
+
+# -- retries and the circuit breaker ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter, honouring Retry-After up to a cap."""
+
+    max_attempts: int = 5
+    base_delay_s: float = 0.2
+    max_delay_s: float = 8.0
+    max_retry_after_s: float = 60.0
+
+    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+        """Seconds to wait before attempt ``attempt + 1``."""
+        backoff = rng.uniform(0, min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1)))
+        if retry_after is not None:
+            return min(max(retry_after, backoff), self.max_retry_after_s)
+        return backoff
+
+
+class CircuitBreaker:
+    """Opens after N consecutive failed attempts; lets one probe through after a cool-down."""
+
+    def __init__(self, failure_threshold: int = 12, reset_after_s: float = 10.0) -> None:
+        self.failure_threshold = failure_threshold
+        self.reset_after_s = reset_after_s
+        self.failures = 0
+        self.opened_at: float | None = None
+        self.times_opened = 0
+        self.last_error = ""
+
+    @property
+    def is_open(self) -> bool:
+        """True while calls are refused."""
+        if self.opened_at is None:
+            return False
+        return time.monotonic() - self.opened_at < self.reset_after_s
+
+    def before_call(self) -> None:
+        """Raise CircuitOpenError while open; after the cool-down, allow a probe."""
+        if self.is_open:
+            raise CircuitOpenError(
+                f"circuit breaker open after {self.failure_threshold} consecutive failures "
+                f"(last: {self.last_error}); retrying in {self.reset_after_s:g}s",
+                retryable=False,
+            )
+
+    def record_success(self) -> None:
+        """A call succeeded: close the breaker."""
+        self.failures = 0
+        self.opened_at = None
+
+    def record_failure(self, error: str) -> None:
+        """A call failed: count it, and open the breaker at the threshold."""
+        self.failures += 1
+        self.last_error = error
+        if self.failures >= self.failure_threshold and not self.is_open:
+            self.opened_at = time.monotonic()
+            self.times_opened += 1
+
+
+class _Retryable(Exception):
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+# -- openai-compatible ------------------------------------------------------------
+
+
+class OpenAIProvider:
+    """An OpenAI-compatible chat-completions endpoint over async httpx."""
+
+    kind = "openai"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        target: str | None = None,
+        base_url: str | None = None,
+        api_key_env: str = DEFAULT_API_KEY_ENV,
+        concurrency: int = 8,
+        timeout_s: float = 60.0,
+        stream: bool = False,
+        retry: RetryPolicy | None = None,
+        breaker: CircuitBreaker | None = None,
+        seed: int = 0,
+        **unknown: Any,
+    ) -> None:
+        _refuse_unknown(unknown, "openai")
+        self.model = model
+        self.target = target or f"openai:{model}"
+        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        self.api_key_env = api_key_env
+        self.concurrency = max(1, concurrency)
+        self.timeout_s = timeout_s
+        self.stream = stream
+        self.retry = retry or RetryPolicy()
+        self.breaker = breaker or CircuitBreaker()
+        self._rng = random.Random(seed)
+        self._client: httpx.AsyncClient | None = None
+        self._limit: asyncio.Semaphore | None = None
+
+    async def start(self) -> None:
+        """Open the HTTP client; the API key is read from the environment only."""
+        key = os.environ.get(self.api_key_env)
+        if not key and self.base_url == DEFAULT_BASE_URL:
+            raise ConfigError(
+                f"{self.target}: no API key; set the environment variable {self.api_key_env} "
+                "(keys are never taken from parameters)"
+            )
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self._client = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers=headers,
+            timeout=httpx.Timeout(self.timeout_s),
+            limits=httpx.Limits(
+                max_connections=self.concurrency, max_keepalive_connections=self.concurrency
+            ),
+        )
+        self._limit = asyncio.Semaphore(self.concurrency)
+
+    async def aclose(self) -> None:
+        """Close the HTTP client."""
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def complete(self, request: Request) -> Response:
+        """One chat completion with retries, backoff and the circuit breaker."""
+        if self._client is None or self._limit is None:
+            await self.start()
+        assert self._limit is not None
+        body: dict[str, Any] = {"model": self.model, "messages": request.messages, **request.params()}
+        if self.stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+        started = time.perf_counter()
+        last = ""
+        for attempt in range(1, self.retry.max_attempts + 1):
+            self.breaker.before_call()
+            retry_after: float | None = None
+            try:
+                async with self._limit:
+                    response = await (self._stream(body) if self.stream else self._post(body))
+            except _Retryable as exc:
+                last, retry_after = str(exc), exc.retry_after
+            except ProviderError as exc:
+                self.breaker.record_success()  # the endpoint answered; the request is at fault
+                exc.attempts = attempt
+                raise
+            else:
+                self.breaker.record_success()
+                response.attempts = attempt
+                return response
+            self.breaker.record_failure(last)
+            if attempt < self.retry.max_attempts:
+                await asyncio.sleep(self.retry.delay(attempt, retry_after, self._rng))
+        elapsed = (time.perf_counter() - started) * 1000
+        raise ProviderError(
+            f"{self.target}: gave up after {self.retry.max_attempts} attempts in {elapsed:.0f} ms: {last}",
+            attempts=self.retry.max_attempts,
+            retryable=True,
+        )
+
+    async def _post(self, body: dict[str, Any]) -> Response:
+        assert self._client is not None
+        t0 = time.perf_counter()
+        try:
+            r = await self._client.post("/chat/completions", json=body)
+        except httpx.TimeoutException as exc:
+            raise _Retryable(f"timeout after {self.timeout_s:g}s ({type(exc).__name__})") from None
+        except httpx.TransportError as exc:
+            raise _Retryable(f"transport error: {type(exc).__name__}: {exc}") from None
+        latency = (time.perf_counter() - t0) * 1000
+        self._check_status(r)
+        try:
+            doc = r.json()
+            choice = doc["choices"][0]
+            text = choice["message"].get("content") or ""
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+            raise _Retryable(f"malformed response body (HTTP {r.status_code}): {r.text[:80]!r}") from None
+        usage = doc.get("usage") or {}
+        return Response(
+            text=text,
+            finish_reason=choice.get("finish_reason"),
+            tokens_in=usage.get("prompt_tokens"),
+            tokens_out=usage.get("completion_tokens"),
+            latency_ms=latency,
+        )
+
+    async def _stream(self, body: dict[str, Any]) -> Response:
+        assert self._client is not None
+        t0 = time.perf_counter()
+        parts: list[str] = []
+        finish: str | None = None
+        usage: dict[str, Any] = {}
+        ttft: float | None = None
+        done = False
+        try:
+            async with self._client.stream("POST", "/chat/completions", json=body) as r:
+                if r.status_code >= 400:
+                    await r.aread()
+                    self._check_status(r)
+                async for line in r.aiter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        done = True
+                        break
+                    try:
+                        chunk = json.loads(data)
+                    except ValueError:
+                        raise _Retryable(f"malformed stream chunk: {data[:80]!r}") from None
+                    if chunk.get("usage"):
+                        usage = chunk["usage"]
+                    for choice in chunk.get("choices") or []:
+                        piece = (choice.get("delta") or {}).get("content")
+                        if piece:
+                            if ttft is None:
+                                ttft = (time.perf_counter() - t0) * 1000
+                            parts.append(piece)
+                        if choice.get("finish_reason"):
+                            finish = choice["finish_reason"]
+        except httpx.TimeoutException as exc:
+            raise _Retryable(f"timeout after {self.timeout_s:g}s ({type(exc).__name__})") from None
+        except httpx.TransportError as exc:
+            raise _Retryable(f"transport error: {type(exc).__name__}: {exc}") from None
+        if not done and finish is None:
+            raise _Retryable("stream ended before [DONE]")
+        return Response(
+            text="".join(parts),
+            finish_reason=finish,
+            tokens_in=usage.get("prompt_tokens"),
+            tokens_out=usage.get("completion_tokens"),
+            latency_ms=(time.perf_counter() - t0) * 1000,
+            ttft_ms=ttft,
+        )
+
+    def _check_status(self, r: httpx.Response) -> None:
+        if r.status_code < 400:
+            return
+        message = _error_message(r)
+        if r.status_code == 429 or r.status_code >= 500 or r.status_code == 408:
+            raise _Retryable(f"HTTP {r.status_code}: {message}", _retry_after(r))
+        raise ProviderError(f"{self.target}: HTTP {r.status_code}: {message}")
+
+
+def _error_message(r: httpx.Response) -> str:
+    try:
+        return str(r.json()["error"]["message"])[:200]
+    except (ValueError, KeyError, TypeError):
+        return r.text[:200] or r.reason_phrase
+
+
+def _retry_after(r: httpx.Response) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date)."""
+    value = r.headers.get("retry-after-ms")
+    if value:
+        try:
+            return max(0.0, float(value) / 1000)
+        except ValueError:
+            pass
+    value = r.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        when = email.utils.parsedate_to_datetime(value) if value else None
+        if when is None:
+            return None
+        return max(0.0, when.timestamp() - time.time())
+
+
+def _refuse_unknown(unknown: Mapping[str, Any], provider: str) -> None:
+    if unknown:
+        raise ConfigError(f"{provider} provider: unknown option(s) {', '.join(sorted(unknown))}")
+
+
+# -- the demo target --------------------------------------------------------------
+
+
+class DemoProvider(OpenAIProvider):
+    """The bundled demo server, started as a child process unless a base URL is given."""
+
+    kind = "demo"
+
+    def __init__(
+        self,
+        version: str,
+        *,
+        target: str | None = None,
+        base_url: str | None = None,
+        latency_ms: str = "0",
+        fault_rate: float = 0.0,
+        faults: str | None = None,
+        server_seed: int = 0,
+        **options: Any,
+    ) -> None:
+        super().__init__(version, target=target or f"demo:{version}", base_url=base_url or "http://127.0.0.1:0/v1", **options)
+        self._spawn = base_url is None
+        self._demo_options = {
+            "latency_ms": latency_ms,
+            "fault_rate": fault_rate,
+            "faults": faults,
+            "seed": server_seed,
+        }
+        self._process: Any = None
+
+    async def start(self) -> None:
+        """Start the demo server on a free port (if no base URL was given), then the client."""
+        if self._spawn and self._process is None:
+            from workbench.demo.server import DemoProcess
+
+            self._process = await asyncio.to_thread(lambda: DemoProcess(**self._demo_options).start())
+            self.base_url = self._process.url
+        await super().start()
+
+    async def aclose(self) -> None:
+        """Close the client and stop the child server."""
+        await super().aclose()
+        if self._process is not None:
+            await asyncio.to_thread(self._process.close)
+            self._process = None
+
+
+# -- python callables ---------------------------------------------------------------
+
+
+class PythonProvider:
+    """A user's own callable ``fn(request) -> str | dict | Response``, sync or async."""
+
+    kind = "python"
+
+    def __init__(self, spec: str, *, target: str | None = None, **unknown: Any) -> None:
+        unknown.pop("concurrency", None)
+        unknown.pop("seed", None)
+        _refuse_unknown(unknown, "python")
+        self.target = target or f"python:{spec}"
+        self.model = spec
+        self.fn = _import_callable(spec)
+
+    async def start(self) -> None:
+        """Nothing to start."""
+
+    async def aclose(self) -> None:
+        """Nothing to close."""
+
+    async def complete(self, request: Request) -> Response:
+        """Call the function (sync ones in a worker thread) and time it."""
+        t0 = time.perf_counter()
+        try:
+            if inspect.iscoroutinefunction(self.fn):
+                value = await self.fn(request)
+            else:
+                value = await asyncio.to_thread(self.fn, request)
+                if inspect.isawaitable(value):
+                    value = await value
+        except ProviderError:
+            raise
+        except Exception as exc:
+            raise ProviderError(f"{self.target}: {type(exc).__name__}: {exc}") from exc
+        latency = (time.perf_counter() - t0) * 1000
+        if isinstance(value, Response):
+            if value.latency_ms is None:
+                value.latency_ms = latency
+            return value
+        if isinstance(value, str):
+            text = value
+        else:
+            try:
+                text = json.dumps(value, ensure_ascii=False)
+            except (TypeError, ValueError) as exc:
+                raise ProviderError(
+                    f"{self.target}: returned {type(value).__name__}, which is not JSON-serialisable; "
+                    "return a str, a JSON value or a workbench.Response"
+                ) from exc
+        return Response(text=text, latency_ms=latency)
+
+
+def _import_callable(spec: str) -> Callable[..., Any]:
+    module_name, sep, attr = spec.rpartition(":")
+    if not sep:
+        module_name, _, attr = spec.rpartition(".")
+    if not module_name or not attr:
+        raise ConfigError(f"python target {spec!r} must be <module>:<function>, e.g. python:myapp.eval:answer")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"python target: cannot import module {module_name!r}: {exc}") from None
+    fn = getattr(module, attr, None)
+    if not callable(fn):
+        raise ConfigError(f"python target: {module_name!r} has no callable {attr!r}")
+    return fn  # type: ignore[no-any-return]
+
+
+# -- record and replay -------------------------------------------------------------
+
+
+def snapshot_key(provider_kind: str, model: str, request: Request) -> str:
+    """Stable hash of (provider, model, messages, parameters): the snapshot key."""
+    material = {
+        "provider": provider_kind,
+        "model": model,
+        "messages": request.messages,
+        "params": request.params(),
+    }
+    blob = json.dumps(material, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+class Snapshots:
+    """Committable JSONL snapshots of responses for one target, one file per target."""
+
+    def __init__(self, folder: str | os.PathLike[str], target: str) -> None:
+        self.folder = Path(folder)
+        self.target = target
+        self.path = self.folder / (re.sub(r"[^A-Za-z0-9._-]+", "_", target) + ".jsonl")
+        self.entries: dict[str, dict[str, Any]] = {}
+        self._dirty = False
+        if self.path.exists():
+            self._load()
+
+    def _load(self) -> None:
+        from workbench.errors import DatasetError
+
+        with self.path.open("rb") as fh:
+            for lineno, raw in enumerate(fh, start=1):
+                if not raw.strip():
+                    continue
+                try:
+                    entry = json.loads(raw.decode("utf-8"))
+                    key = entry["key"]
+                    entry["response"]["text"]
+                except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+                    raise DatasetError(
+                        f"{self.path}:{lineno}: not a snapshot entry ({type(exc).__name__}: {exc}); "
+                        "fix or delete the line and re-record"
+                    ) from None
+                self.entries[key] = entry
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        """The stored entry for a key, or None."""
+        return self.entries.get(key)
+
+    def add(self, key: str, request: Request, response: Response) -> None:
+        """Store a response and append it to the file at once (nothing is lost on a crash)."""
+        entry = {
+            "key": key,
+            "target": self.target,
+            "case_id": request.case_id,
+            "request": {"messages": request.messages, **request.params()},
+            "response": {
+                k: v for k, v in asdict(response).items() if k not in ("attempts", "replayed")
+            },
+        }
+        self.entries[key] = entry
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n")
+        self._dirty = True
+
+    def compact(self) -> None:
+        """Rewrite the file sorted by key with one line per key, atomically (stable diffs)."""
+        if not self._dirty:
+            return
+        tmp = self.path.with_suffix(".jsonl.tmp")
+        with tmp.open("w", encoding="utf-8") as fh:
+            for key in sorted(self.entries):
+                fh.write(json.dumps(self.entries[key], ensure_ascii=False, sort_keys=True) + "\n")
+        os.replace(tmp, self.path)
+        self._dirty = False
+
+
+class RecordingProvider:
+    """Wrap a provider and write every response it returns to snapshots."""
+
+    def __init__(self, inner: Provider, folder: str | os.PathLike[str]) -> None:
+        self.inner = inner
+        self.target = inner.target
+        self.model = inner.model
+        self.kind = getattr(inner, "kind", inner.target.partition(":")[0])
+        self.snapshots = Snapshots(folder, inner.target)
+
+    async def start(self) -> None:
+        """Start the wrapped provider."""
+        await self.inner.start()
+
+    async def aclose(self) -> None:
+        """Close the wrapped provider and compact the snapshot file."""
+        try:
+            await self.inner.aclose()
+        finally:
+            self.snapshots.compact()
+
+    async def complete(self, request: Request) -> Response:
+        """Call the wrapped provider and record its response."""
+        response = await self.inner.complete(request)
+        self.snapshots.add(snapshot_key(self.kind, self.model, request), request, response)
+        return response
+
+
+class ReplayProvider:
+    """Serve responses from snapshots with no network; a missing key is an error."""
+
+    def __init__(self, target: str, folder: str | os.PathLike[str]) -> None:
+        self.target = target
+        self.kind, _, self.model = target.partition(":")
+        if self.kind == "python":
+            self.model = target.partition(":")[2]
+        self.snapshots = Snapshots(folder, target)
+        if not self.snapshots.path.exists():
+            raise ConfigError(
+                f"replay: no snapshot file {self.snapshots.path} for {target}; "
+                f"record one first with --record {folder}"
+            )
+
+    async def start(self) -> None:
+        """Nothing to start."""
+
+    async def aclose(self) -> None:
+        """Nothing to close."""
+
+    async def complete(self, request: Request) -> Response:
+        """The recorded response for this request."""
+        key = snapshot_key(self.kind, self.model, request)
+        entry = self.snapshots.get(key)
+        if entry is None:
+            raise ReplayMissError(
+                f"replay: no snapshot for case {request.case_id!r} (key {key[:12]}) in "
+                f"{self.snapshots.path}; the prompt, model or parameters changed since it was "
+                "recorded: re-record with --record"
+            )
+        stored = entry["response"]
+        return Response(
+            text=stored["text"],
+            finish_reason=stored.get("finish_reason"),
+            tokens_in=stored.get("tokens_in"),
+            tokens_out=stored.get("tokens_out"),
+            latency_ms=stored.get("latency_ms"),
+            ttft_ms=stored.get("ttft_ms"),
+            replayed=True,
+        )
+
+
+def build(
+    target: str,
+    *,
+    record: str | os.PathLike[str] | None = None,
+    replay: str | os.PathLike[str] | None = None,
+    **options: Any,
+) -> Provider:
+    """The provider for a run: replay from snapshots, or the live target (recording if asked)."""
+    if record and replay:
+        raise ConfigError("--record and --replay are exclusive: record once, then replay")
+    if replay:
+        return ReplayProvider(target, replay)
+    provider = get(target, **options)
+    return RecordingProvider(provider, record) if record else provider
+
+
+register("openai", OpenAIProvider)
+register("demo", DemoProvider)
+register("python", PythonProvider)
+
+__all__ = [
+    "CircuitBreaker",
+    "Provider",
+    "Request",
+    "Response",
+    "RetryPolicy",
+    "build",
+    "cost_usd",
+    "get",
+    "register",
+]
+

@@ -1,0 +1,491 @@
+"""The SQLite store: runs, per-case results and per-scorer scores, with numbered migrations.
+
+One database file (default ``./workbench.db``, or ``$WORKBENCH_DB``) holds every
+run. Each result is committed the moment it is known, keyed by (run, case,
+repeat), so a crash loses nothing finished and a resume never duplicates a row.
+The tables are documented in ``docs/schema.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import secrets
+import sqlite3
+import subprocess
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import sqlite_utils
+
+from workbench.errors import RunError, StoreError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+DEFAULT_DB = "workbench.db"
+BUSY_TIMEOUT_MS = 30_000
+RUN_STATUSES = ("running", "finished", "failed", "interrupted")
+_PACKAGES = ("workbench", "httpx", "jsonschema", "rapidfuzz", "wordllama", "pandas", "papermill")
+
+# Each step moves the schema one version up. Never edit a released step: add a new one.
+MIGRATIONS: tuple[str, ...] = (
+    # 1: runs and results
+    """
+    CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL DEFAULT 'eval',
+        status TEXT NOT NULL,
+        reason TEXT,
+        dataset TEXT,
+        dataset_hash TEXT,
+        model TEXT,
+        version TEXT,
+        target TEXT,
+        parameters TEXT,
+        git_commit TEXT,
+        package_versions TEXT,
+        started_at TEXT NOT NULL,
+        finished_at TEXT
+    );
+    CREATE TABLE results (
+        run_id TEXT NOT NULL REFERENCES runs(id),
+        case_id TEXT NOT NULL,
+        repeat INTEGER NOT NULL,
+        output TEXT,
+        parsed TEXT,
+        passed INTEGER,
+        score REAL,
+        latency_ms REAL,
+        ttft_ms REAL,
+        tokens_in INTEGER,
+        tokens_out INTEGER,
+        error TEXT,
+        attempts INTEGER NOT NULL DEFAULT 1,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (run_id, case_id, repeat)
+    );
+    """,
+    # 2: per-scorer scores, finish reason, seed, cost and error kind per result
+    """
+    CREATE TABLE scores (
+        run_id TEXT NOT NULL,
+        case_id TEXT NOT NULL,
+        repeat INTEGER NOT NULL,
+        scorer TEXT NOT NULL,
+        score REAL NOT NULL,
+        passed INTEGER NOT NULL,
+        detail TEXT,
+        PRIMARY KEY (run_id, case_id, repeat, scorer),
+        FOREIGN KEY (run_id, case_id, repeat) REFERENCES results(run_id, case_id, repeat)
+    );
+    ALTER TABLE results ADD COLUMN seed INTEGER;
+    ALTER TABLE results ADD COLUMN finish_reason TEXT;
+    ALTER TABLE results ADD COLUMN error_kind TEXT;
+    ALTER TABLE results ADD COLUMN cost_usd REAL;
+    """,
+    # 3: run-level provenance and summary, lookup indexes
+    """
+    ALTER TABLE runs ADD COLUMN python_version TEXT;
+    ALTER TABLE runs ADD COLUMN base_url TEXT;
+    ALTER TABLE runs ADD COLUMN cases INTEGER;
+    ALTER TABLE runs ADD COLUMN repeats INTEGER;
+    ALTER TABLE runs ADD COLUMN summary TEXT;
+    CREATE INDEX idx_runs_dataset ON runs(dataset, started_at);
+    CREATE INDEX idx_scores_scorer ON scores(run_id, scorer);
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_RESULT_COLUMNS = (
+    "run_id",
+    "case_id",
+    "repeat",
+    "seed",
+    "output",
+    "parsed",
+    "passed",
+    "score",
+    "latency_ms",
+    "ttft_ms",
+    "tokens_in",
+    "tokens_out",
+    "cost_usd",
+    "finish_reason",
+    "error",
+    "error_kind",
+    "attempts",
+    "created_at",
+)
+_INSERT_RESULT = (
+    f"INSERT INTO results ({', '.join(_RESULT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(_RESULT_COLUMNS))}) "
+    "ON CONFLICT(run_id, case_id, repeat) DO NOTHING"
+)
+_INSERT_SCORE = (
+    "INSERT INTO scores (run_id, case_id, repeat, scorer, score, passed, detail) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+)
+
+
+@dataclass
+class ResultRow:
+    """One case result, as written to the ``results`` table."""
+
+    run_id: str
+    case_id: str
+    repeat: int
+    seed: int | None = None
+    output: str | None = None
+    parsed: Any = None
+    passed: bool = False
+    score: float | None = None
+    latency_ms: float | None = None
+    ttft_ms: float | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    cost_usd: float | None = None
+    finish_reason: str | None = None
+    error: str | None = None
+    error_kind: str | None = None
+    attempts: int = 1
+
+
+@dataclass(frozen=True)
+class ScoreRow:
+    """One scorer's verdict on one result."""
+
+    scorer: str
+    score: float
+    passed: bool
+    detail: str = ""
+
+
+def default_db_path() -> Path:
+    """The database path: ``$WORKBENCH_DB`` or ``./workbench.db``."""
+    return Path(os.environ.get("WORKBENCH_DB") or DEFAULT_DB)
+
+
+def now() -> str:
+    """The current UTC time as ISO 8601 with milliseconds."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def new_run_id() -> str:
+    """A sortable, unique run id such as ``20261123-103012-a1b2c3``."""
+    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+
+
+class Store:
+    """A workbench database: open (creating or migrating it) and read or write runs."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path) if path is not None else default_db_path()
+        memory = str(self.path) == ":memory:"
+        if not memory and self.path.parent and not self.path.parent.exists():
+            raise StoreError(
+                f"{self.path}: folder {self.path.parent} does not exist; create it or pass another --db"
+            )
+        try:
+            conn = sqlite3.connect(
+                ":memory:" if memory else str(self.path),
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            if not memory:
+                conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: cannot open as SQLite: {exc}") from None
+        self.conn = conn
+        self.db = sqlite_utils.Database(conn)
+        self.migrate()
+
+    # -- schema -------------------------------------------------------------
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version of this database (0 for an empty file)."""
+        if not self.db["schema_migrations"].exists():
+            return 0
+        row = self.conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+        return int(row[0] or 0)
+
+    def migrate(self, target: int = SCHEMA_VERSION) -> None:
+        """Apply the numbered migrations this database lacks, each in its own transaction."""
+        try:
+            self.conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+            )
+            current = self.schema_version
+            if current > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path}: schema version {current} is newer than this workbench "
+                    f"({SCHEMA_VERSION}); upgrade workbench"
+                )
+            for version in range(current + 1, target + 1):
+                self.conn.execute("BEGIN IMMEDIATE")
+                try:
+                    if self.schema_version >= version:  # another process got there first
+                        self.conn.execute("ROLLBACK")
+                        continue
+                    for statement in _statements(MIGRATIONS[version - 1]):
+                        self.conn.execute(statement)
+                    self.conn.execute(
+                        "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                        (version, now()),
+                    )
+                    self.conn.execute("COMMIT")
+                except BaseException:
+                    self.conn.execute("ROLLBACK")
+                    raise
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: cannot migrate the schema: {exc}") from None
+
+    # -- runs ---------------------------------------------------------------
+
+    def create_run(
+        self,
+        *,
+        dataset: str | None,
+        dataset_hash: str | None,
+        target: str,
+        model: str | None = None,
+        version: str | None = None,
+        parameters: Mapping[str, Any] | None = None,
+        base_url: str | None = None,
+        cases: int | None = None,
+        repeats: int | None = None,
+        kind: str = "eval",
+        run_id: str | None = None,
+    ) -> str:
+        """Insert a new run in status ``running`` with its provenance; return its id."""
+        run_id = run_id or new_run_id()
+        row = {
+            "id": run_id,
+            "kind": kind,
+            "status": "running",
+            "dataset": dataset,
+            "dataset_hash": dataset_hash,
+            "model": model,
+            "version": version,
+            "target": target,
+            "base_url": base_url,
+            "parameters": json.dumps(dict(parameters or {}), sort_keys=True),
+            "git_commit": git_commit(),
+            "package_versions": json.dumps(package_versions(), sort_keys=True),
+            "python_version": platform.python_version(),
+            "cases": cases,
+            "repeats": repeats,
+            "started_at": now(),
+        }
+        self._write(lambda: self.db["runs"].insert(row))
+        return run_id
+
+    def reopen_run(self, run_id: str) -> dict[str, Any]:
+        """Mark an existing run ``running`` again (for a resume) and return it."""
+        run = self.get_run(run_id)
+        self._write(
+            lambda: self.conn.execute(
+                "UPDATE runs SET status = 'running', reason = NULL, finished_at = NULL WHERE id = ?",
+                (run_id,),
+            )
+        )
+        return run
+
+    def finish_run(
+        self,
+        run_id: str,
+        status: str,
+        *,
+        reason: str | None = None,
+        summary: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Close a run with a final status, an optional reason and its summary."""
+        if status not in RUN_STATUSES:
+            raise StoreError(f"unknown run status {status!r}; use one of {', '.join(RUN_STATUSES)}")
+        self._write(
+            lambda: self.conn.execute(
+                "UPDATE runs SET status = ?, reason = ?, finished_at = ?, summary = ? WHERE id = ?",
+                (status, reason, now(), json.dumps(summary, sort_keys=True) if summary else None, run_id),
+            )
+        )
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        """A run's row with JSON columns decoded; RunError naming recent runs if missing."""
+        rows = list(self.db.query("SELECT * FROM runs WHERE id = ?", [run_id]))
+        if not rows:
+            recent = [r["id"] for r in self.runs(limit=5)]
+            hint = f"; recent runs: {', '.join(recent)}" if recent else "; the database has no runs"
+            raise RunError(f"no run {run_id!r} in {self.path}{hint}")
+        return _decode_run(rows[0])
+
+    def runs(
+        self, *, dataset: str | None = None, kind: str | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Runs, newest first, optionally of one dataset or kind."""
+        where, args = [], []
+        if dataset:
+            where.append("dataset = ?")
+            args.append(dataset)
+        if kind:
+            where.append("kind = ?")
+            args.append(kind)
+        sql = "SELECT * FROM runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY started_at DESC, id DESC"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return [_decode_run(r) for r in self.db.query(sql, args)]
+
+    # -- results ------------------------------------------------------------
+
+    def record_result(self, row: ResultRow, scores: Iterable[ScoreRow] = ()) -> bool:
+        """Write one result and its scores atomically; False if it was already there."""
+        values = (
+            row.run_id,
+            row.case_id,
+            row.repeat,
+            row.seed,
+            row.output,
+            None if row.parsed is None else json.dumps(row.parsed, ensure_ascii=False),
+            int(bool(row.passed)),
+            row.score,
+            row.latency_ms,
+            row.ttft_ms,
+            row.tokens_in,
+            row.tokens_out,
+            row.cost_usd,
+            row.finish_reason,
+            row.error,
+            row.error_kind,
+            row.attempts,
+            now(),
+        )
+        score_values = [
+            (row.run_id, row.case_id, row.repeat, s.scorer, s.score, int(s.passed), s.detail)
+            for s in scores
+        ]
+
+        def write() -> bool:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                inserted = self.conn.execute(_INSERT_RESULT, values).rowcount == 1
+                if inserted and score_values:
+                    self.conn.executemany(_INSERT_SCORE, score_values)
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            return inserted
+
+        return self._write(write)
+
+    def done_keys(self, run_id: str) -> set[tuple[str, int]]:
+        """The (case id, repeat) pairs that already have a result in a run."""
+        cur = self.conn.execute("SELECT case_id, repeat FROM results WHERE run_id = ?", (run_id,))
+        return {(case_id, repeat) for case_id, repeat in cur}
+
+    def result_rows(self, run_id: str) -> list[dict[str, Any]]:
+        """A run's results as dicts, ordered by case and repeat."""
+        return list(
+            self.db.query(
+                "SELECT * FROM results WHERE run_id = ? ORDER BY case_id, repeat", [run_id]
+            )
+        )
+
+    def results_frame(self, run_id: str) -> pd.DataFrame:
+        """A run's results as a DataFrame, with ``passed`` as bool and ``parsed`` decoded."""
+        import pandas as pd
+
+        frame = pd.read_sql_query(
+            "SELECT * FROM results WHERE run_id = ? ORDER BY case_id, repeat",
+            self.conn,
+            params=(run_id,),
+        )
+        frame["passed"] = frame["passed"].astype(bool)
+        frame["parsed"] = frame["parsed"].map(lambda v: json.loads(v) if v else None)
+        return frame
+
+    def scores_frame(self, run_id: str) -> pd.DataFrame:
+        """A run's per-scorer scores as a DataFrame."""
+        import pandas as pd
+
+        frame = pd.read_sql_query(
+            "SELECT * FROM scores WHERE run_id = ? ORDER BY case_id, repeat, scorer",
+            self.conn,
+            params=(run_id,),
+        )
+        frame["passed"] = frame["passed"].astype(bool)
+        return frame
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _write(self, fn: Any) -> Any:
+        try:
+            return fn()
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(f"{self.path}: write refused: {exc}") from None
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"{self.path}: write failed: {exc}") from None
+
+
+def _statements(script: str) -> Sequence[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
+def _decode_run(row: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(row)
+    for key in ("parameters", "package_versions", "summary"):
+        value = out.get(key)
+        out[key] = json.loads(value) if value else {}
+    return out
+
+
+def git_commit(cwd: str | os.PathLike[str] | None = None) -> str | None:
+    """The current git commit (with ``-dirty`` when the tree has changes), or None."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5
+        )
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+        return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that shape a run's results."""
+    versions = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
