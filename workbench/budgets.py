@@ -67,17 +67,17 @@ class BudgetResult:
 def check(
     figures: Mapping[str, float | None],
     budgets: Mapping[str, float],
-    scorer_thresholds: Mapping[str, float] | None = None,
-    scorer_means: Mapping[str, float | None] | None = None,
+    scorer_pass_shares: Mapping[str, float | None] | None = None,
 ) -> list[BudgetResult]:
-    """Verdicts for the card's budgets, plus each scorer's mean against its threshold."""
+    """Verdicts for the card's budgets; each scorer's pass share must also meet the pass-rate floor."""
     results = []
     for name, limit in budgets.items():
         direction, unit = METRICS.get(name, ("max", ""))
         results.append(BudgetResult(name, float(limit), figures.get(name), direction, unit))
-    for label, threshold in (scorer_thresholds or {}).items():
-        actual = (scorer_means or {}).get(label)
-        results.append(BudgetResult(f"scorer:{label}", threshold, actual, "min", ""))
+    floor = budgets.get("pass_rate")
+    if floor is not None:
+        for label, share in (scorer_pass_shares or {}).items():
+            results.append(BudgetResult(f"scorer:{label}", float(floor), share, "min", "%"))
     return results
 
 

@@ -324,14 +324,15 @@ def summarize(
     scores = [r["score"] for r in ok_rows if r["score"] is not None]
     costs = [r["cost_usd"] for r in ok_rows if r["cost_usd"] is not None]
     scorer_means: dict[str, float | None] = {}
-    thresholds: dict[str, float] = {}
+    scorer_shares: dict[str, float | None] = {}
     for spec in ds.card.scorers:
-        cur = store.conn.execute(
-            "SELECT AVG(score) FROM scores WHERE run_id = ? AND scorer = ?", (run_id, spec.label)
+        mean, share = store.conn.execute(
+            "SELECT AVG(score), AVG(passed) FROM scores WHERE run_id = ? AND scorer = ?",
+            (run_id, spec.label),
         ).fetchone()
-        scorer_means[spec.label] = None if cur[0] is None else float(cur[0])
+        scorer_means[spec.label] = None if mean is None else float(mean)
         if spec.threshold is not None:
-            thresholds[spec.label] = spec.threshold
+            scorer_shares[spec.label] = None if share is None else float(share)
     summary = RunSummary(
         run_id=run_id,
         status=status or run["status"],
@@ -363,7 +364,7 @@ def summarize(
         "pass_rate": summary.pass_rate,
         "mean_score": summary.mean_score,
     }
-    summary.budgets = budgets_mod.check(figures, ds.card.budgets, thresholds, scorer_means)
+    summary.budgets = budgets_mod.check(figures, ds.card.budgets, scorer_shares)
     return summary
 
 
