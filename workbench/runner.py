@@ -8,6 +8,7 @@ finished and ``resume`` runs only the (case, repeat) pairs still missing.
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import threading
 from collections.abc import Coroutine, Mapping
@@ -209,6 +210,9 @@ async def _drive(
     bar = _progress_bar(len(work), run_id) if progress else None
     specs = ds.card.scorers
     schema = ds.card.output_schema
+    if work:  # load validators and embedding models now, not inside the first timed calls
+        case = work[0][0]
+        scoring.score_output(specs, json.dumps(case.expected), case.expected, case=case, schema=schema)
     max_tokens = opts.max_tokens if opts.max_tokens is not None else ds.card.parameters.get("max_tokens")
 
     async def one(case: Case, repeat: int) -> None:
