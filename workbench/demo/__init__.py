@@ -1,0 +1,1 @@
+"""The bundled demo target: a support-triage model server with two versions."""
