@@ -65,7 +65,12 @@ def write_dataset(
 def tiny_cases(n: int = 6) -> list[dict[str, Any]]:
     """n cases asking for an echo of a word."""
     return [
-        {"id": f"c{i:03d}", "input": {"question": f"word{i}"}, "expected": {"answer": f"word{i}"}, "tags": ["t"]}
+        {
+            "id": f"c{i:03d}",
+            "input": {"question": f"word{i}"},
+            "expected": {"answer": f"word{i}"},
+            "tags": ["t"],
+        }
         for i in range(n)
     ]
 

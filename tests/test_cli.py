@@ -26,22 +26,53 @@ def invoke(*args: str) -> tuple[int, str]:
 
 
 def test_every_command_has_help() -> None:
-    for args in (["--help"], ["eval", "--help"], ["runs", "--help"], ["demo", "serve", "--help"], ["demo", "run", "--help"]):
+    for args in (
+        ["--help"],
+        ["eval", "--help"],
+        ["runs", "--help"],
+        ["demo", "serve", "--help"],
+        ["demo", "run", "--help"],
+    ):
         code, out = invoke(*args)
         assert code == 0 and "Usage:" in out
 
 
 def test_eval_json_summary_has_the_contract_keys(tmp_path: Path, tiny: Path) -> None:
-    code, out = invoke("eval", str(tiny), "--model", "python:tests.echo_app:answer", "--db", str(tmp_path / "x.db"), "--json")
+    code, out = invoke(
+        "eval",
+        str(tiny),
+        "--model",
+        "python:tests.echo_app:answer",
+        "--db",
+        str(tmp_path / "x.db"),
+        "--json",
+    )
     assert code == 0
     doc = json.loads(out)
-    for key in ("run_id", "cases", "results", "passed", "pass_rate", "errors", "p95_latency_ms", "budget_ok"):
+    for key in (
+        "run_id",
+        "cases",
+        "results",
+        "passed",
+        "pass_rate",
+        "errors",
+        "p95_latency_ms",
+        "budget_ok",
+    ):
         assert key in doc
     assert (doc["cases"], doc["results"], doc["passed"], doc["budget_ok"]) == (6, 6, 5, True)
 
 
 def test_gate_exits_nonzero_and_names_the_broken_budget(tmp_path: Path, tiny: Path) -> None:
-    code, out = invoke("eval", str(tiny), "--model", "python:tests.echo_app:explode", "--db", str(tmp_path / "x.db"), "--gate")
+    code, out = invoke(
+        "eval",
+        str(tiny),
+        "--model",
+        "python:tests.echo_app:explode",
+        "--db",
+        str(tmp_path / "x.db"),
+        "--gate",
+    )
     assert code == 1
     assert "gate: FAILED" in out and "error_rate 100.00% > 0.50%" in out
 
@@ -51,12 +82,18 @@ def test_runs_lists_newest_first(tmp_path: Path, tiny: Path) -> None:
     invoke("eval", str(tiny), "--model", "python:tests.echo_app:answer", "--db", db)
     invoke("eval", str(tiny), "--model", "python:tests.echo_app:answer_async", "--db", db)
     code, out = invoke("runs", "--db", db, "--json")
+    assert code == 0
     rows = json.loads(out)
-    assert [r["target"] for r in rows] == ["python:tests.echo_app:answer_async", "python:tests.echo_app:answer"]
+    assert [r["target"] for r in rows] == [
+        "python:tests.echo_app:answer_async",
+        "python:tests.echo_app:answer",
+    ]
 
 
 def test_library_errors_become_clean_messages(tmp_path: Path) -> None:
-    result = CliRunner().invoke(main, ["eval", "nope", "--model", "demo:triage-v1", "--db", str(tmp_path / "x.db")])
+    result = CliRunner().invoke(
+        main, ["eval", "nope", "--model", "demo:triage-v1", "--db", str(tmp_path / "x.db")]
+    )
     assert result.exit_code == 1
     assert "Error: dataset 'nope' not found" in result.output
     assert "Traceback" not in result.output
@@ -67,12 +104,22 @@ def test_malformed_golden_file_leaves_database_unchanged(tmp_path: Path, tiny: P
     invoke("eval", str(tiny), "--model", "python:tests.echo_app:answer", "--db", str(db))
     before = db.read_bytes() if not (tmp_path / "x.db-wal").exists() else None
     with Store(db) as s:
-        counts = [s.conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("runs", "results", "scores")]
-    (tiny / "cases.jsonl").write_text('{"id": "a", "input": {"question": 1}, "expected": 1}\n{"id": "a"}\n')
-    result = CliRunner().invoke(main, ["eval", str(tiny), "--model", "python:tests.echo_app:answer", "--db", str(db)])
+        counts = [
+            s.conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+            for t in ("runs", "results", "scores")
+        ]
+    (tiny / "cases.jsonl").write_text(
+        '{"id": "a", "input": {"question": 1}, "expected": 1}\n{"id": "a"}\n'
+    )
+    result = CliRunner().invoke(
+        main, ["eval", str(tiny), "--model", "python:tests.echo_app:answer", "--db", str(db)]
+    )
     assert result.exit_code == 1 and "cases.jsonl:2:" in result.output
     with Store(db) as s:
-        after = [s.conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("runs", "results", "scores")]
+        after = [
+            s.conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+            for t in ("runs", "results", "scores")
+        ]
     assert after == counts
     del before
 
@@ -81,11 +128,32 @@ def test_kill_minus_9_then_resume_loses_and_duplicates_nothing(tmp_path: Path) -
     """The bar: kill -9 mid-run, then --resume: exactly one result per (case, repeat)."""
     db = tmp_path / "kill.db"
     cmd = [
-        sys.executable, "-m", "workbench.cli", "eval", "support-triage", "--model", "demo:triage-v1",
-        "--db", str(db), "--concurrency", "4", "--repeats", "2", "--demo-latency-ms", "40", "--no-progress",
+        sys.executable,
+        "-m",
+        "workbench.cli",
+        "eval",
+        "support-triage",
+        "--model",
+        "demo:triage-v1",
+        "--db",
+        str(db),
+        "--concurrency",
+        "4",
+        "--repeats",
+        "2",
+        "--demo-latency-ms",
+        "40",
+        "--no-progress",
     ]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 60
         done = 0
@@ -110,7 +178,12 @@ def test_kill_minus_9_then_resume_loses_and_duplicates_nothing(tmp_path: Path) -
         kept = {(r["case_id"], r["repeat"]): r["output"] for r in s.result_rows(run["id"])}
     assert len(kept) >= 40
     result = subprocess.run(
-        [*cmd, "--resume", run["id"], "--json"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+        [*cmd, "--resume", run["id"], "--json"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
@@ -119,15 +192,28 @@ def test_kill_minus_9_then_resume_loses_and_duplicates_nothing(tmp_path: Path) -
         assert s.get_run(run["id"])["status"] == "finished"
     keys = [(r["case_id"], r["repeat"]) for r in rows]
     assert len(keys) == len(set(keys)) == summary["expected_results"] == 2 * summary["cases"]
-    assert all(r["output"] == kept[(r["case_id"], r["repeat"])] for r in rows if (r["case_id"], r["repeat"]) in kept)
+    assert all(
+        r["output"] == kept[(r["case_id"], r["repeat"])]
+        for r in rows
+        if (r["case_id"], r["repeat"]) in kept
+    )
 
 
 def test_module_entry_point() -> None:
-    out = subprocess.run([sys.executable, "-m", "workbench.cli", "--version"], capture_output=True, text=True, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-m", "workbench.cli", "--version"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert out.returncode == 0 and "version" in out.stdout
 
 
-@pytest.mark.parametrize("bad", [["--concurrency", "0"], ["--temperature", "5"], ["--repeats", "0"]])
+@pytest.mark.parametrize(
+    "bad", [["--concurrency", "0"], ["--temperature", "5"], ["--repeats", "0"]]
+)
 def test_bad_option_values_are_refused(tiny: Path, bad: list[str]) -> None:
-    result = CliRunner().invoke(main, ["eval", str(tiny), "--model", "python:tests.echo_app:answer", *bad])
+    result = CliRunner().invoke(
+        main, ["eval", str(tiny), "--model", "python:tests.echo_app:answer", *bad]
+    )
     assert result.exit_code == 2 and "Invalid value" in result.output

@@ -34,7 +34,10 @@ def test_demo_dataset_loads_by_name() -> None:
 
 def test_hash_ignores_formatting_but_not_content(tmp_path: Path) -> None:
     a = load_dataset(write_dataset(tmp_path / "a", tiny_cases()))
-    text = "\n".join(json.dumps(c, indent=None, separators=(", ", " : ")) for c in tiny_cases()) + "\n\n"
+    text = (
+        "\n".join(json.dumps(c, indent=None, separators=(", ", " : ")) for c in tiny_cases())
+        + "\n\n"
+    )
     b = load_dataset(write_dataset(tmp_path / "b", text))
     assert a.hash == b.hash
     changed = tiny_cases()
@@ -53,7 +56,11 @@ def test_render_template_and_messages(tiny: Path) -> None:
 
 
 def test_case_with_own_messages_gets_card_system(tmp_path: Path) -> None:
-    case = {"id": "m1", "input": {"messages": [{"role": "user", "content": "hi"}]}, "expected": None}
+    case = {
+        "id": "m1",
+        "input": {"messages": [{"role": "user", "content": "hi"}]},
+        "expected": None,
+    }
     ds = load_dataset(write_dataset(tmp_path / "m", [case]))
     assert [m["role"] for m in ds.messages(ds.cases[0])] == ["system", "user"]
 
@@ -61,20 +68,32 @@ def test_case_with_own_messages_gets_card_system(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("lines", "expected"),
     [
-        ('{"id": "a", "input": {"question": "x"}, "expected": 1}\n{"id": "b", "input": ', ":2: not valid JSON"),
+        (
+            '{"id": "a", "input": {"question": "x"}, "expected": 1}\n{"id": "b", "input": ',
+            ":2: not valid JSON",
+        ),
         ('{"input": {"question": "x"}, "expected": 1}\n', ":1: id: missing"),
         (
             '{"id": "a", "input": {"question": "x"}, "expected": 1}\n'
             '{"id": "a", "input": {"question": "y"}, "expected": 2}\n',
             ":2: id: duplicate 'a' (first on line 1)",
         ),
-        ('{"id": 7, "input": {"question": "x"}, "expected": 1}\n', ":1: id: must be a non-empty string"),
+        (
+            '{"id": 7, "input": {"question": "x"}, "expected": 1}\n',
+            ":1: id: must be a non-empty string",
+        ),
         ('{"id": "a", "input": "x", "expected": 1}\n', ":1: input: must be an object"),
-        ('{"id": "a", "input": {"question": "x"}, "expected": 1, "tags": "t"}\n', ":1: tags: must be a list"),
+        (
+            '{"id": "a", "input": {"question": "x"}, "expected": 1, "tags": "t"}\n',
+            ":1: tags: must be a list",
+        ),
         ('{"id": "a", "input": {"other": "x"}, "expected": 1}\n', ":1: input.question: missing"),
         ('{"id": "a", "input": {"question": "x"}}\n', ":1: expected: missing"),
         ('{"id": "a", "input": {"question": NaN}, "expected": 1}\n', ":1: not valid JSON"),
-        ('{"id": "a", "input": {"question": "x"}, "expected": 1, "colour": 1}\n', ":1: colour: unknown key"),
+        (
+            '{"id": "a", "input": {"question": "x"}, "expected": 1, "colour": 1}\n',
+            ":1: colour: unknown key",
+        ),
     ],
 )
 def test_bad_cases_name_file_line_and_field(tmp_path: Path, lines: str, expected: str) -> None:
@@ -88,7 +107,9 @@ def test_non_utf8_bytes_are_reported_with_line(tmp_path: Path) -> None:
     folder = write_dataset(tmp_path / "enc", tiny_cases(2))
     with (folder / "cases.jsonl").open("ab") as fh:
         fh.write(b'{"id": "z", "input": {"question": "caf\xe9"}, "expected": 1}\n')
-    with pytest.raises(DatasetError, match=r"cases\.jsonl:3: not valid UTF-8.*save the file as UTF-8"):
+    with pytest.raises(
+        DatasetError, match=r"cases\.jsonl:3: not valid UTF-8.*save the file as UTF-8"
+    ):
         load_dataset(folder)
 
 
@@ -105,8 +126,14 @@ def test_every_problem_is_listed_at_once(tmp_path: Path) -> None:
     ("change", "expected"),
     [
         ({"scorers": [{"name": "no_such_scorer"}]}, "scorers[0].name"),
-        ({"scorers": [{"name": "exact", "threshold": 2}]}, "scorers[0].threshold: must be a number between 0 and 1"),
-        ({"budgets": {"p95_latency_ms": "fast"}}, "budgets.p95_latency_ms: must be a non-negative number"),
+        (
+            {"scorers": [{"name": "exact", "threshold": 2}]},
+            "scorers[0].threshold: must be a number between 0 and 1",
+        ),
+        (
+            {"budgets": {"p95_latency_ms": "fast"}},
+            "budgets.p95_latency_ms: must be a non-negative number",
+        ),
         ({"budgets": {"p99": 3}}, "budgets.p99: unknown budget"),
         ({"output_schema": {"type": "objekt"}}, "output_schema: not a valid JSON Schema"),
         ({"prompt": {"user": "{{ unclosed"}}, "prompt.user: template does not parse"),
@@ -122,8 +149,16 @@ def test_bad_card_names_field_and_line(tmp_path: Path, change: dict, expected: s
     assert expected in message
     assert f"{folder / 'dataset.yaml'}:" in message
     key = next(iter(change))
-    line = next(i for i, text in enumerate((folder / "dataset.yaml").read_text().splitlines(), 1) if text.startswith(f"{key}:"))
-    assert f"dataset.yaml:{line}:" in message or f"dataset.yaml:{line + 1}:" in message or f"dataset.yaml:{line + 2}:" in message
+    line = next(
+        i
+        for i, text in enumerate((folder / "dataset.yaml").read_text().splitlines(), 1)
+        if text.startswith(f"{key}:")
+    )
+    assert (
+        f"dataset.yaml:{line}:" in message
+        or f"dataset.yaml:{line + 1}:" in message
+        or f"dataset.yaml:{line + 2}:" in message
+    )
 
 
 def test_unparsable_yaml_card(tmp_path: Path) -> None:
@@ -146,7 +181,9 @@ def test_json_card_is_accepted(tmp_path: Path) -> None:
     assert load_dataset(folder).card.output_schema == TINY_CARD["output_schema"]
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.binary(max_size=400))
 def test_arbitrary_bytes_load_or_raise_dataset_error(tmp_path: Path, data: bytes) -> None:
     folder = write_dataset(tmp_path / "fuzz", "")

@@ -51,7 +51,9 @@ def _complete(provider: Any, request: Request) -> Any:
     return asyncio.run(go())
 
 
-REQ = Request(messages=[{"role": "user", "content": "hello"}], temperature=0.0, seed=4, case_id="c1")
+REQ = Request(
+    messages=[{"role": "user", "content": "hello"}], temperature=0.0, seed=4, case_id="c1"
+)
 
 
 def test_registry_lists_known_providers() -> None:
@@ -72,8 +74,12 @@ def test_openai_provider_plain_and_streaming(server: DemoServer, stream: bool) -
 
 
 def test_retry_after_is_honoured_then_gives_up() -> None:
-    with DemoServer(respond=Echo(), models=["m1"], faults=FaultSpec.parse(0, "429=1.0"), retry_after_s=1) as s:
-        p = OpenAIProvider("m1", base_url=s.url, retry=RetryPolicy(max_attempts=3, base_delay_s=0.01))
+    with DemoServer(
+        respond=Echo(), models=["m1"], faults=FaultSpec.parse(0, "429=1.0"), retry_after_s=1
+    ) as s:
+        p = OpenAIProvider(
+            "m1", base_url=s.url, retry=RetryPolicy(max_attempts=3, base_delay_s=0.01)
+        )
         t0 = time.perf_counter()
         with pytest.raises(ProviderError, match="gave up after 3 attempts.*HTTP 429") as err:
             _complete(p, REQ)
@@ -85,12 +91,20 @@ def test_retry_after_is_honoured_then_gives_up() -> None:
 def test_retries_recover_from_transient_faults() -> None:
     faults = FaultSpec.parse(0, "500=0.2,malformed=0.15,reset=0.1")
     with DemoServer(respond=Echo(), models=["m1"], faults=faults, seed=1) as s:
-        p = OpenAIProvider("m1", base_url=s.url, retry=RetryPolicy(max_attempts=30, base_delay_s=0.001, max_delay_s=0.01), breaker=CircuitBreaker(100))
+        p = OpenAIProvider(
+            "m1",
+            base_url=s.url,
+            retry=RetryPolicy(max_attempts=30, base_delay_s=0.001, max_delay_s=0.01),
+            breaker=CircuitBreaker(100),
+        )
 
         async def go() -> list[Any]:
             await p.start()
             try:
-                reqs = [Request(messages=[{"role": "user", "content": f"q{i}"}], case_id=str(i)) for i in range(20)]
+                reqs = [
+                    Request(messages=[{"role": "user", "content": f"q{i}"}], case_id=str(i))
+                    for i in range(20)
+                ]
                 return await asyncio.gather(*(p.complete(r) for r in reqs))
             finally:
                 await p.aclose()
@@ -101,8 +115,15 @@ def test_retries_recover_from_transient_faults() -> None:
 
 
 def test_timeout_is_retried_and_reported() -> None:
-    with DemoServer(respond=Echo(), models=["m1"], faults=FaultSpec.parse(0, "timeout=1.0"), hang_s=2) as s:
-        p = OpenAIProvider("m1", base_url=s.url, timeout_s=0.2, retry=RetryPolicy(max_attempts=2, base_delay_s=0.01))
+    with DemoServer(
+        respond=Echo(), models=["m1"], faults=FaultSpec.parse(0, "timeout=1.0"), hang_s=2
+    ) as s:
+        p = OpenAIProvider(
+            "m1",
+            base_url=s.url,
+            timeout_s=0.2,
+            retry=RetryPolicy(max_attempts=2, base_delay_s=0.01),
+        )
         with pytest.raises(ProviderError, match="timeout after 0.2s"):
             _complete(p, REQ)
 
@@ -120,7 +141,9 @@ def test_circuit_breaker_opens_and_stops_calls() -> None:
     url = s.url
     s.stop()  # nothing listens any more: connection refused
     breaker = CircuitBreaker(failure_threshold=3, reset_after_s=30)
-    p = OpenAIProvider("m1", base_url=url, retry=RetryPolicy(max_attempts=2, base_delay_s=0.001), breaker=breaker)
+    p = OpenAIProvider(
+        "m1", base_url=url, retry=RetryPolicy(max_attempts=2, base_delay_s=0.001), breaker=breaker
+    )
 
     async def go() -> list[BaseException]:
         await p.start()
@@ -159,7 +182,9 @@ def test_retry_delay_honours_retry_after_and_caps() -> None:
 
     policy = RetryPolicy(base_delay_s=0.1, max_delay_s=1.0, max_retry_after_s=5)
     rng = random.Random(0)
-    assert all(0 <= policy.delay(a, None, rng) <= min(1.0, 0.1 * 2 ** (a - 1)) for a in range(1, 10))
+    assert all(
+        0 <= policy.delay(a, None, rng) <= min(1.0, 0.1 * 2 ** (a - 1)) for a in range(1, 10)
+    )
     assert policy.delay(1, 3.0, rng) == 3.0
     assert policy.delay(1, 99.0, rng) == 5
 
@@ -183,8 +208,12 @@ def test_api_key_comes_from_environment_only(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_python_provider_sync_async_and_errors() -> None:
     req = Request(messages=[{"role": "user", "content": "Q: word1"}])
-    assert json.loads(_complete(providers.get("python:tests.echo_app:answer"), req).text) == {"answer": "word1"}
-    assert json.loads(_complete(providers.get("python:tests.echo_app:answer_async"), req).text) == {"answer": "word1"}
+    assert json.loads(_complete(providers.get("python:tests.echo_app:answer"), req).text) == {
+        "answer": "word1"
+    }
+    assert json.loads(_complete(providers.get("python:tests.echo_app:answer_async"), req).text) == {
+        "answer": "word1"
+    }
     with pytest.raises(ProviderError, match="RuntimeError: app crashed"):
         _complete(providers.get("python:tests.echo_app:explode"), req)
     with pytest.raises(ConfigError, match="cannot import module"):
@@ -222,12 +251,16 @@ def test_snapshot_key_depends_on_params_not_case_id() -> None:
     a = Request(messages=[{"role": "user", "content": "x"}], seed=1, case_id="a")
     b = Request(messages=[{"role": "user", "content": "x"}], seed=1, case_id="b")
     c = Request(messages=[{"role": "user", "content": "x"}], seed=2)
-    assert snapshot_key("demo", "m", a) == snapshot_key("demo", "m", b) != snapshot_key("demo", "m", c)
+    assert (
+        snapshot_key("demo", "m", a) == snapshot_key("demo", "m", b) != snapshot_key("demo", "m", c)
+    )
     assert snapshot_key("demo", "m", a) != snapshot_key("demo", "m2", a)
 
 
 def test_corrupt_snapshot_names_file_and_line(tmp_path: Path) -> None:
-    (tmp_path / "demo_triage-v1.jsonl").write_text('{"key": "k", "response": {"text": "x"}}\nnot json\n')
+    (tmp_path / "demo_triage-v1.jsonl").write_text(
+        '{"key": "k", "response": {"text": "x"}}\nnot json\n'
+    )
     from workbench.errors import DatasetError
 
     with pytest.raises(DatasetError, match=r"demo_triage-v1\.jsonl:2: not a snapshot entry"):

@@ -28,7 +28,12 @@ def test_python_target_scores_and_stores_every_case(store: Store, tiny: Path) ->
 
 
 def test_repeats_use_seed_plus_repeat(store: Store, tiny: Path) -> None:
-    s = run_eval(str(tiny), "python:tests.echo_app:answer", store=store, options=EvalOptions(repeats=3, seed=10))
+    s = run_eval(
+        str(tiny),
+        "python:tests.echo_app:answer",
+        store=store,
+        options=EvalOptions(repeats=3, seed=10),
+    )
     rows = store.result_rows(s.run_id)
     assert len(rows) == 18 and s.expected_results == 18
     assert {(r["repeat"], r["seed"]) for r in rows} == {(0, 10), (1, 11), (2, 12)}
@@ -41,14 +46,20 @@ def test_errors_are_recorded_and_break_the_budget(store: Store, tiny: Path) -> N
     broken = {b.name for b in s.broken()}
     assert {"error_rate", "pass_rate"} <= broken
     row = store.result_rows(s.run_id)[0]
-    assert "app crashed" in row["error"] and row["error_kind"] == "provider" and row["attempts"] == 1
+    assert (
+        "app crashed" in row["error"] and row["error_kind"] == "provider" and row["attempts"] == 1
+    )
 
 
 def test_resume_runs_only_missing_and_never_duplicates(store: Store, tiny: Path) -> None:
     ds = load_dataset(tiny)
     run_id = store.create_run(
-        dataset=ds.name, dataset_hash=ds.hash, target="python:tests.echo_app:answer",
-        parameters=EvalOptions(repeats=2).parameters(), cases=6, repeats=2,
+        dataset=ds.name,
+        dataset_hash=ds.hash,
+        target="python:tests.echo_app:answer",
+        parameters=EvalOptions(repeats=2).parameters(),
+        cases=6,
+        repeats=2,
     )
     for case_id in ("c000", "c001"):
         store.record_result(ResultRow(run_id, case_id, 0, output="kept", passed=True, score=1.0))
@@ -71,13 +82,17 @@ def test_resume_refuses_changed_dataset_or_target(store: Store, tiny: Path, tmp_
 
 def test_bad_options_are_refused(store: Store, tiny: Path) -> None:
     with pytest.raises(ConfigError, match="repeats"):
-        run_eval(str(tiny), "python:tests.echo_app:answer", store=store, options=EvalOptions(repeats=0))
+        run_eval(
+            str(tiny), "python:tests.echo_app:answer", store=store, options=EvalOptions(repeats=0)
+        )
 
 
 def test_record_then_replay_gives_identical_scores(store: Store, tmp_path: Path) -> None:
     snaps = tmp_path / "snaps"
     with DemoServer() as server:
-        opts = EvalOptions(base_url=server.url, record=str(snaps), temperature=0.7, seed=5, concurrency=8)
+        opts = EvalOptions(
+            base_url=server.url, record=str(snaps), temperature=0.7, seed=5, concurrency=8
+        )
         first = run_eval("support-triage", "demo:triage-v2", store=store, options=opts)
     replay = EvalOptions(replay=str(snaps), temperature=0.7, seed=5)
     second = run_eval("support-triage", "demo:triage-v2", store=store, options=replay)
@@ -91,10 +106,22 @@ def test_record_then_replay_gives_identical_scores(store: Store, tmp_path: Path)
     assert "api_key" not in lines[0].lower()
 
 
-def test_replay_miss_fails_the_run_naming_the_case(store: Store, tiny: Path, tmp_path: Path) -> None:
+def test_replay_miss_fails_the_run_naming_the_case(
+    store: Store, tiny: Path, tmp_path: Path
+) -> None:
     snaps = tmp_path / "snaps"
-    run_eval(str(tiny), "python:tests.echo_app:answer", store=store, options=EvalOptions(record=str(snaps)))
-    s = run_eval(str(tiny), "python:tests.echo_app:answer", store=store, options=EvalOptions(replay=str(snaps), seed=99))
+    run_eval(
+        str(tiny),
+        "python:tests.echo_app:answer",
+        store=store,
+        options=EvalOptions(record=str(snaps)),
+    )
+    s = run_eval(
+        str(tiny),
+        "python:tests.echo_app:answer",
+        store=store,
+        options=EvalOptions(replay=str(snaps), seed=99),
+    )
     assert s.status == "failed" and "6 case(s) had no snapshot" in (s.reason or "")
     assert "no snapshot for case 'c000'" in store.result_rows(s.run_id)[0]["error"]
 
@@ -129,7 +156,9 @@ def test_circuit_breaker_marks_run_failed_and_keeps_results(store: Store) -> Non
     assert store.get_run(s.run_id)["status"] == "failed"
 
 
-def test_run_parameters_hold_no_secrets(store: Store, tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_run_parameters_hold_no_secrets(
+    store: Store, tiny: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-should-not-land")
     s = run_eval(str(tiny), "python:tests.echo_app:answer", store=store)
     dump = json.dumps(store.get_run(s.run_id))

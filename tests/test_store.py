@@ -42,7 +42,9 @@ def test_upgrade_from_version_1_keeps_data(tmp_path: Path) -> None:
         assert s.get_run("old")["status"] == "finished"
         rows = s.result_rows("old")
         assert rows[0]["case_id"] == "c1" and rows[0]["finish_reason"] is None
-        s.record_result(ResultRow("old", "c2", 0, finish_reason="stop"), [ScoreRow("exact", 1.0, True)])
+        s.record_result(
+            ResultRow("old", "c2", 0, finish_reason="stop"), [ScoreRow("exact", 1.0, True)]
+        )
         assert s.done_keys("old") == {("c1", 0), ("c2", 0)}
 
 
@@ -75,7 +77,11 @@ def test_run_provenance_is_recorded(store: Store) -> None:
     assert run["started_at"] and run["finished_at"] is None
     store.finish_run(run_id, "failed", reason="provider down", summary={"results": 3})
     run = store.get_run(run_id)
-    assert (run["status"], run["reason"], run["summary"]) == ("failed", "provider down", {"results": 3})
+    assert (run["status"], run["reason"], run["summary"]) == (
+        "failed",
+        "provider down",
+        {"results": 3},
+    )
 
 
 def test_unknown_run_lists_recent(store: Store) -> None:
@@ -115,7 +121,9 @@ def test_done_keys_equal_distinct_writes(keys: list[tuple[str, int]]) -> None:
 
 def _writer(path: str, worker: int, n: int) -> None:
     with Store(path) as s:
-        rid = s.create_run(dataset="d", dataset_hash="h", target=f"w{worker}", run_id=f"run-{worker}")
+        rid = s.create_run(
+            dataset="d", dataset_hash="h", target=f"w{worker}", run_id=f"run-{worker}"
+        )
         for i in range(n):
             s.record_result(ResultRow(rid, f"c{i}", 0, passed=True), [ScoreRow("exact", 1.0, True)])
         s.finish_run(rid, "finished")

@@ -49,25 +49,72 @@ def main() -> None:
 
 @main.command("eval")
 @click.argument("dataset")
-@click.option("--model", "target", required=True, help="Target: demo:triage-v1, openai:<model>, python:<mod>:<fn>.")
+@click.option(
+    "--model",
+    "target",
+    required=True,
+    help="Target: demo:triage-v1, openai:<model>, python:<mod>:<fn>.",
+)
 @click.option("--base-url", help="Base URL of an OpenAI-compatible endpoint.")
 @db_option
 @click.option("--concurrency", type=click.IntRange(1, 1024), default=8, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed (repeat r uses seed + r).")
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed (repeat r uses seed + r)."
+)
 @click.option("--temperature", type=click.FloatRange(0, 2), default=0.0, show_default=True)
 @click.option("--repeats", type=click.IntRange(1, 1000), default=1, show_default=True)
-@click.option("--max-tokens", type=click.IntRange(1), help="Cap on output tokens (default: the card's).")
-@click.option("--timeout", "timeout_s", type=click.FloatRange(0.1), default=60.0, show_default=True, help="Per-request timeout in seconds.")
-@click.option("--stream/--no-stream", default=False, show_default=True, help="Stream responses (records time to first token).")
-@click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True, help="Environment variable holding the API key.")
-@click.option("--record", type=click.Path(file_okay=False), help="Write every response to snapshots in DIR.")
-@click.option("--replay", type=click.Path(file_okay=False), help="Serve responses from snapshots in DIR, no network.")
+@click.option(
+    "--max-tokens", type=click.IntRange(1), help="Cap on output tokens (default: the card's)."
+)
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=click.FloatRange(0.1),
+    default=60.0,
+    show_default=True,
+    help="Per-request timeout in seconds.",
+)
+@click.option(
+    "--stream/--no-stream",
+    default=False,
+    show_default=True,
+    help="Stream responses (records time to first token).",
+)
+@click.option(
+    "--api-key-env",
+    default="OPENAI_API_KEY",
+    show_default=True,
+    help="Environment variable holding the API key.",
+)
+@click.option(
+    "--record", type=click.Path(file_okay=False), help="Write every response to snapshots in DIR."
+)
+@click.option(
+    "--replay",
+    type=click.Path(file_okay=False),
+    help="Serve responses from snapshots in DIR, no network.",
+)
 @click.option("--resume", "resume", metavar="RUN_ID", help="Run only the cases RUN_ID is missing.")
-@click.option("--demo-latency-ms", default="0", show_default=True, help="demo targets: latency (e.g. 50, or 80,400 for median,p95).")
-@click.option("--demo-fault-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True, help="demo targets: injected fault rate.")
+@click.option(
+    "--demo-latency-ms",
+    default="0",
+    show_default=True,
+    help="demo targets: latency (e.g. 50, or 80,400 for median,p95).",
+)
+@click.option(
+    "--demo-fault-rate",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="demo targets: injected fault rate.",
+)
 @click.option("--gate", is_flag=True, help="Exit 1 when a budget breaks or the run fails.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-@click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bar (default: when stderr is a terminal).",
+)
 @translate_errors
 def eval_command(
     dataset: str,
@@ -127,7 +174,10 @@ def eval_command(
     else:
         click.echo(_summary_text(summary))
     if gate and not summary.budget_ok:
-        broken = "; ".join(b.describe() for b in summary.broken()) or f"run {summary.status}: {summary.reason}"
+        broken = (
+            "; ".join(b.describe() for b in summary.broken())
+            or f"run {summary.status}: {summary.reason}"
+        )
         click.echo(f"gate: FAILED: {broken}", err=True)
         sys.exit(1)
 
@@ -173,7 +223,9 @@ def runs_command(db: Path, dataset: str | None, limit: int, as_json: bool) -> No
     if not rows:
         click.echo(f"no runs in {db}")
         return
-    click.echo(f"{'run':<24} {'status':<11} {'target':<22} {'dataset':<18} {'pass rate':>9}  started")
+    click.echo(
+        f"{'run':<24} {'status':<11} {'target':<22} {'dataset':<18} {'pass rate':>9}  started"
+    )
     for r in rows:
         rate = (r.get("summary") or {}).get("pass_rate")
         click.echo(
@@ -190,12 +242,29 @@ def demo_group() -> None:
 @demo_group.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Loopback only.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True)
-@click.option("--latency-ms", default="0", show_default=True, help="Fixed (50) or median,p95 (80,400).")
+@click.option(
+    "--latency-ms", default="0", show_default=True, help="Fixed (50) or median,p95 (80,400)."
+)
 @click.option("--fault-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True)
-@click.option("--faults", help="Fault kinds (429,500,timeout,malformed,truncated,reset,slow) or 429=0.05,500=0.02.")
+@click.option(
+    "--faults",
+    help="Fault kinds (429,500,timeout,malformed,truncated,reset,slow) or 429=0.05,500=0.02.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--retry-after", type=click.IntRange(0), default=1, show_default=True, help="Seconds in 429 Retry-After.")
-@click.option("--hang-s", type=click.FloatRange(0), default=30.0, show_default=True, help="How long a 'timeout' fault hangs.")
+@click.option(
+    "--retry-after",
+    type=click.IntRange(0),
+    default=1,
+    show_default=True,
+    help="Seconds in 429 Retry-After.",
+)
+@click.option(
+    "--hang-s",
+    type=click.FloatRange(0),
+    default=30.0,
+    show_default=True,
+    help="How long a 'timeout' fault hangs.",
+)
 @translate_errors
 def demo_serve(
     host: str,
@@ -224,7 +293,9 @@ def demo_serve(
 
 
 @demo_group.command("run")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="reports", show_default=True)
+@click.option(
+    "--out", type=click.Path(file_okay=False, path_type=Path), default="reports", show_default=True
+)
 @db_option
 @click.option("--dataset", default="support-triage", show_default=True)
 @click.option("--show-code", is_flag=True, help="Keep code cells in the HTML.")

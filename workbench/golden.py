@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
 from jinja2 import StrictUndefined, TemplateError, meta
 from jinja2.sandbox import SandboxedEnvironment
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
 
 from workbench.errors import DatasetError, ScorerError
 
@@ -45,7 +45,9 @@ _BUDGET_KEYS = {"p95_latency_ms", "p50_latency_ms", "error_rate", "pass_rate", "
 _PARAMETER_KEYS = {"temperature", "seed", "max_tokens", "response_format"}
 _MAX_ERRORS = 20
 
-_jinja = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
+_jinja = SandboxedEnvironment(
+    undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False
+)
 
 
 @dataclass(frozen=True)
@@ -188,7 +190,8 @@ def parse_card(data: bytes, path: Path, *, default_name: str = "") -> Card:
             doc = json.loads(text, parse_constant=_reject_constant)
         else:
             node = yaml.compose(text, Loader=yaml.SafeLoader)
-            _index_lines(node, (), lines)
+            if node is not None:
+                _index_lines(node, (), lines)
             doc = yaml.safe_load(text)
     except (yaml.YAMLError, json.JSONDecodeError, ValueError) as exc:
         line = getattr(getattr(exc, "problem_mark", None), "line", None)
@@ -201,7 +204,9 @@ def parse_card(data: bytes, path: Path, *, default_name: str = "") -> Card:
 
     def err(key: tuple[str | int, ...], message: str) -> None:
         field_name = ".".join(str(k) if isinstance(k, str) else f"[{k}]" for k in key)
-        errors.append(f"{path}:{_nearest_line(lines, key)}: {field_name.replace('.[', '[')}: {message}")
+        errors.append(
+            f"{path}:{_nearest_line(lines, key)}: {field_name.replace('.[', '[')}: {message}"
+        )
 
     for key in doc:
         if key not in _CARD_KEYS:
@@ -242,7 +247,10 @@ def parse_card(data: bytes, path: Path, *, default_name: str = "") -> Card:
     else:
         for key, value in raw_budgets.items():
             if key not in _BUDGET_KEYS:
-                err(("budgets", str(key)), f"unknown budget; known: {', '.join(sorted(_BUDGET_KEYS))}")
+                err(
+                    ("budgets", str(key)),
+                    f"unknown budget; known: {', '.join(sorted(_BUDGET_KEYS))}",
+                )
             elif not _is_number(value) or value < 0:
                 err(("budgets", key), f"must be a non-negative number, got {value!r}")
             elif key in ("error_rate", "pass_rate", "mean_score") and value > 1:
@@ -288,7 +296,10 @@ def _parse_scorers(raw: Any, err: Any) -> list[scoring.ScorerSpec]:
             continue
         unknown = set(item) - {"name", "weight", "threshold", "field", "options"}
         if unknown:
-            err(("scorers", i, sorted(unknown)[0]), "unknown key; use name, weight, threshold, field, options")
+            err(
+                ("scorers", i, sorted(unknown)[0]),
+                "unknown key; use name, weight, threshold, field, options",
+            )
             continue
         name = item.get("name")
         weight = item.get("weight", 1.0)
@@ -330,7 +341,9 @@ def _parse_scorers(raw: Any, err: Any) -> list[scoring.ScorerSpec]:
     return specs
 
 
-def _index_lines(node: yaml.Node, path: tuple[str | int, ...], out: dict[tuple[str | int, ...], int]) -> None:
+def _index_lines(
+    node: yaml.Node, path: tuple[str | int, ...], out: dict[tuple[str | int, ...], int]
+) -> None:
     """Record the 1-based line of every key and item in a composed YAML tree."""
     out[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
@@ -369,7 +382,7 @@ def parse_cases(data: bytes, path: Path, *, card: Card | None = None) -> tuple[C
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             errors.append(
-                f"{path}:{lineno}: not valid UTF-8 (byte {exc.start}: {raw[exc.start:exc.start + 1]!r});"
+                f"{path}:{lineno}: not valid UTF-8 (byte {exc.start}: {raw[exc.start : exc.start + 1]!r});"
                 " save the file as UTF-8"
             )
             continue
@@ -420,7 +433,7 @@ def _check_case(doc: Any, needed: set[str]) -> str | None:
     if not isinstance(case_id, str) or not case_id.strip():
         return f"id: must be a non-empty string, got {case_id!r}"
     if "input" not in doc:
-        return "input: missing; give template variables or {\"messages\": [...]}"
+        return 'input: missing; give template variables or {"messages": [...]}'
     inp = doc["input"]
     if not isinstance(inp, dict):
         return f"input: must be an object, got {type(inp).__name__}"

@@ -130,9 +130,7 @@ def get(target: str, **options: Any) -> Provider:
             f"providers: {', '.join(names())} (e.g. demo:triage-v1, openai:gpt-4o-mini)"
         )
     if prefix not in _REGISTRY:
-        raise ConfigError(
-            f"no provider named {prefix!r}; known providers: {', '.join(names())}"
-        )
+        raise ConfigError(f"no provider named {prefix!r}; known providers: {', '.join(names())}")
     return _REGISTRY[prefix](rest, target=target, **options)
 
 
@@ -242,7 +240,9 @@ class OpenAIProvider:
         _refuse_unknown(unknown, "openai")
         self.model = model
         self.target = target or f"openai:{model}"
-        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip(
+            "/"
+        )
         self.api_key_env = api_key_env
         self.concurrency = max(1, concurrency)
         self.timeout_s = timeout_s
@@ -283,7 +283,11 @@ class OpenAIProvider:
         if self._client is None or self._limit is None:
             await self.start()
         assert self._limit is not None
-        body: dict[str, Any] = {"model": self.model, "messages": request.messages, **request.params()}
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": request.messages,
+            **request.params(),
+        }
         if self.stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
@@ -331,7 +335,9 @@ class OpenAIProvider:
             choice = doc["choices"][0]
             text = choice["message"].get("content") or ""
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-            raise _Retryable(f"malformed response body (HTTP {r.status_code}): {r.text[:80]!r}") from None
+            raise _Retryable(
+                f"malformed response body (HTTP {r.status_code}): {r.text[:80]!r}"
+            ) from None
         usage = doc.get("usage") or {}
         return Response(
             text=text,
@@ -451,9 +457,14 @@ class DemoProvider(OpenAIProvider):
         server_seed: int = 0,
         **options: Any,
     ) -> None:
-        super().__init__(version, target=target or f"demo:{version}", base_url=base_url or "http://127.0.0.1:0/v1", **options)
+        super().__init__(
+            version,
+            target=target or f"demo:{version}",
+            base_url=base_url or "http://127.0.0.1:0/v1",
+            **options,
+        )
         self._spawn = base_url is None
-        self._demo_options = {
+        self._demo_options: dict[str, Any] = {
             "latency_ms": latency_ms,
             "fault_rate": fault_rate,
             "faults": faults,
@@ -466,7 +477,9 @@ class DemoProvider(OpenAIProvider):
         if self._spawn and self._process is None:
             from workbench.demo.server import DemoProcess
 
-            self._process = await asyncio.to_thread(lambda: DemoProcess(**self._demo_options).start())
+            self._process = await asyncio.to_thread(
+                lambda: DemoProcess(**self._demo_options).start()
+            )
             self.base_url = self._process.url
         await super().start()
 
@@ -537,7 +550,9 @@ def _import_callable(spec: str) -> Callable[..., Any]:
     if not sep:
         module_name, _, attr = spec.rpartition(".")
     if not module_name or not attr:
-        raise ConfigError(f"python target {spec!r} must be <module>:<function>, e.g. python:myapp.eval:answer")
+        raise ConfigError(
+            f"python target {spec!r} must be <module>:<function>, e.g. python:myapp.eval:answer"
+        )
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
@@ -728,4 +743,3 @@ __all__ = [
     "get",
     "register",
 ]
-

@@ -113,7 +113,9 @@ def run_eval(
     progress: bool = False,
 ) -> RunSummary:
     """Run (or resume) an eval and return its summary; works inside Jupyter's loop too."""
-    return _run_sync(arun_eval(dataset, target, store=store, options=options, resume=resume, progress=progress))
+    return _run_sync(
+        arun_eval(dataset, target, store=store, options=options, resume=resume, progress=progress)
+    )
 
 
 async def arun_eval(
@@ -132,10 +134,9 @@ async def arun_eval(
         raise ConfigError(f"repeats must be at least 1, got {opts.repeats}")
     if opts.concurrency < 1:
         raise ConfigError(f"concurrency must be at least 1, got {opts.concurrency}")
+    run_id: str | None = None
     if resume:
         run_id, opts = _prepare_resume(store, resume, ds, target, opts)
-    else:
-        run_id = None
     provider_options: dict[str, Any] = dict(opts.provider_options)
     if not opts.replay:
         provider_options.setdefault("concurrency", opts.concurrency)
@@ -159,9 +160,7 @@ async def arun_eval(
             repeats=opts.repeats,
         )
     done = store.done_keys(run_id)
-    work = [
-        (case, r) for r in range(opts.repeats) for case in ds.cases if (case.id, r) not in done
-    ]
+    work = [(case, r) for r in range(opts.repeats) for case in ds.cases if (case.id, r) not in done]
     state = _RunState()
     try:
         await provider.start()
@@ -170,16 +169,24 @@ async def arun_eval(
         finally:
             await provider.aclose()
     except (KeyboardInterrupt, asyncio.CancelledError):
-        store.finish_run(run_id, "interrupted", reason="interrupted; resume with --resume " + run_id)
+        store.finish_run(
+            run_id, "interrupted", reason="interrupted; resume with --resume " + run_id
+        )
         raise
     except Exception as exc:
-        reason = f"{type(exc).__name__}: {exc}"
-        store.finish_run(run_id, "failed", reason=reason)
-        raise RunError(f"run {run_id} failed: {reason}; finished results are kept, resume with --resume {run_id}") from exc
+        why = f"{type(exc).__name__}: {exc}"
+        store.finish_run(run_id, "failed", reason=why)
+        raise RunError(
+            f"run {run_id} failed: {why}; finished results are kept, resume with --resume {run_id}"
+        ) from exc
+    reason: str | None
     if state.abort_reason:
         status, reason = "failed", state.abort_reason + f"; resume with --resume {run_id}"
     elif state.replay_misses:
-        status, reason = "failed", f"{state.replay_misses} case(s) had no snapshot to replay; re-record"
+        status, reason = (
+            "failed",
+            f"{state.replay_misses} case(s) had no snapshot to replay; re-record",
+        )
     else:
         status, reason = "finished", None
     summary = summarize(store, run_id, ds, status=status, reason=reason)
@@ -212,8 +219,12 @@ async def _drive(
     schema = ds.card.output_schema
     if work:  # load validators and embedding models now, not inside the first timed calls
         case = work[0][0]
-        scoring.score_output(specs, json.dumps(case.expected), case.expected, case=case, schema=schema)
-    max_tokens = opts.max_tokens if opts.max_tokens is not None else ds.card.parameters.get("max_tokens")
+        scoring.score_output(
+            specs, json.dumps(case.expected), case.expected, case=case, schema=schema
+        )
+    max_tokens = (
+        opts.max_tokens if opts.max_tokens is not None else ds.card.parameters.get("max_tokens")
+    )
 
     async def one(case: Case, repeat: int) -> None:
         seed = None if opts.seed is None else opts.seed + repeat
@@ -247,7 +258,9 @@ async def _drive(
             row.passed, row.score = result.passed, result.score
             row.latency_ms, row.ttft_ms = response.latency_ms, response.ttft_ms
             row.tokens_in, row.tokens_out = response.tokens_in, response.tokens_out
-            row.cost_usd = providers.cost_usd(provider.model, response.tokens_in, response.tokens_out)
+            row.cost_usd = providers.cost_usd(
+                provider.model, response.tokens_in, response.tokens_out
+            )
             row.finish_reason, row.attempts = response.finish_reason, response.attempts
             score_rows = [
                 ScoreRow(label, value, result.passed_by[label], result.details.get(label, ""))
@@ -264,7 +277,9 @@ async def _drive(
             await one(case, repeat)
 
     try:
-        workers = [asyncio.create_task(worker()) for _ in range(min(opts.concurrency, max(1, len(work))))]
+        workers = [
+            asyncio.create_task(worker()) for _ in range(min(opts.concurrency, max(1, len(work))))
+        ]
         try:
             await asyncio.gather(*workers)
         except BaseException:
@@ -323,7 +338,9 @@ def summarize(
     errors = sum(1 for r in rows if r["error"])
     passed = sum(1 for r in rows if r["passed"])
     ok_rows = [r for r in rows if not r["error"]]
-    latencies = np.array([r["latency_ms"] for r in ok_rows if r["latency_ms"] is not None], dtype=float)
+    latencies = np.array(
+        [r["latency_ms"] for r in ok_rows if r["latency_ms"] is not None], dtype=float
+    )
     ttfts = np.array([r["ttft_ms"] for r in ok_rows if r["ttft_ms"] is not None], dtype=float)
     scores = [r["score"] for r in ok_rows if r["score"] is not None]
     costs = [r["cost_usd"] for r in ok_rows if r["cost_usd"] is not None]
@@ -379,7 +396,9 @@ def _pct(values: np.ndarray[Any, Any], q: float) -> float | None:
 def _progress_bar(total: int, run_id: str) -> Any:
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=f"eval {run_id}", unit="case", file=sys.stderr, dynamic_ncols=True)
+    return tqdm(
+        total=total, desc=f"eval {run_id}", unit="case", file=sys.stderr, dynamic_ncols=True
+    )
 
 
 def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
@@ -402,4 +421,3 @@ def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
     if "error" in box:
         raise box["error"]
     return box["value"]  # type: ignore[no-any-return]
-

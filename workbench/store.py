@@ -14,12 +14,12 @@ import platform
 import secrets
 import sqlite3
 import subprocess
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlite_utils
 
@@ -27,6 +27,8 @@ from workbench.errors import RunError, StoreError
 
 if TYPE_CHECKING:
     import pandas as pd
+
+T = TypeVar("T")
 
 DEFAULT_DB = "workbench.db"
 BUSY_TIMEOUT_MS = 30_000
@@ -288,7 +290,7 @@ class Store:
             "repeats": repeats,
             "started_at": now(),
         }
-        self._write(lambda: self.db["runs"].insert(row))
+        self._write(lambda: self.db.table("runs").insert(row))
         return run_id
 
     def reopen_run(self, run_id: str) -> dict[str, Any]:
@@ -316,7 +318,13 @@ class Store:
         self._write(
             lambda: self.conn.execute(
                 "UPDATE runs SET status = ?, reason = ?, finished_at = ?, summary = ? WHERE id = ?",
-                (status, reason, now(), json.dumps(summary, sort_keys=True) if summary else None, run_id),
+                (
+                    status,
+                    reason,
+                    now(),
+                    json.dumps(summary, sort_keys=True) if summary else None,
+                    run_id,
+                ),
             )
         )
 
@@ -439,7 +447,7 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _write(self, fn: Any) -> Any:
+    def _write(self, fn: Callable[[], T]) -> T:
         try:
             return fn()
         except sqlite3.IntegrityError as exc:

@@ -136,17 +136,26 @@ def latency_frame(store: Store, run_ids: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def score_histogram(store: Store, run_ids: Sequence[str], labels: Sequence[str] | None = None) -> go.Figure:
+def score_histogram(
+    store: Store, run_ids: Sequence[str], labels: Sequence[str] | None = None
+) -> go.Figure:
     """Distribution of case scores per run, overlaid."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
     for i, run_id in enumerate(run_ids):
-        scores = [r["score"] for r in store.db.query(
-            "SELECT score FROM results WHERE run_id = ? AND score IS NOT NULL", [run_id]
-        )]
+        scores = [
+            r["score"]
+            for r in store.db.query(
+                "SELECT score FROM results WHERE run_id = ? AND score IS NOT NULL", [run_id]
+            )
+        ]
         name = labels[i] if labels else run_id
-        fig.add_trace(go.Histogram(x=scores, name=name, opacity=0.7, xbins={"start": 0, "end": 1.0001, "size": 0.05}))
+        fig.add_trace(
+            go.Histogram(
+                x=scores, name=name, opacity=0.7, xbins={"start": 0, "end": 1.0001, "size": 0.05}
+            )
+        )
     fig.update_layout(
         barmode="overlay",
         title="Case scores",

@@ -537,7 +537,7 @@ def _embedding(text: str) -> np.ndarray:
     """Unit-length wordllama embedding of a ticket's text, cached by text."""
     if not text.strip():
         return np.zeros(_prototypes()[1].shape[1], dtype=np.float32)
-    return np.nan_to_num(embeddings.embed(text))
+    return np.asarray(np.nan_to_num(embeddings.embed(text)), dtype=np.float32)
 
 
 def _embedding_scores(text: str) -> dict[str, float]:
