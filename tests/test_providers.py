@@ -198,8 +198,8 @@ def test_api_key_comes_from_environment_only(monkeypatch: pytest.MonkeyPatch) ->
 
     async def headers() -> str:
         await p.start()
-        assert p._client is not None
-        value = p._client.headers["authorization"]
+        assert p._session is not None
+        value = p._session.headers["Authorization"]
         await p.aclose()
         return value
 

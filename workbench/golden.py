@@ -8,6 +8,7 @@ file raises :class:`DatasetError` whose lines read ``file:line: field: problem``
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
-from jinja2 import StrictUndefined, TemplateError, meta
+from jinja2 import StrictUndefined, Template, TemplateError, meta
 from jinja2.sandbox import SandboxedEnvironment
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
@@ -488,9 +489,15 @@ def render_messages(card: Card, case: Case) -> list[dict[str, Any]]:
     return messages
 
 
+@functools.lru_cache(maxsize=256)
+def _compiled(template: str) -> Template:
+    """A template compiled once; rendering is then microseconds, not a re-parse per case."""
+    return _jinja.from_string(template)
+
+
 def _render(template: str, variables: dict[str, Any], case: Case) -> str:
     try:
-        return _jinja.from_string(template).render(**variables).strip("\n")
+        return _compiled(template).render(**variables).strip("\n")
     except TemplateError as exc:
         raise DatasetError(f"case {case.id!r} (line {case.line}): template: {exc}") from None
 

@@ -1,7 +1,7 @@
 """Providers: where model outputs come from, in a registry keyed by target prefix.
 
 ``openai:<model>``
-    An OpenAI-compatible chat-completions endpoint over async httpx, with bounded
+    An OpenAI-compatible chat-completions endpoint over async HTTP, with bounded
     concurrency, per-request timeouts, retries with exponential backoff and full
     jitter that honour ``Retry-After``, and a circuit breaker.
 ``demo:<version>``
@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import httpx
+import aiohttp
 
 from workbench.errors import (
     CircuitOpenError,
@@ -218,7 +218,7 @@ class _Retryable(Exception):
 
 
 class OpenAIProvider:
-    """An OpenAI-compatible chat-completions endpoint over async httpx."""
+    """An OpenAI-compatible chat-completions endpoint over async HTTP (aiohttp)."""
 
     kind = "openai"
 
@@ -250,37 +250,36 @@ class OpenAIProvider:
         self.retry = retry or RetryPolicy()
         self.breaker = breaker or CircuitBreaker()
         self._rng = random.Random(seed)
-        self._client: httpx.AsyncClient | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._headers: dict[str, str] = {}
         self._limit: asyncio.Semaphore | None = None
 
     async def start(self) -> None:
-        """Open the HTTP client; the API key is read from the environment only."""
+        """Open the HTTP session; the API key is read from the environment only."""
         key = os.environ.get(self.api_key_env)
         if not key and self.base_url == DEFAULT_BASE_URL:
             raise ConfigError(
                 f"{self.target}: no API key; set the environment variable {self.api_key_env} "
                 "(keys are never taken from parameters)"
             )
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self._client = httpx.AsyncClient(
-            base_url=self.base_url,
-            headers=headers,
-            timeout=httpx.Timeout(self.timeout_s),
-            limits=httpx.Limits(
-                max_connections=self.concurrency, max_keepalive_connections=self.concurrency
-            ),
+        self._headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self.concurrency, limit_per_host=self.concurrency),
+            timeout=aiohttp.ClientTimeout(total=self.timeout_s),
+            headers=self._headers,
+            json_serialize=_dumps,
         )
         self._limit = asyncio.Semaphore(self.concurrency)
 
     async def aclose(self) -> None:
-        """Close the HTTP client."""
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        """Close the HTTP session."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     async def complete(self, request: Request) -> Response:
         """One chat completion with retries, backoff and the circuit breaker."""
-        if self._client is None or self._limit is None:
+        if self._session is None or self._limit is None:
             await self.start()
         assert self._limit is not None
         body: dict[str, Any] = {
@@ -298,7 +297,7 @@ class OpenAIProvider:
             retry_after: float | None = None
             try:
                 async with self._limit:
-                    response = await (self._stream(body) if self.stream else self._post(body))
+                    response = await self._call(body)
             except _Retryable as exc:
                 last, retry_after = str(exc), exc.retry_after
             except ProviderError as exc:
@@ -314,30 +313,33 @@ class OpenAIProvider:
                 await asyncio.sleep(self.retry.delay(attempt, retry_after, self._rng))
         elapsed = (time.perf_counter() - started) * 1000
         raise ProviderError(
-            f"{self.target}: gave up after {self.retry.max_attempts} attempts in {elapsed:.0f} ms: {last}",
+            f"{self.target}: gave up after {self.retry.max_attempts} attempts "
+            f"in {elapsed:.0f} ms: {last}",
             attempts=self.retry.max_attempts,
             retryable=True,
         )
 
-    async def _post(self, body: dict[str, Any]) -> Response:
-        assert self._client is not None
+    async def _call(self, body: dict[str, Any]) -> Response:
+        assert self._session is not None
         t0 = time.perf_counter()
         try:
-            r = await self._client.post("/chat/completions", json=body)
-        except httpx.TimeoutException as exc:
-            raise _Retryable(f"timeout after {self.timeout_s:g}s ({type(exc).__name__})") from None
-        except httpx.TransportError as exc:
+            async with self._session.post(f"{self.base_url}/chat/completions", json=body) as r:
+                if r.status >= 400:
+                    await self._raise_for_status(r)
+                if self.stream:
+                    return await self._read_stream(r, t0)
+                raw = await r.read()
+        except TimeoutError:
+            raise _Retryable(f"timeout after {self.timeout_s:g}s") from None
+        except aiohttp.ClientError as exc:
             raise _Retryable(f"transport error: {type(exc).__name__}: {exc}") from None
         latency = (time.perf_counter() - t0) * 1000
-        self._check_status(r)
         try:
-            doc = r.json()
+            doc = json.loads(raw)
             choice = doc["choices"][0]
             text = choice["message"].get("content") or ""
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-            raise _Retryable(
-                f"malformed response body (HTTP {r.status_code}): {r.text[:80]!r}"
-            ) from None
+            raise _Retryable(f"malformed response body (HTTP {r.status}): {raw[:80]!r}") from None
         usage = doc.get("usage") or {}
         return Response(
             text=text,
@@ -347,44 +349,34 @@ class OpenAIProvider:
             latency_ms=latency,
         )
 
-    async def _stream(self, body: dict[str, Any]) -> Response:
-        assert self._client is not None
-        t0 = time.perf_counter()
+    async def _read_stream(self, r: aiohttp.ClientResponse, t0: float) -> Response:
         parts: list[str] = []
         finish: str | None = None
         usage: dict[str, Any] = {}
         ttft: float | None = None
         done = False
-        try:
-            async with self._client.stream("POST", "/chat/completions", json=body) as r:
-                if r.status_code >= 400:
-                    await r.aread()
-                    self._check_status(r)
-                async for line in r.aiter_lines():
-                    if not line.startswith("data:"):
-                        continue
-                    data = line[5:].strip()
-                    if data == "[DONE]":
-                        done = True
-                        break
-                    try:
-                        chunk = json.loads(data)
-                    except ValueError:
-                        raise _Retryable(f"malformed stream chunk: {data[:80]!r}") from None
-                    if chunk.get("usage"):
-                        usage = chunk["usage"]
-                    for choice in chunk.get("choices") or []:
-                        piece = (choice.get("delta") or {}).get("content")
-                        if piece:
-                            if ttft is None:
-                                ttft = (time.perf_counter() - t0) * 1000
-                            parts.append(piece)
-                        if choice.get("finish_reason"):
-                            finish = choice["finish_reason"]
-        except httpx.TimeoutException as exc:
-            raise _Retryable(f"timeout after {self.timeout_s:g}s ({type(exc).__name__})") from None
-        except httpx.TransportError as exc:
-            raise _Retryable(f"transport error: {type(exc).__name__}: {exc}") from None
+        async for raw in r.content:
+            line = raw.strip()
+            if not line.startswith(b"data:"):
+                continue
+            data = line[5:].strip()
+            if data == b"[DONE]":
+                done = True  # read on to the end of the body so the connection is reused
+                continue
+            try:
+                chunk = json.loads(data)
+            except ValueError:
+                raise _Retryable(f"malformed stream chunk: {data[:80]!r}") from None
+            if chunk.get("usage"):
+                usage = chunk["usage"]
+            for choice in chunk.get("choices") or []:
+                piece = (choice.get("delta") or {}).get("content")
+                if piece:
+                    if ttft is None:
+                        ttft = (time.perf_counter() - t0) * 1000
+                    parts.append(piece)
+                if choice.get("finish_reason"):
+                    finish = choice["finish_reason"]
         if not done and finish is None:
             raise _Retryable("stream ended before [DONE]")
         return Response(
@@ -396,38 +388,42 @@ class OpenAIProvider:
             ttft_ms=ttft,
         )
 
-    def _check_status(self, r: httpx.Response) -> None:
-        if r.status_code < 400:
-            return
-        message = _error_message(r)
-        if r.status_code == 429 or r.status_code >= 500 or r.status_code == 408:
-            raise _Retryable(f"HTTP {r.status_code}: {message}", _retry_after(r))
-        raise ProviderError(f"{self.target}: HTTP {r.status_code}: {message}")
+    async def _raise_for_status(self, r: aiohttp.ClientResponse) -> None:
+        raw = await r.read()
+        message = _error_message(raw, r.reason or "")
+        if r.status == 429 or r.status >= 500 or r.status == 408:
+            raise _Retryable(f"HTTP {r.status}: {message}", _retry_after(r.headers))
+        raise ProviderError(f"{self.target}: HTTP {r.status}: {message}")
 
 
-def _error_message(r: httpx.Response) -> str:
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _error_message(raw: bytes, reason: str) -> str:
     try:
-        return str(r.json()["error"]["message"])[:200]
+        return str(json.loads(raw)["error"]["message"])[:200]
     except (ValueError, KeyError, TypeError):
-        return r.text[:200] or r.reason_phrase
+        return raw[:200].decode("utf-8", "replace") or reason
 
 
-def _retry_after(r: httpx.Response) -> float | None:
+def _retry_after(headers: Mapping[str, str]) -> float | None:
     """Seconds from a Retry-After header (delta-seconds or an HTTP date)."""
-    value = r.headers.get("retry-after-ms")
+    value = headers.get("retry-after-ms")
     if value:
         try:
             return max(0.0, float(value) / 1000)
         except ValueError:
             pass
-    value = r.headers.get("retry-after")
+    value = headers.get("retry-after")
     if not value:
         return None
     try:
         return max(0.0, float(value))
     except ValueError:
-        when = email.utils.parsedate_to_datetime(value) if value else None
-        if when is None:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
             return None
         return max(0.0, when.timestamp() - time.time())
 

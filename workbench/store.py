@@ -33,7 +33,7 @@ T = TypeVar("T")
 DEFAULT_DB = "workbench.db"
 BUSY_TIMEOUT_MS = 30_000
 RUN_STATUSES = ("running", "finished", "failed", "interrupted")
-_PACKAGES = ("workbench", "httpx", "jsonschema", "rapidfuzz", "wordllama", "pandas", "papermill")
+_PACKAGES = ("workbench", "aiohttp", "jsonschema", "rapidfuzz", "wordllama", "pandas", "papermill")
 
 # Each step moves the schema one version up. Never edit a released step: add a new one.
 MIGRATIONS: tuple[str, ...] = (

@@ -366,6 +366,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Stay quiet: the demo server never writes access logs."""
 
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Answer protocol errors (bad request line, unknown method) in the OpenAI JSON shape."""
+        self.close_connection = True
+        text = message or HTTPStatus(code).phrase
+        self._send_json(code, _invalid(f"{text} ({explain})" if explain else text, None))
+
     # -- plumbing -------------------------------------------------------------------------
 
     def _send(
