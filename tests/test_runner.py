@@ -163,3 +163,18 @@ def test_run_parameters_hold_no_secrets(
     s = run_eval(str(tiny), "python:tests.echo_app:answer", store=store)
     dump = json.dumps(store.get_run(s.run_id))
     assert "sk-secret" not in dump
+
+
+@pytest.mark.parametrize("version", ["triage-v1", "triage-v2"])
+def test_committed_snapshots_replay_offline(store: Store, version: str) -> None:
+    snaps = Path(__file__).resolve().parents[1] / "data" / "snapshots" / "support-triage"
+    s = run_eval(
+        "support-triage", f"demo:{version}", store=store, options=EvalOptions(replay=str(snaps))
+    )
+    assert s.status == "finished" and s.errors == 0 and s.results >= 150
+    assert s.p95_latency_ms is None  # replays measure no latency
+    with DemoServer() as server:
+        live = run_eval(
+            "support-triage", f"demo:{version}", store=store, options=EvalOptions(base_url=server.url)
+        )
+    assert live.pass_rate == s.pass_rate and live.mean_score == pytest.approx(s.mean_score)

@@ -562,6 +562,9 @@ def _import_callable(spec: str) -> Callable[..., Any]:
 # -- record and replay -------------------------------------------------------------
 
 
+_SNAPSHOT_FIELDS = ("text", "finish_reason", "tokens_in", "tokens_out")
+
+
 def snapshot_key(provider_kind: str, model: str, request: Request) -> str:
     """Stable hash of (provider, model, messages, parameters): the snapshot key."""
     material = {
@@ -615,9 +618,9 @@ class Snapshots:
             "target": self.target,
             "case_id": request.case_id,
             "request": {"messages": request.messages, **request.params()},
-            "response": {
-                k: v for k, v in asdict(response).items() if k not in ("attempts", "replayed")
-            },
+            # Only what the model said: timings differ on every recording and would
+            # make every re-record a diff of every line.
+            "response": {k: v for k, v in asdict(response).items() if k in _SNAPSHOT_FIELDS},
         }
         self.entries[key] = entry
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -702,8 +705,6 @@ class ReplayProvider:
             finish_reason=stored.get("finish_reason"),
             tokens_in=stored.get("tokens_in"),
             tokens_out=stored.get("tokens_out"),
-            latency_ms=stored.get("latency_ms"),
-            ttft_ms=stored.get("ttft_ms"),
             replayed=True,
         )
 
