@@ -273,7 +273,9 @@ def _dumps(payload: Any) -> bytes:
 class _BadRequest(Exception):
     """A request the server answers with an OpenAI invalid_request_error body."""
 
-    def __init__(self, status: int, message: str, code: str | None, param: str | None = None):
+    def __init__(
+        self, status: int, message: str, code: str | None, param: str | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.body = _invalid(message, code, param)
@@ -445,13 +447,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if path == "/v1/models":
             models = [owner._model(m) for m in owner.models]
             self._send_json(200, {"object": "list", "data": models})
-        elif path.startswith("/v1/models/") and path[len("/v1/models/") :] in owner.models:
-            self._send_json(200, owner._model(path[len("/v1/models/") :]))
+        elif (name := path.removeprefix("/v1/models/")) in owner.models:
+            self._send_json(200, owner._model(name))
         elif path.startswith("/v1/models/"):
-            name = path[len("/v1/models/") :]
-            self._send_json(
-                404, _invalid(f"The model `{name}` does not exist.", "model_not_found", "model")
-            )
+            text = f"The model `{name}` does not exist."
+            self._send_json(404, _invalid(text, "model_not_found", "model"))
         else:
             self._not_found()
 
@@ -698,7 +698,7 @@ class DemoServer:
                 conn.shutdown(socket.SHUT_RDWR)
 
     def stats(self) -> dict[str, Any]:
-        """Counters: requests, completions, errors and injected faults per kind."""
+        """Requests (not /v1/stats), completions, rejected chat requests, faults per kind."""
         with self._lock:
             return {**self._counts, "faults": dict(self._faults)}
 
