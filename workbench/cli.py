@@ -234,6 +234,60 @@ def runs_command(db: Path, dataset: str | None, limit: int, as_json: bool) -> No
         )
 
 
+@main.command("compare")
+@click.argument("base", required=False)
+@click.argument("cand", required=False)
+@db_option
+@click.option("--latest", metavar="DATASET", help="Compare the two most recent finished runs of DATASET.")
+@click.option("--allow", type=click.Path(exists=True, dir_okay=False), help="YAML of case ids allowed to regress, with reasons.")
+@click.option("--max-regressions", type=click.IntRange(0), default=0, show_default=True)
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05, show_default=True)
+@click.option("--shared", is_flag=True, help="Allow runs over different dataset versions; compare shared case ids.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
+@click.option("--json", "as_json", is_flag=True, help="Print counts, cases, statistics and verdict as JSON.")
+@click.option("--gate", is_flag=True, help="Exit 1 when the verdict fails.")
+@translate_errors
+def compare_command(
+    base: str | None,
+    cand: str | None,
+    db: Path,
+    latest: str | None,
+    allow: str | None,
+    max_regressions: int,
+    alpha: float,
+    shared: bool,
+    seed: int,
+    as_json: bool,
+    gate: bool,
+) -> None:
+    """Compare candidate run CAND with baseline run BASE, case by case."""
+    from workbench import compare as cmp
+    from workbench.store import Store
+
+    with Store(db) as store:
+        if latest:
+            base, cand = cmp.latest_pair(store, latest)
+        elif not (base and cand):
+            raise click.UsageError("give BASE and CAND run ids, or --latest DATASET")
+        result = cmp.compare(
+            store,
+            base,
+            cand,
+            shared_only=shared,
+            allow=cmp.load_allowlist(allow) if allow else None,
+            max_regressions=max_regressions,
+            alpha=alpha,
+            seed=seed,
+        )
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2, default=str, ensure_ascii=False))
+    else:
+        click.echo(cmp.render_text(result))
+    if gate and not result.verdict.ok:
+        click.echo("gate: FAILED: " + "; ".join(result.verdict.reasons), err=True)
+        sys.exit(1)
+
+
 @main.group("demo")
 def demo_group() -> None:
     """The bundled demo: a triage model server and a ready-made report."""

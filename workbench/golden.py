@@ -21,8 +21,6 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from jinja2 import StrictUndefined, Template, TemplateError, meta
 from jinja2.sandbox import SandboxedEnvironment
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
 
 from workbench.errors import DatasetError, ScorerError
 
@@ -519,6 +517,10 @@ def _decode(data: bytes, path: Path) -> str:
 
 
 def _check_schema(schema: dict[str, Any]) -> str | None:
+    # jsonschema imports slowly (a second or more); only cards with a schema pay for it.
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:

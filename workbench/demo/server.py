@@ -697,6 +697,11 @@ class DemoServer:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
 
+    def warm_up(self) -> None:
+        """Answer one request per model so the first real ones do not pay for loading."""
+        for name in self.models:
+            self.respond(name, [{"role": "user", "content": "<ticket>warm-up</ticket>"}])
+
     def stats(self) -> dict[str, Any]:
         """Requests (not /v1/stats), completions, rejected chat requests, faults per kind."""
         with self._lock:
@@ -785,6 +790,7 @@ def serve(
 
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _interrupt) if in_main else None
+    server.warm_up()
     print(f"{_LISTENING} {server.url}", flush=True)
     try:
         server.serve_forever()
