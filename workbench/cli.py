@@ -238,13 +238,30 @@ def runs_command(db: Path, dataset: str | None, limit: int, as_json: bool) -> No
 @click.argument("base", required=False)
 @click.argument("cand", required=False)
 @db_option
-@click.option("--latest", metavar="DATASET", help="Compare the two most recent finished runs of DATASET.")
-@click.option("--allow", type=click.Path(exists=True, dir_okay=False), help="YAML of case ids allowed to regress, with reasons.")
+@click.option(
+    "--latest", metavar="DATASET", help="Compare the two most recent finished runs of DATASET."
+)
+@click.option(
+    "--allow",
+    type=click.Path(exists=True, dir_okay=False),
+    help="YAML of case ids allowed to regress, with reasons.",
+)
 @click.option("--max-regressions", type=click.IntRange(0), default=0, show_default=True)
-@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05, show_default=True)
-@click.option("--shared", is_flag=True, help="Allow runs over different dataset versions; compare shared case ids.")
+@click.option(
+    "--alpha",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.05,
+    show_default=True,
+)
+@click.option(
+    "--shared",
+    is_flag=True,
+    help="Allow runs over different dataset versions; compare shared case ids.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
-@click.option("--json", "as_json", is_flag=True, help="Print counts, cases, statistics and verdict as JSON.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print counts, cases, statistics and verdict as JSON."
+)
 @click.option("--gate", is_flag=True, help="Exit 1 when the verdict fails.")
 @translate_errors
 def compare_command(

@@ -61,7 +61,11 @@ class FieldChange:
             return f"{self.path}: removed (was {_show(self.old)})"
         if self.text_diff is not None:
             return f"{self.path}: {self.text_diff}"
-        note = f" ({type(self.old).__name__} → {type(self.new).__name__})" if self.kind == "type_changed" else ""
+        note = (
+            f" ({type(self.old).__name__} → {type(self.new).__name__})"
+            if self.kind == "type_changed"
+            else ""
+        )
         return f"{self.path}: {_show(self.old)} → {_show(self.new)}{note}"
 
 
@@ -157,7 +161,11 @@ class Comparison:
             "unused_allow": self.unused_allow,
         }
         if cases:
-            out["cases"] = [c.to_dict() for c in self.cases if c.transition not in ("unchanged_pass", "unchanged_fail")]
+            out["cases"] = [
+                c.to_dict()
+                for c in self.cases
+                if c.transition not in ("unchanged_pass", "unchanged_fail")
+            ]
         return out
 
 
@@ -195,7 +203,9 @@ def compare(
     cases: list[CaseDelta] = []
     for case_id in shared:
         cases.append(
-            _case_delta(case_id, base_rows[case_id], cand_rows[case_id], differ, allow, expected, tags)
+            _case_delta(
+                case_id, base_rows[case_id], cand_rows[case_id], differ, allow, expected, tags
+            )
         )
     pairs = _pairs(base_rows, cand_rows, shared)
     statistics = _statistics(store, base_run, cand_run, cases, pairs, shared, tags, seed, resamples)
@@ -250,7 +260,9 @@ def load_allowlist(path: str | os.PathLike[str]) -> dict[str, str]:
                 raise ConfigError(f"{file}: entry {i + 1}: give {{id: <case id>, reason: <why>}}")
             items.append((item["id"], item.get("reason")))
     else:
-        raise ConfigError(f"{file}: the allowlist maps case ids to reasons, e.g. 'st-0042: known label change'")
+        raise ConfigError(
+            f"{file}: the allowlist maps case ids to reasons, e.g. 'st-0042: known label change'"
+        )
     for key, reason in items:
         if not isinstance(reason, str) or not reason.strip():
             line = _line_of(text, str(key))
@@ -440,7 +452,24 @@ def _pairs(
     base: Mapping[str, list[_Row]], cand: Mapping[str, list[_Row]], shared: Sequence[str]
 ) -> dict[str, Any]:
     """Columns of paired (case, repeat) results, as numpy arrays."""
-    cols: dict[str, list[Any]] = {k: [] for k in ("case", "b_pass", "c_pass", "b_score", "c_score", "b_lat", "c_lat", "b_tin", "c_tin", "b_tout", "c_tout", "b_cost", "c_cost")}
+    cols: dict[str, list[Any]] = {
+        k: []
+        for k in (
+            "case",
+            "b_pass",
+            "c_pass",
+            "b_score",
+            "c_score",
+            "b_lat",
+            "c_lat",
+            "b_tin",
+            "c_tin",
+            "b_tout",
+            "c_tout",
+            "b_cost",
+            "c_cost",
+        )
+    }
     for case_id in shared:
         cand_by_repeat = {r.repeat: r for r in cand[case_id]}
         for b in base[case_id]:
@@ -500,7 +529,9 @@ def _statistics(
     }
     out["scorers"] = _scorer_deltas(store, base_run, cand_run, set(shared), boot)
     by_tag: dict[str, dict[str, Any]] = {}
-    tag_of = np.array([";".join(tags.get(c, ())) for c in clusters]) if len(clusters) else np.array([])
+    tag_of = (
+        np.array([";".join(tags.get(c, ())) for c in clusters]) if len(clusters) else np.array([])
+    )
     all_tags = sorted({t for c in shared for t in tags.get(c, ())})
     for tag in all_tags:
         mask = np.array([tag in t.split(";") for t in tag_of], dtype=bool)
@@ -577,7 +608,9 @@ def _flakiness(
             "pass_hat_k": pass_hat,
             "consistency": float(np.mean(consistency)),
         }
-    out["excluded_from_verdict"] = sorted(c.case_id for c in cases if c.flaky and c.transition in BLOCKING)
+    out["excluded_from_verdict"] = sorted(
+        c.case_id for c in cases if c.flaky and c.transition in BLOCKING
+    )
     return out
 
 
@@ -604,7 +637,9 @@ def _verdict(
 # -- helpers ----------------------------------------------------------------------
 
 
-def _case_info(dataset: Any, run: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, tuple[str, ...]]]:
+def _case_info(
+    dataset: Any, run: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, tuple[str, ...]]]:
     """Expected outputs and tags by case id, from the dataset when it can be found."""
     from workbench.golden import load_dataset
 
@@ -620,7 +655,9 @@ def _case_info(dataset: Any, run: Mapping[str, Any]) -> tuple[dict[str, Any], di
 def _run_brief(run: Mapping[str, Any]) -> dict[str, Any]:
     keys = ("id", "target", "dataset", "dataset_hash", "status", "started_at", "git_commit")
     brief = {k: run.get(k) for k in keys}
-    brief["parameters"] = {k: run.get("parameters", {}).get(k) for k in ("seed", "temperature", "repeats")}
+    brief["parameters"] = {
+        k: run.get("parameters", {}).get(k) for k in ("seed", "temperature", "repeats")
+    }
     return brief
 
 
@@ -659,7 +696,11 @@ def render_text(cmp: Comparison, *, limit: int = 10) -> str:
             continue
         lines.append(f"{title} ({len(items)}):")
         for case in items[:limit]:
-            marks = [m for m, on in (("flaky", case.flaky), (f"allowed: {case.allowed}", case.allowed)) if on]
+            marks = [
+                m
+                for m, on in (("flaky", case.flaky), (f"allowed: {case.allowed}", case.allowed))
+                if on
+            ]
             note = f"  [{'; '.join(marks)}]" if marks else ""
             lines.append(f"  {case.case_id} {case.transition}{note}")
             lines.extend(f"      {c.describe()}" for c in case.changes[:5])
@@ -676,8 +717,13 @@ def render_text(cmp: Comparison, *, limit: int = 10) -> str:
         f"pass rate {rate['base']:.1%} → {rate['cand']:.1%}  Δ {_interval(rate['delta'], pct=True)}"
         f"  McNemar p = {mc['p_value']:.3g} ({mc['b']} regressions, {mc['c']} fixes)"
     )
-    for key, label in (("score", "score"), ("latency_p50_ms", "p50 ms"), ("latency_p95_ms", "p95 ms"),
-                       ("tokens_out", "tokens out"), ("cost_usd", "cost USD")):
+    for key, label in (
+        ("score", "score"),
+        ("latency_p50_ms", "p50 ms"),
+        ("latency_p95_ms", "p95 ms"),
+        ("tokens_out", "tokens out"),
+        ("cost_usd", "cost USD"),
+    ):
         lines.append(f"{label:>11} Δ {_interval(s[key])}")
     for side in ("base", "cand"):
         f = cmp.flakiness[side]
@@ -697,7 +743,10 @@ def _interval(d: Mapping[str, Any], *, pct: bool = False) -> str:
     est, low, high = d.get("estimate"), d.get("low"), d.get("high")
     if est is None or (isinstance(est, float) and math.isnan(est)):
         return "n/a"
-    fmt = (lambda v: f"{v * 100:+.1f} pt") if pct else (lambda v: f"{v:+.4g}")
-    if low is None or math.isnan(low):
+
+    def fmt(v: float) -> str:
+        return f"{v * 100:+.1f} pt" if pct else f"{v:+.4g}"
+
+    if low is None or high is None or math.isnan(low):
         return fmt(est)
     return f"{fmt(est)} [{fmt(low)}, {fmt(high)}]"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -14,6 +14,7 @@ from workbench.store import Store
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
+    from workbench.compare import Comparison
     from workbench.runner import RunSummary
 
 PERCENTILES = (50, 90, 95, 99)
@@ -182,3 +183,151 @@ def tag_frame(store: Store, run_id: str, tags: dict[str, Sequence[str]]) -> pd.D
         .agg(cases=("passed", "size"), **{"pass rate": ("passed", "mean")}, errors=("error", "sum"))
         .sort_values("pass rate")
     )
+
+
+# -- comparisons --------------------------------------------------------------------
+
+
+def transition_frame(cmp: Comparison) -> pd.DataFrame:
+    """Cases per transition, with how many of them are flaky or allowed."""
+    rows = []
+    for name, count in cmp.counts.items():
+        cases = cmp.of(name)
+        rows.append(
+            {
+                "transition": name,
+                "cases": count,
+                "flaky": sum(c.flaky for c in cases),
+                "allowed": sum(c.allowed is not None for c in cases),
+                "blocking": sum(c.blocking for c in cases),
+            }
+        )
+    return pd.DataFrame(rows).set_index("transition")
+
+
+def case_delta_frame(
+    cmp: Comparison, transitions: Sequence[str] = ("regression", "new_error"), limit: int = 20
+) -> pd.DataFrame:
+    """Cases of some transitions with their field diffs next to the expected output."""
+    rows = []
+    for case in cmp.of(*transitions)[:limit]:
+        rows.append(
+            {
+                "case": case.case_id,
+                "transition": case.transition,
+                "flaky": case.flaky,
+                "allowed": case.allowed or "",
+                "what changed": "; ".join(c.describe() for c in case.changes)
+                or (f"error: {case.cand_error}" if case.cand_error else ""),
+                "expected": _json(case.expected),
+                "base output": case.base_output or f"error: {case.base_error}",
+                "candidate output": case.cand_output or f"error: {case.cand_error}",
+                "tags": ", ".join(case.tags),
+            }
+        )
+    columns = [
+        "case",
+        "transition",
+        "flaky",
+        "allowed",
+        "what changed",
+        "expected",
+        "base output",
+        "candidate output",
+        "tags",
+    ]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def field_frame(cmp: Comparison) -> pd.DataFrame:
+    """Which output fields changed, in how many cases."""
+    total = len(cmp.cases)
+    rows = [{"field": f, "cases": n, "share": n / total} for f, n in cmp.field_counts()]
+    return pd.DataFrame(rows, columns=["field", "cases", "share"])
+
+
+def delta_frame(cmp: Comparison) -> pd.DataFrame:
+    """Paired deltas (candidate - baseline) with 95% bootstrap intervals."""
+    s = cmp.stats
+    rows = [("pass rate", s["pass_rate"]["delta"]), ("mean score", s["score"])]
+    rows += [(f"score: {k}", v) for k, v in s["scorers"].items()]
+    rows += [
+        ("latency p50 ms", s["latency_p50_ms"]),
+        ("latency p95 ms", s["latency_p95_ms"]),
+        ("tokens in", s["tokens_in"]),
+        ("tokens out", s["tokens_out"]),
+        ("cost USD / case", s["cost_usd"]),
+    ]
+    return _interval_frame(rows, "measure")
+
+
+def tag_delta_frame(cmp: Comparison) -> pd.DataFrame:
+    """Mean score delta per case tag, with intervals, worst first."""
+    frame = _interval_frame(list(cmp.stats["tags"].items()), "tag")
+    return frame.sort_values("delta") if not frame.empty else frame
+
+
+def flaky_frame(cmp: Comparison) -> pd.DataFrame:
+    """Flaky cases: verdicts that vary across repeats, kept out of the verdict."""
+    rows = [
+        {
+            "case": c.case_id,
+            "transition": c.transition,
+            "base pass share": c.base_passed,
+            "candidate pass share": c.cand_passed,
+            "tags": ", ".join(c.tags),
+        }
+        for c in cmp.cases
+        if c.flaky
+    ]
+    return pd.DataFrame(
+        rows, columns=["case", "transition", "base pass share", "candidate pass share", "tags"]
+    )
+
+
+def flakiness_frame(cmp: Comparison) -> pd.DataFrame:
+    """Repeats, flaky share, consistency and pass@k per side."""
+    rows = []
+    for side in ("base", "cand"):
+        f = cmp.flakiness[side]
+        row: dict[str, Any] = {
+            "run": cmp.base["id"] if side == "base" else cmp.cand["id"],
+            "repeats": f["repeats"],
+            "flaky cases": len(f["flaky_cases"]),
+            "consistency": f["consistency"],
+        }
+        row.update({f"pass@{k}": v for k, v in f["pass_at_k"].items()})
+        row.update({f"pass^{k}": v for k, v in f["pass_hat_k"].items()})
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("run")
+
+
+def verdict_text(cmp: Comparison) -> str:
+    """The gate's verdict in one paragraph."""
+    if cmp.verdict.ok:
+        return "VERDICT: PASS: no blocking regression and no significant drop in pass rate."
+    return "VERDICT: FAIL: " + " ".join(f"({i}) {r}" for i, r in enumerate(cmp.verdict.reasons, 1))
+
+
+def _interval_frame(rows: Sequence[tuple[str, Mapping[str, Any]]], key: str) -> pd.DataFrame:
+    out = []
+    for name, d in rows:
+        low, high = d.get("low"), d.get("high")
+        finite = low is not None and high is not None and not (np.isnan(low) or np.isnan(high))
+        low_f = float(low) if finite and low is not None else 0.0
+        high_f = float(high) if finite and high is not None else 0.0
+        out.append(
+            {
+                key: name,
+                "delta": d.get("estimate"),
+                "95% low": low,
+                "95% high": high,
+                "n": d.get("n"),
+                "significant": bool(finite and (low_f > 0 or high_f < 0)),
+            }
+        )
+    return pd.DataFrame(out, columns=[key, "delta", "95% low", "95% high", "n", "significant"])
+
+
+def _json(value: Any) -> str:
+    return "" if value is None else json.dumps(value, ensure_ascii=False)
