@@ -101,6 +101,66 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX idx_runs_dataset ON runs(dataset, started_at);
     CREATE INDEX idx_scores_scorer ON scores(run_id, scorer);
     """,
+    # 4: profiles (runs.kind = 'profile') and load tests (runs.kind = 'load')
+    """
+    CREATE TABLE profiles (
+        run_id TEXT PRIMARY KEY REFERENCES runs(id),
+        tool TEXT NOT NULL,
+        workload TEXT NOT NULL,
+        label TEXT,
+        duration_s REAL,
+        rate_hz REAL,
+        samples INTEGER,
+        artifacts TEXT
+    );
+    CREATE TABLE profile_stacks (
+        run_id TEXT NOT NULL REFERENCES runs(id),
+        stack TEXT NOT NULL,
+        samples INTEGER NOT NULL,
+        PRIMARY KEY (run_id, stack)
+    );
+    CREATE TABLE profile_functions (
+        run_id TEXT NOT NULL REFERENCES runs(id),
+        function TEXT NOT NULL,
+        self_samples INTEGER,
+        total_samples INTEGER,
+        self_share REAL,
+        total_share REAL,
+        self_s REAL,
+        total_s REAL,
+        cpu_python_pct REAL,
+        cpu_native_pct REAL,
+        cpu_system_pct REAL,
+        peak_mb REAL,
+        malloc_mb REAL,
+        PRIMARY KEY (run_id, function)
+    );
+    CREATE TABLE profile_lines (
+        run_id TEXT NOT NULL REFERENCES runs(id),
+        file TEXT NOT NULL,
+        line INTEGER NOT NULL,
+        source TEXT,
+        cpu_python_pct REAL,
+        cpu_native_pct REAL,
+        cpu_system_pct REAL,
+        peak_mb REAL,
+        malloc_mb REAL,
+        PRIMARY KEY (run_id, file, line)
+    );
+    CREATE TABLE load_results (
+        run_id TEXT NOT NULL REFERENCES runs(id),
+        seq INTEGER NOT NULL,
+        endpoint TEXT NOT NULL,
+        phase TEXT NOT NULL,
+        offset_ms REAL NOT NULL,
+        latency_ms REAL,
+        ttft_ms REAL,
+        status INTEGER,
+        error TEXT,
+        PRIMARY KEY (run_id, seq)
+    );
+    CREATE INDEX idx_runs_kind ON runs(kind, started_at);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
