@@ -30,7 +30,20 @@ from workbench.store import Store  # noqa: E402
 
 TARGET_S = 5.0
 CATEGORIES = ("billing", "account", "bug", "feature_request", "shipping", "security", "outage")
-WORDS = "card charged twice refund invoice login password export report printer reader late".split()
+WORDS = [
+    "card",
+    "charged",
+    "twice",
+    "refund",
+    "invoice",
+    "login",
+    "password",
+    "export",
+    "report",
+    "printer",
+    "reader",
+    "late",
+]
 
 
 def _output(rng: random.Random) -> dict[str, object]:
@@ -80,10 +93,33 @@ def build(store: Store, cases: int, repeats: int, seed: int = 0) -> tuple[str, s
                 ok = (not passed) if flaky and r == repeats - 1 else passed
                 score = 1.0 if ok else rng.uniform(0.2, 0.7)
                 text = json.dumps(out)
-                results.append((run_id, case_id, r, r, text, text, int(ok), score,
-                                rng.lognormvariate(4.5, 0.4), None, 300, 40, 0.0001,
-                                "stop", None, None, 1, "2026-01-01T00:00:00"))
-                for scorer, value in (("json_schema", 1.0), ("json_fields", score), ("semantic[summary]", rng.random())):
+                results.append(
+                    (
+                        run_id,
+                        case_id,
+                        r,
+                        r,
+                        text,
+                        text,
+                        int(ok),
+                        score,
+                        rng.lognormvariate(4.5, 0.4),
+                        None,
+                        300,
+                        40,
+                        0.0001,
+                        "stop",
+                        None,
+                        None,
+                        1,
+                        "2026-01-01T00:00:00",
+                    )
+                )
+                for scorer, value in (
+                    ("json_schema", 1.0),
+                    ("json_fields", score),
+                    ("semantic[summary]", rng.random()),
+                ):
                     scores.append((run_id, case_id, r, scorer, value, int(value >= 0.5), ""))
     with store.conn:
         store.conn.executemany(
@@ -116,8 +152,10 @@ def main() -> int:
             times.append(time.perf_counter() - t0)
         store.close()
     median = statistics.median(times)
-    print(f"python {platform.python_version()}, {args.cases:,} cases x {args.repeats} repeats "
-          f"({cmp.pairs:,} pairs); setup {setup:.1f} s")
+    print(
+        f"python {platform.python_version()}, {args.cases:,} cases x {args.repeats} repeats "
+        f"({cmp.pairs:,} pairs); setup {setup:.1f} s"
+    )
     print(f"transitions: {cmp.counts}")
     print(f"changed fields: {dict(cmp.field_counts())}")
     print(f"compare wall time: median {median:.2f} s of {[round(t, 2) for t in times]}")

@@ -35,9 +35,9 @@ __all__ = [
 _CHUNK_CELLS: Final = 1 << 22
 _PERCENTILE = re.compile(r"p(\d+(?:\.\d*)?)")
 
-FloatArray = NDArray[np.float64]
-IndexArray = NDArray[np.int32]
-_Statistic = Callable[[IndexArray], FloatArray]
+_Floats = NDArray[np.float64]
+_Indices = NDArray[np.int32]
+_Statistic = Callable[[_Indices], _Floats]
 
 
 @dataclass(frozen=True)
@@ -180,9 +180,7 @@ def pass_hat_k(n: int, c: int, k: int) -> float:
 
 def consistency(verdicts: ArrayLike) -> float:
     """Share of one case's repeats that agree with its majority verdict (NaN when there are none)."""
-    arr = np.asarray(verdicts)
-    if arr.ndim != 1:
-        arr = arr.ravel()
+    arr = np.asarray(verdicts).ravel()
     if arr.dtype.kind == "f":
         arr = arr[~np.isnan(arr)]
     if arr.size == 0:
@@ -222,14 +220,14 @@ class _Groups:
         self.members = np.full((self.count, self.width), n, dtype=np.intp)
         self.members[codes[order], slot] = order
 
-    def units(self, idx: IndexArray) -> NDArray[np.int64]:
+    def units(self, idx: _Indices) -> NDArray[np.int64]:
         """How many units each resample (one row of cluster indices) holds."""
         if self.equal:
             return np.full(idx.shape[0], self.count * self.width, dtype=np.int64)
         return np.asarray(np.take(self.sizes, idx).sum(axis=1), dtype=np.int64)
 
 
-def _sum_statistic(b: FloatArray, c: FloatArray, groups: _Groups, mean: bool) -> _Statistic:
+def _sum_statistic(b: _Floats, c: _Floats, groups: _Groups, mean: bool) -> _Statistic:
     """Resampled sum (or mean) of the paired differences, from per-cluster sums."""
     diff = c - b
     if groups.width == 1:
@@ -237,18 +235,18 @@ def _sum_statistic(b: FloatArray, c: FloatArray, groups: _Groups, mean: bool) ->
     else:
         totals = np.bincount(groups.codes, weights=diff, minlength=groups.count).astype(np.float64)
 
-    def stat(idx: IndexArray) -> FloatArray:
+    def stat(idx: _Indices) -> _Floats:
         sums = np.take(totals, idx).sum(axis=1)
         return np.asarray(sums / groups.units(idx) if mean else sums, dtype=np.float64)
 
     return stat
 
 
-def _percentile_statistic(b: FloatArray, c: FloatArray, groups: _Groups, q: float) -> _Statistic:
+def _percentile_statistic(b: _Floats, c: _Floats, groups: _Groups, q: float) -> _Statistic:
     """Resampled ``pct(cand) - pct(base)``, via order statistics of precomputed ranks."""
     sides = [_RankedSide(x, groups) for x in (b, c)]
 
-    def stat(idx: IndexArray) -> FloatArray:
+    def stat(idx: _Indices) -> _Floats:
         last = groups.units(idx) - 1
         pos = last * (q / 100)
         k = np.floor(pos)
@@ -264,7 +262,7 @@ def _percentile_statistic(b: FloatArray, c: FloatArray, groups: _Groups, q: floa
 class _RankedSide:
     """One run's values, sorted once, with each cluster's members replaced by their ranks."""
 
-    def __init__(self, x: FloatArray, groups: _Groups) -> None:
+    def __init__(self, x: _Floats, groups: _Groups) -> None:
         order = np.argsort(x, kind="stable")
         self.sorted = x[order]
         rank = np.empty(x.size + 1, dtype=np.int32)
@@ -276,11 +274,11 @@ class _RankedSide:
 
     def percentile(
         self,
-        idx: IndexArray,
+        idx: _Indices,
         k: NDArray[np.int64],
-        frac: FloatArray,
+        frac: _Floats,
         last: NDArray[np.int64],
-    ) -> FloatArray:
+    ) -> _Floats:
         """Linear-interpolated percentile of each resample (one row of ``idx`` per resample)."""
         r = np.concatenate([np.take(slot, idx) for slot in self.slots], axis=1)
         lo, hi = _order_pair(r, k, last)
@@ -341,7 +339,7 @@ def _cluster_codes(clusters: ArrayLike | None, keep: NDArray[np.bool_]) -> NDArr
     return np.asarray(codes, dtype=np.intp).ravel()
 
 
-def _as_1d_float(values: ArrayLike, name: str) -> FloatArray:
+def _as_1d_float(values: ArrayLike, name: str) -> _Floats:
     """A 1-D float64 copy of ``values``; ConfigError when that is impossible."""
     try:
         arr = np.asarray(values, dtype=np.float64)
