@@ -161,6 +161,67 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX idx_runs_kind ON runs(kind, started_at);
     """,
+    # 5: request traces (OpenTelemetry spans) and the files they came from
+    """
+    CREATE TABLE spans (
+        trace_id TEXT NOT NULL,
+        span_id TEXT NOT NULL,
+        parent_span_id TEXT,
+        name TEXT,
+        kind TEXT,
+        start_ns INTEGER,
+        end_ns INTEGER,
+        duration_ms REAL,
+        status_code TEXT,
+        status_message TEXT,
+        error_type TEXT,
+        service TEXT,
+        environment TEXT,
+        route TEXT,
+        span_class TEXT,
+        tenant TEXT,
+        session_id TEXT,
+        user_id TEXT,
+        operation TEXT,
+        provider TEXT,
+        request_model TEXT,
+        response_model TEXT,
+        temperature REAL,
+        top_p REAL,
+        max_tokens INTEGER,
+        seed INTEGER,
+        stream INTEGER,
+        ttft_ms REAL,
+        finish_reasons TEXT,
+        input_tokens INTEGER,
+        output_tokens INTEGER,
+        cache_read_tokens INTEGER,
+        cache_write_tokens INTEGER,
+        reasoning_tokens INTEGER,
+        cost_usd REAL,
+        cache_layer TEXT,
+        cache_key_hash TEXT,
+        cache_hit INTEGER,
+        cache_similarity REAL,
+        obj_bytes INTEGER,
+        ttl_s REAL,
+        retry_count INTEGER,
+        attributes TEXT,
+        resource TEXT,
+        source TEXT,
+        PRIMARY KEY (trace_id, span_id)
+    );
+    CREATE INDEX idx_spans_route ON spans(route, start_ns);
+    CREATE INDEX idx_spans_class ON spans(span_class, start_ns);
+    CREATE INDEX idx_spans_cache ON spans(cache_layer, start_ns);
+    CREATE TABLE trace_files (
+        sha256 TEXT PRIMARY KEY,
+        path TEXT NOT NULL,
+        spans INTEGER NOT NULL,
+        skipped INTEGER NOT NULL,
+        ingested_at TEXT NOT NULL
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
