@@ -1,10 +1,21 @@
-"""Execute parameterized notebooks with papermill and publish them as offline HTML."""
+"""Execute parameterized notebooks with papermill and publish them as offline HTML reports.
+
+A report is the executed notebook converted by nbconvert with a template that loads
+nothing from a network (no require.js, MathJax or widget manager from a CDN): code
+hidden unless asked for, the injected-parameters cell removed, widget outputs replaced
+by a static note, and a provenance header (date, git commit, parameters, run ids,
+dataset hashes, budget badges). Each notebook may record a summary JSON next to its
+HTML; ``build_index`` turns every week's summaries into ``index.html``.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import html
+import json
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +23,13 @@ from workbench.errors import ConfigError
 
 KERNEL = "python3"
 DEFAULT_TIMEOUT_S = 1800
+TEMPLATES = Path(__file__).parent / "templates"
+SUMMARY_SUFFIX = ".summary.json"
+_WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+_WIDGET_NOTE = (
+    "<p><i>Interactive explorer: open this notebook in JupyterLab to use it. "
+    "The tables in this report hold the same information.</i></p>"
+)
 
 
 @dataclass(frozen=True)
@@ -22,11 +40,17 @@ class Report:
     notebook: Path
     html: Path
     error: str | None = None
+    summary: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         """True when every cell ran."""
         return self.error is None
+
+    @property
+    def budgets_ok(self) -> bool:
+        """True when every budget the notebook recorded holds."""
+        return all(b.get("ok", True) for b in self.summary.get("budgets", []))
 
 
 def notebooks_dir(start: Path | None = None) -> Path:
@@ -42,6 +66,22 @@ def notebooks_dir(start: Path | None = None) -> Path:
         "no notebooks/ folder found from the current directory; run from the project "
         "or set WORKBENCH_NOTEBOOKS"
     )
+
+
+def resolve_notebook(notebook: str | Path) -> Path:
+    """A notebook path from a path or a bare name in ``notebooks/``."""
+    source = Path(notebook)
+    if source.is_file():
+        return source
+    candidate = notebooks_dir() / (
+        source.name if source.suffix == ".ipynb" else f"{notebook}.ipynb"
+    )
+    if not candidate.is_file():
+        known = sorted(p.stem for p in candidate.parent.glob("*.ipynb"))
+        raise ConfigError(
+            f"notebook {str(notebook)!r} not found; known notebooks: {', '.join(known)}"
+        )
+    return candidate
 
 
 def execute(
@@ -60,11 +100,7 @@ def execute(
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
-    source = Path(notebook)
-    if not source.is_file():
-        source = notebooks_dir() / f"{notebook}.ipynb"
-    if not source.is_file():
-        raise ConfigError(f"notebook {notebook!r} not found (looked for {source})")
+    source = resolve_notebook(notebook)
     output.parent.mkdir(parents=True, exist_ok=True)
     try:
         pm.execute_notebook(
@@ -79,11 +115,21 @@ def execute(
         )
     except PapermillExecutionError as exc:
         return f"cell {exc.cell_index}: {exc.ename}: {exc.evalue}"
+    except Exception as exc:  # a dead kernel, a timeout: the notebook is still published
+        if not output.exists():
+            raise
+        return f"{type(exc).__name__}: {exc}"
     return None
 
 
-def to_html(notebook: Path, html: Path | None = None, *, show_code: bool = False) -> Path:
-    """Convert an executed notebook to standalone HTML, without the injected-parameters cell."""
+def to_html(
+    notebook: Path,
+    html_path: Path | None = None,
+    *,
+    show_code: bool = False,
+    header: str = "",
+) -> Path:
+    """Convert an executed notebook to offline HTML, without the injected-parameters cell."""
     import nbformat
     from nbconvert import HTMLExporter
     from nbconvert.preprocessors import TagRemovePreprocessor
@@ -94,16 +140,29 @@ def to_html(notebook: Path, html: Path | None = None, *, show_code: bool = False
     config.TagRemovePreprocessor.enabled = True
     exporter = HTMLExporter(
         config=config,
+        template_name="report",
+        extra_template_basedirs=[str(TEMPLATES)],
         exclude_input=not show_code,
         exclude_input_prompt=True,
         exclude_output_prompt=True,
     )
     exporter.register_preprocessor(TagRemovePreprocessor(config=config), enabled=True)
     nb = nbformat.read(str(notebook), as_version=4)
-    body, _ = exporter.from_notebook_node(nb)
-    html = html or notebook.with_suffix(".html")
-    html.write_text(body, encoding="utf-8")
-    return html
+    _static_widgets(nb)
+    body, _ = exporter.from_notebook_node(nb, resources={"workbench_header": header})
+    html_path = html_path or notebook.with_suffix(".html")
+    html_path.write_text(body, encoding="utf-8")
+    return html_path
+
+
+def _static_widgets(nb: Any) -> None:
+    """Replace widget views by a static note and drop the saved widget state."""
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data")
+            if data and _WIDGET_MIME in data:
+                output["data"] = {"text/html": _WIDGET_NOTE, "text/plain": "(interactive widget)"}
 
 
 def publish(
@@ -116,12 +175,126 @@ def publish(
     kernel: str = KERNEL,
     timeout_s: int = DEFAULT_TIMEOUT_S,
 ) -> Report:
-    """Execute a notebook and publish it as HTML, even when a cell failed."""
+    """Execute a notebook and publish it as HTML with a provenance header, even if a cell failed."""
     name = name or Path(notebook).stem
+    out.mkdir(parents=True, exist_ok=True)
     executed = out / f"{name}.ipynb"
-    error = execute(notebook, executed, parameters, kernel=kernel, timeout_s=timeout_s)
-    html = to_html(executed, out / f"{name}.html", show_code=show_code)
-    return Report(name=name, notebook=executed, html=html, error=error)
+    summary_path = out / f"{name}{SUMMARY_SUFFIX}"
+    summary_path.unlink(missing_ok=True)
+    params = {**parameters, "summary_path": str(summary_path.resolve())}
+    started = dt.datetime.now(dt.UTC)
+    error = execute(notebook, executed, params, kernel=kernel, timeout_s=timeout_s)
+    summary = read_summary(summary_path)
+    summary = {
+        **summary,
+        "notebook": Path(str(notebook)).stem,
+        "name": name,
+        "ok": error is None,
+        "error": error,
+        "started_at": started.isoformat(timespec="seconds"),
+        "parameters": {k: v for k, v in parameters.items()},
+    }
+    summary_path.write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+    header = provenance_header(name, summary)
+    html_path = to_html(executed, out / f"{name}.html", show_code=show_code, header=header)
+    return Report(name=name, notebook=executed, html=html_path, error=error, summary=summary)
+
+
+def record_summary(
+    path: str | os.PathLike[str] | None,
+    *,
+    runs: Sequence[str] = (),
+    datasets: Mapping[str, str] | None = None,
+    budgets: Sequence[Any] = (),
+    headline: Mapping[str, Any] | None = None,
+    artifacts: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Record a notebook's headline numbers and budget verdicts (a no-op without a path).
+
+    ``budgets`` are BudgetResult-like objects (``name``, ``ok``, ``describe()``) or dicts.
+    """
+    doc = {
+        "runs": list(runs),
+        "datasets": dict(datasets or {}),
+        "budgets": [_budget_dict(b) for b in budgets],
+        "headline": dict(headline or {}),
+        "artifacts": dict(artifacts or {}),
+        "git_commit": _git_commit(),
+    }
+    if path:
+        Path(path).write_text(json.dumps(doc, indent=2, default=str), encoding="utf-8")
+    return doc
+
+
+def _budget_dict(b: Any) -> dict[str, Any]:
+    if isinstance(b, Mapping):
+        return dict(b)
+    return {
+        "name": b.name,
+        "ok": b.ok,
+        "actual": b.actual,
+        "limit": b.limit,
+        "message": b.describe(),
+    }
+
+
+def read_summary(path: Path) -> dict[str, Any]:
+    """A recorded summary, or an empty one when the notebook recorded none."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _git_commit() -> str | None:
+    from workbench.store import git_commit
+
+    return git_commit()
+
+
+def badges(budgets: Sequence[Mapping[str, Any]]) -> str:
+    """HTML badges, green for a budget that holds and red for one that broke."""
+    out = []
+    for b in budgets:
+        cls = "wb-ok" if b.get("ok") else "wb-bad"
+        title = html.escape(str(b.get("message", "")), quote=True)
+        out.append(
+            f"<span class='wb-badge {cls}' title='{title}'>{html.escape(str(b.get('name')))}</span>"
+        )
+    return "".join(out) or "<span class='wb-badge wb-na'>no budgets</span>"
+
+
+def provenance_header(name: str, summary: Mapping[str, Any]) -> str:
+    """The block at the top of a report: what ran, on what, and whether it held."""
+    state = "ran" if summary.get("ok", True) else f"FAILED: {summary.get('error')}"
+    params = ", ".join(f"{k}={v!r}" for k, v in (summary.get("parameters") or {}).items())
+    rows = [
+        ("date", summary.get("started_at", "")),
+        ("status", state),
+        ("git commit", summary.get("git_commit") or "n/a"),
+        ("runs", ", ".join(summary.get("runs", [])) or "n/a"),
+        (
+            "datasets",
+            ", ".join(f"{k}@{v}" for k, v in (summary.get("datasets") or {}).items()) or "n/a",
+        ),
+        ("parameters", params or "defaults"),
+    ]
+    artifacts = summary.get("artifacts") or {}
+    if artifacts:
+        links = " ".join(
+            f"<a href='{html.escape(str(p), quote=True)}'>{html.escape(k)}</a>"
+            for k, p in artifacts.items()
+        )
+        rows.append(("artifacts", links))
+    cells = "".join(
+        f"<tr><td><b>{html.escape(k)}</b></td><td>{v if k == 'artifacts' else html.escape(str(v))}</td></tr>"
+        for k, v in rows
+    )
+    return (
+        f"<div class='wb-header'><h1>{html.escape(name)}</h1>"
+        f"<div>{badges(summary.get('budgets', []))}</div><table>{cells}</table></div>"
+    )
 
 
 def demo_reports(

@@ -21,14 +21,46 @@ PERCENTILES = (50, 90, 95, 99)
 
 
 def setup_notebook() -> None:
-    """Display defaults for notebooks: offline plotly (JS inline once) and wide tables."""
-    import plotly.io as pio
-
-    # The mimetype renders in JupyterLab; the "notebook" part embeds plotly.js in the
-    # output once, so exported HTML reports draw charts with no network.
-    pio.renderers.default = "plotly_mimetype+notebook"
+    """Display defaults for notebooks: wide tables, and charts through figure()."""
+    global _PLOTLYJS_SENT
+    _PLOTLYJS_SENT = False
     pd.set_option("display.max_colwidth", 120)
     pd.set_option("display.max_rows", 200)
+
+
+_PLOTLYJS_SENT = False
+
+
+class Figure:
+    """A plotly chart that renders live in JupyterLab and offline in exported HTML.
+
+    JupyterLab draws the plotly mimetype; nbconvert picks the HTML, which carries
+    plotly.js inline the first time in a notebook and reuses it after, so reports
+    need no network and no require.js.
+    """
+
+    def __init__(self, fig: go.Figure) -> None:
+        self.fig = fig
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        global _PLOTLYJS_SENT
+        height = self.fig.layout.height or 420
+        html = self.fig.to_html(
+            full_html=False,
+            include_plotlyjs=not _PLOTLYJS_SENT,
+            config={"displaylogo": False},
+            default_height=f"{height}px",
+        )
+        _PLOTLYJS_SENT = True
+        return {
+            "application/vnd.plotly.v1+json": self.fig.to_plotly_json(),
+            "text/html": html,
+        }
+
+
+def figure(fig: go.Figure) -> Figure:
+    """Wrap a plotly figure for display (see Figure)."""
+    return Figure(fig)
 
 
 def summary_frame(summaries: Sequence[RunSummary]) -> pd.DataFrame:
@@ -139,7 +171,7 @@ def latency_frame(store: Store, run_ids: Sequence[str]) -> pd.DataFrame:
 
 def score_histogram(
     store: Store, run_ids: Sequence[str], labels: Sequence[str] | None = None
-) -> go.Figure:
+) -> Figure:
     """Distribution of case scores per run, overlaid."""
     import plotly.graph_objects as go
 
@@ -165,7 +197,7 @@ def score_histogram(
         height=360,
         margin={"t": 50, "b": 40, "l": 50, "r": 20},
     )
-    return fig
+    return Figure(fig)
 
 
 def tag_frame(store: Store, run_id: str, tags: dict[str, Sequence[str]]) -> pd.DataFrame:
