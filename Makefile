@@ -7,7 +7,7 @@ STAMP = $(VENV)/.installed-stamp
 .PHONY: demo test check lab bench clean
 
 demo: $(STAMP)
-	$(BIN)/workbench demo run --out reports --db reports/workbench.db
+	$(BIN)/workbench weekly --out reports
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -47,7 +47,7 @@ def test_every_command_has_help_and_is_in_the_readme() -> None:
         )
     for name, cmd in commands:
         assert cmd.help, f"workbench {name} has no help text"
-        assert f"workbench {name}" in readme or name == "demo run", (
+        assert f"workbench {name}" in readme, (
             f"workbench {name} is not in the README"
         )
 

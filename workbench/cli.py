@@ -305,9 +305,73 @@ def compare_command(
         sys.exit(1)
 
 
+@main.command("weekly")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="Weekly config YAML (default: weekly.yaml, else the bundled demo).",
+)
+@click.option(
+    "--out", type=click.Path(file_okay=False, path_type=Path), default="reports", show_default=True
+)
+@click.option("--week", help="ISO week folder to write (default: this week, e.g. 2026-W48).")
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False),
+    envvar="WORKBENCH_DB",
+    help="Database (default: <out>/workbench.db or the config's).",
+)
+@click.option("--no-fail-on-budget", is_flag=True, help="Exit 0 even when a budget broke.")
+@translate_errors
+def weekly_command(
+    config_path: str | None, out: Path, week: str | None, db: str | None, no_fail_on_budget: bool
+) -> None:
+    """Run every configured notebook with papermill and publish the reports and an index."""
+    from workbench import weekly
+
+    config = weekly.load_config(config_path)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def progress(report: Any) -> None:
+        click.echo(f"{'ok' if report.ok else 'FAILED':6} {report.html}", err=True)
+
+    result = weekly.run_weekly(config, out, week=week, db=db, on_report=progress)
+    click.echo(result.table())
+    ok = all(r.ok for r in result.reports) and (no_fail_on_budget or result.ok)
+    if not ok:
+        sys.exit(1)
+
+
+@main.command("schedule")
+@click.option(
+    "--cron", required=True, help='When, as a cron expression, e.g. "17 6 * * 1" (Mondays 06:17).'
+)
+@click.option(
+    "--emit",
+    "kind",
+    type=click.Choice(["cron", "systemd", "github"]),
+    default="cron",
+    show_default=True,
+)
+@click.option(
+    "--workdir", type=click.Path(file_okay=False, path_type=Path), default=".", show_default=True
+)
+@click.option("--config", "config_path", help="Weekly config YAML to pass to workbench weekly.")
+@click.option("--out", default="reports", show_default=True)
+@translate_errors
+def schedule_command(
+    cron: str, kind: str, workdir: Path, config_path: str | None, out: str
+) -> None:
+    """Print a crontab line, a systemd service and timer, or a GitHub Actions workflow."""
+    from workbench.schedule import emit
+
+    click.echo(emit(kind, cron, workdir=workdir.resolve(), config=config_path, out=out), nl=False)
+
+
 @main.group("demo")
 def demo_group() -> None:
-    """The bundled demo: a triage model server and a ready-made report."""
+    """The bundled demo: a support-triage model server with two versions."""
 
 
 @demo_group.command("serve")
@@ -361,27 +425,6 @@ def demo_serve(
         retry_after_s=retry_after,
         hang_s=hang_s,
     )
-
-
-@demo_group.command("run")
-@click.option(
-    "--out", type=click.Path(file_okay=False, path_type=Path), default="reports", show_default=True
-)
-@db_option
-@click.option("--dataset", default="support-triage", show_default=True)
-@click.option("--show-code", is_flag=True, help="Keep code cells in the HTML.")
-@translate_errors
-def demo_run(out: Path, db: Path, dataset: str, show_code: bool) -> None:
-    """Evaluate both demo versions through the notebook and publish HTML reports."""
-    from workbench import publish
-
-    reports = publish.demo_reports(out=out, db=db, dataset=dataset, show_code=show_code)
-    for report in reports:
-        mark = "ok" if report.ok else "FAILED"
-        click.echo(f"{mark:6} {report.html}")
-    click.echo(f"reports written to {out.resolve()}")
-    if not all(r.ok for r in reports):
-        sys.exit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover

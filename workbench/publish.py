@@ -295,26 +295,3 @@ def provenance_header(name: str, summary: Mapping[str, Any]) -> str:
         f"<div class='wb-header'><h1>{html.escape(name)}</h1>"
         f"<div>{badges(summary.get('budgets', []))}</div><table>{cells}</table></div>"
     )
-
-
-def demo_reports(
-    *, out: Path, db: Path, dataset: str = "support-triage", show_code: bool = False
-) -> list[Report]:
-    """The demo job: evaluate both demo versions through the golden-eval notebook."""
-    out.mkdir(parents=True, exist_ok=True)
-    reports = []
-    for version in ("triage-v1", "triage-v2"):
-        reports.append(
-            publish(
-                "golden_eval",
-                out,
-                {
-                    "dataset": dataset,
-                    "model": f"demo:{version}",
-                    "db": str(Path(db).resolve()),
-                },
-                name=f"golden_eval-{version}",
-                show_code=show_code,
-            )
-        )
-    return reports

@@ -1,0 +1,343 @@
+"""The weekly run: every configured notebook through papermill into reports/<ISO week>/.
+
+A YAML config names the notebooks and their parameters. Each notebook is executed with
+an explicit kernel and its own timeout, then published as HTML even when a cell
+failed (its error visible, the report marked failed); the others still run. A
+parameter may refer to an earlier notebook's recorded summary, e.g.
+``base_run: ${golden_eval-triage-v1.runs.0}``, so one notebook can compare the runs
+another made. Finally ``index.html`` lists every week and notebook with budget badges
+and the trend of the headline figures.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from workbench import publish
+from workbench.errors import ConfigError
+
+DEFAULT_CONFIG = "weekly.yaml"
+_REF = re.compile(r"^\$\{([^.}]+)\.([^}]+)\}$")
+_JOB_KEYS = {"name", "notebook", "parameters", "timeout_s"}
+_CONFIG_KEYS = {"kernel", "timeout_s", "fail_on_budget", "show_code", "db", "notebooks"}
+
+
+@dataclass(frozen=True)
+class Job:
+    """One notebook of the weekly run."""
+
+    name: str
+    notebook: str
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    timeout_s: int | None = None
+
+
+@dataclass(frozen=True)
+class WeeklyConfig:
+    """What the weekly run executes and how."""
+
+    notebooks: tuple[Job, ...]
+    kernel: str = publish.KERNEL
+    timeout_s: int = publish.DEFAULT_TIMEOUT_S
+    fail_on_budget: bool = True
+    show_code: bool = False
+    db: str | None = None
+
+
+@dataclass
+class WeeklyResult:
+    """The reports of one weekly run and where its index is."""
+
+    week: str
+    folder: Path
+    index: Path
+    reports: list[publish.Report]
+    fail_on_budget: bool = True
+
+    @property
+    def ok(self) -> bool:
+        """False when a notebook failed, or (if configured) a budget broke."""
+        if not all(r.ok for r in self.reports):
+            return False
+        return not self.fail_on_budget or all(r.budgets_ok for r in self.reports)
+
+    def table(self) -> str:
+        """A plain-text summary: each notebook, its status and its budget verdicts."""
+        lines = [f"{'notebook':<28} {'status':<7} budgets"]
+        for r in self.reports:
+            broken = [b["name"] for b in r.summary.get("budgets", []) if not b.get("ok", True)]
+            held = len(r.summary.get("budgets", [])) - len(broken)
+            verdict = f"{held} ok" + (f", BROKEN: {', '.join(broken)}" if broken else "")
+            lines.append(f"{r.name:<28} {'ok' if r.ok else 'FAILED':<7} {verdict}")
+            if r.error:
+                lines.append(f"{'':<28} error: {r.error[:150]}")
+        lines.append(f"index: {self.index}")
+        return "\n".join(lines)
+
+
+def iso_week(day: dt.date | None = None) -> str:
+    """The ISO week of a day, e.g. ``2026-W48``."""
+    year, week, _ = (day or dt.datetime.now(dt.UTC).date()).isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def load_config(path: str | Path | None = None) -> WeeklyConfig:
+    """The weekly config from YAML (default ``weekly.yaml``, else the bundled demo config)."""
+    file = Path(path) if path else Path(DEFAULT_CONFIG)
+    if not file.is_file():
+        if path:
+            raise ConfigError(f"{file}: no such weekly config")
+        return demo_config()
+    try:
+        doc = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    return parse_config(doc, str(file))
+
+
+def parse_config(doc: Any, where: str = "config") -> WeeklyConfig:
+    """Validate a weekly config document."""
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{where}: expected a mapping with 'notebooks:'")
+    unknown = set(doc) - _CONFIG_KEYS
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key {sorted(unknown)[0]!r}; allowed: {', '.join(sorted(_CONFIG_KEYS))}"
+        )
+    items = doc.get("notebooks")
+    if not isinstance(items, list) or not items:
+        raise ConfigError(f"{where}: 'notebooks' must list at least one {{notebook, parameters}}")
+    jobs: list[Job] = []
+    names: set[str] = set()
+    for i, item in enumerate(items):
+        at = f"{where}: notebooks[{i}]"
+        if isinstance(item, str):
+            item = {"notebook": item}
+        if not isinstance(item, dict) or "notebook" not in item:
+            raise ConfigError(f"{at}: needs 'notebook'")
+        bad = set(item) - _JOB_KEYS
+        if bad:
+            raise ConfigError(
+                f"{at}: unknown key {sorted(bad)[0]!r}; allowed: {', '.join(sorted(_JOB_KEYS))}"
+            )
+        params = item.get("parameters") or {}
+        if not isinstance(params, dict):
+            raise ConfigError(f"{at}.parameters: must be a mapping")
+        for key in params:
+            if any(
+                s in str(key).lower() for s in ("api_key", "apikey", "secret", "token", "password")
+            ):
+                raise ConfigError(
+                    f"{at}.parameters.{key}: secrets never go in parameters; "
+                    "read them from an environment variable in the notebook"
+                )
+        name = str(item.get("name") or item["notebook"])
+        if name in names:
+            raise ConfigError(f"{at}: the name {name!r} is used twice; give one a 'name'")
+        names.add(name)
+        timeout = item.get("timeout_s")
+        if timeout is not None and (not isinstance(timeout, int) or timeout <= 0):
+            raise ConfigError(f"{at}.timeout_s: must be a positive number of seconds")
+        jobs.append(
+            Job(name=name, notebook=str(item["notebook"]), parameters=params, timeout_s=timeout)
+        )
+    timeout_s = doc.get("timeout_s", publish.DEFAULT_TIMEOUT_S)
+    if not isinstance(timeout_s, int) or timeout_s <= 0:
+        raise ConfigError(f"{where}: timeout_s must be a positive number of seconds")
+    return WeeklyConfig(
+        notebooks=tuple(jobs),
+        kernel=str(doc.get("kernel", publish.KERNEL)),
+        timeout_s=timeout_s,
+        fail_on_budget=bool(doc.get("fail_on_budget", True)),
+        show_code=bool(doc.get("show_code", False)),
+        db=doc.get("db"),
+    )
+
+
+def demo_config() -> WeeklyConfig:
+    """The bundled demo's weekly run (``workbench/demo/weekly.yaml``)."""
+    path = Path(__file__).parent / "demo" / "weekly.yaml"
+    return parse_config(yaml.safe_load(path.read_text(encoding="utf-8")), str(path))
+
+
+def run_weekly(
+    config: WeeklyConfig,
+    out: Path,
+    *,
+    week: str | None = None,
+    db: str | Path | None = None,
+    on_report: Callable[[publish.Report], None] | None = None,
+) -> WeeklyResult:
+    """Execute and publish every notebook of the config into ``out/<week>/``, then the index."""
+    week = week or iso_week()
+    folder = out / week
+    folder.mkdir(parents=True, exist_ok=True)
+    database = db or config.db or str(out / "workbench.db")
+    summaries: dict[str, Mapping[str, Any]] = {}
+    reports: list[publish.Report] = []
+    for job in config.notebooks:
+        params = {"db": str(Path(database).resolve())}
+        params.update({k: _resolve(v, summaries) for k, v in job.parameters.items()})
+        report = publish.publish(
+            job.notebook,
+            folder,
+            params,
+            name=job.name,
+            show_code=config.show_code,
+            kernel=config.kernel,
+            timeout_s=job.timeout_s or config.timeout_s,
+        )
+        summaries[job.name] = report.summary
+        reports.append(report)
+        if on_report is not None:
+            on_report(report)
+    index = build_index(out, current=week)
+    return WeeklyResult(week, folder, index, reports, config.fail_on_budget)
+
+
+def _resolve(value: Any, summaries: Mapping[str, Mapping[str, Any]]) -> Any:
+    """``${job.path.to.value}`` from an earlier job's summary; None when it is missing."""
+    if not isinstance(value, str):
+        return value
+    match = _REF.match(value)
+    if not match:
+        return value
+    node: Any = summaries.get(match.group(1))
+    for part in match.group(2).split("."):
+        if isinstance(node, Mapping):
+            node = node.get(part)
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return None
+    return node
+
+
+# -- the index ----------------------------------------------------------------------
+
+
+def collect(out: Path) -> list[dict[str, Any]]:
+    """Every recorded summary under ``out/<week>/``, oldest week first."""
+    rows = []
+    for folder in sorted(
+        p for p in out.iterdir() if p.is_dir() and re.fullmatch(r"\d{4}-W\d{2}", p.name)
+    ):
+        for path in sorted(folder.glob(f"*{publish.SUMMARY_SUFFIX}")):
+            summary = publish.read_summary(path)
+            name = path.name.removesuffix(publish.SUMMARY_SUFFIX)
+            rows.append({"week": folder.name, "name": name, **summary})
+    return rows
+
+
+def build_index(out: Path, *, current: str | None = None) -> Path:
+    """Write ``out/index.html`` and ``out/<week>/index.html``: every week, badges, trends."""
+    rows = collect(out)
+    trend = _trend_html(rows)
+    weeks = sorted({r["week"] for r in rows}, reverse=True)
+    for prefix, target in [("", out / "index.html")] + [
+        ("../", out / w / "index.html") for w in weeks
+    ]:
+        target.write_text(_index_page(rows, weeks, prefix, trend, current), encoding="utf-8")
+    return out / current / "index.html" if current else out / "index.html"
+
+
+def _index_page(
+    rows: Sequence[Mapping[str, Any]],
+    weeks: Sequence[str],
+    prefix: str,
+    trend: str,
+    current: str | None,
+) -> str:
+    body = []
+    for week in weeks:
+        items = [r for r in rows if r["week"] == week]
+        trs = []
+        for r in items:
+            link = f"{prefix}{week}/{r['name']}.html"
+            status = (
+                "<span class='wb-badge wb-ok'>ran</span>"
+                if r.get("ok", True)
+                else "<span class='wb-badge wb-bad'>failed</span>"
+            )
+            headline = ", ".join(
+                f"{html.escape(str(k))}: {_fmt(v)}" for k, v in (r.get("headline") or {}).items()
+            )
+            trs.append(
+                f"<tr><td><a href='{html.escape(link, quote=True)}'>{html.escape(r['name'])}</a></td>"
+                f"<td>{status}</td><td>{publish.badges(r.get('budgets', []))}</td><td>{headline}</td></tr>"
+            )
+        mark = " (this run)" if week == current else ""
+        body.append(
+            f"<h2>{html.escape(week)}{mark}</h2><table class='wb-index'>"
+            "<tr><th>report</th><th>status</th><th>budgets</th><th>headline</th></tr>"
+            + "".join(trs)
+            + "</table>"
+        )
+    generated = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>workbench reports</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
+table.wb-index {{ border-collapse: collapse; margin-bottom: 1.5em; }}
+.wb-index td, .wb-index th {{ border-bottom: 1px solid #ddd; padding: 4px 10px; text-align: left; vertical-align: top; }}
+.wb-badge {{ display: inline-block; padding: 1px 7px; margin: 1px 3px 1px 0; border-radius: 10px; font-size: .8em; color: #fff; }}
+.wb-ok {{ background: #2e7d32; }} .wb-bad {{ background: #c62828; }} .wb-na {{ background: #777; }}
+</style></head><body>
+<h1>workbench reports</h1>
+<p>Generated {generated}. Each report opens offline; hover a badge for its figure and limit.</p>
+{"".join(body)}
+{trend}
+</body></html>
+"""
+
+
+def _trend_html(rows: Sequence[Mapping[str, Any]]) -> str:
+    """One chart per headline figure across weeks (plotly.js inline, once)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    series: dict[str, dict[str, list[Any]]] = {}
+    for r in rows:
+        for key, value in (r.get("headline") or {}).items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                s = series.setdefault(f"{r['name']}: {key}", {"x": [], "y": []})
+                s["x"].append(r["week"])
+                s["y"].append(value)
+    if not series:
+        return ""
+    names = sorted(series)
+    fig = make_subplots(rows=(len(names) + 2) // 3, cols=3, subplot_titles=names)
+    for i, name in enumerate(names):
+        fig.add_trace(
+            go.Scatter(
+                x=series[name]["x"],
+                y=series[name]["y"],
+                mode="lines+markers",
+                name=name,
+                showlegend=False,
+            ),
+            row=i // 3 + 1,
+            col=i % 3 + 1,
+        )
+    fig.update_layout(
+        height=220 * ((len(names) + 2) // 3), title="Headline figures by week", margin={"t": 60}
+    )
+    fig.update_annotations(font_size=10)
+    return "<h2>Trends</h2>" + str(
+        fig.to_html(full_html=False, include_plotlyjs=True, config={"displaylogo": False})
+    )
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return html.escape(json.dumps(value) if not isinstance(value, str) else value)
