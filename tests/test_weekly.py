@@ -192,3 +192,33 @@ def test_emitters(tmp_path: Path) -> None:
     assert "OnCalendar=Mon *-*-* 06:17:00" in systemd and "[Install]" in systemd
     result = CliRunner().invoke(main, ["schedule", "--cron", "17 6 * * 1", "--emit", "github"])
     assert result.exit_code == 0 and "workflow_dispatch" in result.output
+
+
+browser = pytest.importorskip("tests._browser")
+needs_chromium = pytest.mark.skipif(
+    browser.chromium() is None, reason="chromium is not installed (make installs it)"
+)
+CHARTS = "document.querySelectorAll('.plotly .main-svg').length"
+
+
+@needs_chromium
+def test_index_and_report_render_offline_in_chromium(
+    weekly_run: tuple[Path, weekly.WeeklyResult],
+) -> None:
+    out, _ = weekly_run
+    index = browser.visit(
+        out / "2026-W48" / "index.html", {"charts": CHARTS, "links": "document.links.length"}
+    )
+    assert index.values["charts"] >= 1 and index.values["links"] >= 4
+    assert index.external == []
+    report = browser.visit(
+        out / "2026-W48" / "golden_eval-triage-v1.html",
+        {
+            "charts": CHARTS,
+            "title": "document.title",
+            "tables": "document.querySelectorAll('table.dataframe').length",
+        },
+    )
+    assert report.values["charts"] >= 1 and report.values["tables"] >= 4
+    assert report.values["title"] == "golden_eval-triage-v1"
+    assert report.external == [] and report.dialogs == []

@@ -128,6 +128,7 @@ def to_html(
     *,
     show_code: bool = False,
     header: str = "",
+    title: str | None = None,
 ) -> Path:
     """Convert an executed notebook to offline HTML, without the injected-parameters cell."""
     import nbformat
@@ -149,7 +150,8 @@ def to_html(
     exporter.register_preprocessor(TagRemovePreprocessor(config=config), enabled=True)
     nb = nbformat.read(str(notebook), as_version=4)
     _static_widgets(nb)
-    body, _ = exporter.from_notebook_node(nb, resources={"workbench_header": header})
+    resources = {"workbench_header": header, "metadata": {"name": title or notebook.stem}}
+    body, _ = exporter.from_notebook_node(nb, resources=resources)
     html_path = html_path or notebook.with_suffix(".html")
     html_path.write_text(body, encoding="utf-8")
     return html_path
@@ -196,7 +198,9 @@ def publish(
     }
     summary_path.write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
     header = provenance_header(name, summary)
-    html_path = to_html(executed, out / f"{name}.html", show_code=show_code, header=header)
+    html_path = to_html(
+        executed, out / f"{name}.html", show_code=show_code, header=header, title=name
+    )
     return Report(name=name, notebook=executed, html=html_path, error=error, summary=summary)
 
 
