@@ -101,6 +101,7 @@ async def _drive(port: int, url: str, expressions: dict[str, str], wait_s: float
         async with session.ws_connect(targets[0]["webSocketDebuggerUrl"], max_msg_size=0) as ws:
             ids = iter(range(1, 1_000_000))
             pending: dict[int, asyncio.Future[Any]] = {}
+            background: list[asyncio.Future[Any]] = []
 
             async def send(method: str, **params: Any) -> Any:
                 i = next(ids)
@@ -118,7 +119,9 @@ async def _drive(port: int, url: str, expressions: dict[str, str], wait_s: float
                         result.requests.append(data["params"]["request"]["url"])
                     elif data.get("method") == "Page.javascriptDialogOpening":
                         result.dialogs.append(data["params"].get("message", ""))
-                        asyncio.ensure_future(send("Page.handleJavaScriptDialog", accept=True))
+                        background.append(
+                            asyncio.ensure_future(send("Page.handleJavaScriptDialog", accept=True))
+                        )
                     elif data.get("method") == "Runtime.consoleAPICalled":
                         result.console.append(str(data["params"].get("args")))
 
