@@ -369,6 +369,23 @@ def schedule_command(
     click.echo(emit(kind, cron, workdir=workdir.resolve(), config=config_path, out=out), nl=False)
 
 
+@main.command("verify")
+@db_option
+@translate_errors
+def verify_command(db: Path) -> None:
+    """Check the tamper-evident run log: the first run whose results or chain changed."""
+    from workbench import audit
+    from workbench.store import Store
+
+    with Store(db) as store:
+        entries, problem = audit.verify(store)
+    if problem is None:
+        click.echo(f"run log intact: {entries} entries verified in {db}")
+        return
+    click.echo(f"run log entry {problem.seq} (run {problem.run_id}): {problem.reason}", err=True)
+    sys.exit(1)
+
+
 @main.group("demo")
 def demo_group() -> None:
     """The bundled demo: a support-triage model server with two versions."""

@@ -222,6 +222,18 @@ MIGRATIONS: tuple[str, ...] = (
         ingested_at TEXT NOT NULL
     );
     """,
+    # 6: the tamper-evident run log
+    """
+    CREATE TABLE run_log (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        finished_at TEXT NOT NULL,
+        results_hash TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        entry_hash TEXT NOT NULL
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -436,18 +448,26 @@ class Store:
         """Close a run with a final status, an optional reason and its summary."""
         if status not in RUN_STATUSES:
             raise StoreError(f"unknown run status {status!r}; use one of {', '.join(RUN_STATUSES)}")
+        finished_at = now()
         self._write(
             lambda: self.conn.execute(
                 "UPDATE runs SET status = ?, reason = ?, finished_at = ?, summary = ? WHERE id = ?",
                 (
                     status,
                     reason,
-                    now(),
+                    finished_at,
                     json.dumps(summary, sort_keys=True) if summary else None,
                     run_id,
                 ),
             )
         )
+        if status == "finished":
+            from workbench import audit
+
+            kind = self.conn.execute("SELECT kind FROM runs WHERE id = ?", (run_id,)).fetchone()
+            self._write(
+                lambda: audit.append(self, run_id, kind[0] if kind else "eval", finished_at)
+            )
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         """A run's row with JSON columns decoded; RunError naming recent runs if missing."""
