@@ -140,3 +140,41 @@ def test_endpoint_file_and_phase_spec(tmp_path: Path) -> None:
     ]
     with pytest.raises(ConfigError, match="name:RATErps:SECONDSs"):
         phases_from("fast")
+
+
+def test_demo_endpoints_report_p95_and_errors_and_faults_break_the_budget(store: Store) -> None:
+    from workbench.latency import demo_endpoints, demo_stack
+
+    with demo_stack(latency_ms="5") as url:
+        clean = run_load(store, demo_endpoints(url), phases=[Phase("steady", 40, 1.5)], seed=3)
+    with demo_stack(latency_ms="5", fault_rate=0.3) as url:
+        faulty = run_load(store, demo_endpoints(url), phases=[Phase("steady", 40, 1.5)], seed=3)
+    for run in (clean, faulty):
+        assert {e.endpoint for e in run.endpoints} == {"search", "triage"}
+        assert all(e.p95_ms is not None for e in run.endpoints)
+    assert clean.ok
+    by_name = {e.endpoint: e for e in faulty.endpoints}
+    assert by_name["search"].ok  # search does not call the model
+    breached = [b.name for b in by_name["triage"].budgets if not b.ok]
+    assert breached == ["error_rate"]
+
+
+def test_latency_cli_gate(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from workbench.cli import main
+
+    args = [
+        "latency",
+        "--demo",
+        "--fault-rate",
+        "0.3",
+        "--phases",
+        "steady:30rps:1s",
+        "--db",
+        str(tmp_path / "l.db"),
+    ]
+    result = CliRunner().invoke(main, [*args, "--gate"])
+    assert result.exit_code == 1 and "error_rate" in result.output and "BROKEN" in result.output
+    result = CliRunner().invoke(main, ["latency", "--db", str(tmp_path / "l.db")])
+    assert result.exit_code == 2 and "exactly one of --demo or --config" in result.output

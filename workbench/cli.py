@@ -369,6 +369,78 @@ def schedule_command(
     click.echo(emit(kind, cron, workdir=workdir.resolve(), config=config_path, out=out), nl=False)
 
 
+@main.command("latency")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="YAML of endpoints (loopback only).",
+)
+@click.option(
+    "--demo", is_flag=True, help="Start the demo app and load its search and triage endpoints."
+)
+@click.option(
+    "--fault-rate",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="--demo: faults injected by the model server.",
+)
+@click.option(
+    "--phases",
+    default="steady:20rps:10s,spike:60rps:3s",
+    show_default=True,
+    help="name:RATErps:SECONDSs,...",
+)
+@click.option("--max-requests", type=click.IntRange(1, 20_000), default=5000, show_default=True)
+@click.option("--max-in-flight", type=click.IntRange(1, 1024), default=64, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
+@click.option("--gate", is_flag=True, help="Exit 1 when a budget breaks.")
+@translate_errors
+def latency_command(
+    config_path: str | None,
+    demo: bool,
+    fault_rate: float,
+    phases: str,
+    max_requests: int,
+    max_in_flight: int,
+    seed: int,
+    db: Path,
+    as_json: bool,
+    gate: bool,
+) -> None:
+    """Drive steady and spike load at endpoints; p50/p95/p99 and errors against budgets."""
+    import contextlib
+
+    from workbench import latency
+    from workbench.store import Store
+
+    if demo == bool(config_path):
+        raise click.UsageError("give exactly one of --demo or --config FILE")
+    with contextlib.ExitStack() as stack:
+        if demo:
+            url = stack.enter_context(latency.demo_stack(fault_rate=fault_rate, seed=seed))
+            endpoints = latency.demo_endpoints(url)
+        else:
+            endpoints = latency.load_endpoints(str(config_path))
+        with Store(db) as store:
+            run = latency.run_load(
+                store,
+                endpoints,
+                phases=latency.phases_from(phases),
+                max_requests=max_requests,
+                max_in_flight=max_in_flight,
+                seed=seed,
+            )
+    click.echo(
+        json.dumps(run.to_dict(), indent=2, default=str) if as_json else latency.render_text(run)
+    )
+    if gate and not run.ok:
+        sys.exit(1)
+
+
 @main.command("verify")
 @db_option
 @translate_errors

@@ -16,7 +16,8 @@ import ipaddress
 import json
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -460,3 +461,38 @@ def bodies_from_json(text: str) -> tuple[Any, ...]:
     """Request bodies from a JSON value (a list is cycled through)."""
     value = json.loads(text)
     return tuple(value) if isinstance(value, list) else (value,)
+
+
+@contextmanager
+def demo_stack(
+    *, fault_rate: float = 0.0, latency_ms: str = "30,120", seed: int = 0
+) -> Iterator[str]:
+    """The demo app on loopback, backed by a demo model server child; yields the app URL."""
+    from workbench.demo.app import AppConfig, AppServer, TriageApp
+    from workbench.demo.server import DemoProcess
+
+    faults = "429,500,timeout,malformed" if fault_rate else None
+    with DemoProcess(
+        latency_ms=latency_ms, fault_rate=fault_rate, faults=faults, seed=seed
+    ) as model:
+        app = TriageApp(AppConfig(model_url=model.url, model_timeout_s=5.0))
+        try:
+            with AppServer(app) as server:
+                yield server.url
+        finally:
+            app.close()
+
+
+def demo_endpoints(app_url: str, *, tickets: int = 60) -> list[Endpoint]:
+    """The demo app's API-core search and LLM triage endpoints, fed with golden tickets."""
+    from workbench.golden import load_dataset
+
+    cases = load_dataset("support-triage").cases[:tickets]
+    triage = tuple(
+        {"ticket": c.input["ticket"], "channel": c.input.get("channel", "email")} for c in cases
+    )
+    search = tuple({"query": c.expected["summary"], "k": 3} for c in cases)
+    return [
+        Endpoint("search", f"{app_url}/api/search", kind="api", bodies=search, weight=0.4),
+        Endpoint("triage", f"{app_url}/api/triage", kind="llm", bodies=triage, weight=0.6),
+    ]
