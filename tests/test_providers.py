@@ -161,7 +161,7 @@ def test_circuit_breaker_opens_and_stops_calls() -> None:
     errors = asyncio.run(go())
     assert not isinstance(errors[0], CircuitOpenError)
     assert isinstance(errors[-1], CircuitOpenError)
-    assert "3 consecutive failures" in str(errors[-1])
+    assert "3 of the last 3 attempts failed" in str(errors[-1])
     assert breaker.times_opened == 1
 
 
@@ -175,6 +175,19 @@ def test_breaker_half_opens_after_cooldown() -> None:
     b.before_call()  # a probe is allowed
     b.record_success()
     assert not b.is_open and b.failures == 0
+
+
+def test_breaker_stays_closed_for_a_flaky_provider_and_opens_for_a_dead_one() -> None:
+    b = CircuitBreaker()
+    for i in range(400):  # every other attempt fails
+        if i % 2:
+            b.record_failure("x")
+        else:
+            b.record_success()
+    assert not b.is_open and b.times_opened == 0
+    for _ in range(40):
+        b.record_failure("down")
+    assert b.is_open and b.times_opened == 1
 
 
 def test_retry_delay_honours_retry_after_and_caps() -> None:

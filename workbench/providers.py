@@ -26,6 +26,7 @@ import os
 import random
 import re
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -168,15 +169,33 @@ class RetryPolicy:
 
 
 class CircuitBreaker:
-    """Opens after N consecutive failed attempts; lets one probe through after a cool-down."""
+    """Opens when nearly every recent attempt failed; lets one probe through after a cool-down.
 
-    def __init__(self, failure_threshold: int = 12, reset_after_s: float = 10.0) -> None:
+    The breaker looks at the last ``window`` attempts: once at least ``failure_threshold``
+    of them are recorded and ``failure_ratio`` of them failed, it opens. A flaky provider
+    failing half its calls keeps being retried; one that is down is left alone.
+    """
+
+    def __init__(
+        self,
+        failure_threshold: int = 20,
+        reset_after_s: float = 10.0,
+        *,
+        window: int = 40,
+        failure_ratio: float = 0.95,
+    ) -> None:
         self.failure_threshold = failure_threshold
         self.reset_after_s = reset_after_s
-        self.failures = 0
+        self.failure_ratio = failure_ratio
+        self.recent: deque[bool] = deque(maxlen=max(window, failure_threshold))
         self.opened_at: float | None = None
         self.times_opened = 0
         self.last_error = ""
+
+    @property
+    def failures(self) -> int:
+        """Failed attempts among the recent ones."""
+        return sum(1 for ok in self.recent if not ok)
 
     @property
     def is_open(self) -> bool:
@@ -189,21 +208,28 @@ class CircuitBreaker:
         """Raise CircuitOpenError while open; after the cool-down, allow a probe."""
         if self.is_open:
             raise CircuitOpenError(
-                f"circuit breaker open after {self.failure_threshold} consecutive failures "
-                f"(last: {self.last_error}); retrying in {self.reset_after_s:g}s",
+                f"circuit breaker open: {self.failures} of the last {len(self.recent)} attempts "
+                f"failed (last: {self.last_error}); retrying in {self.reset_after_s:g}s",
                 retryable=False,
             )
 
     def record_success(self) -> None:
         """A call succeeded: close the breaker."""
-        self.failures = 0
+        if self.opened_at is not None:
+            self.recent.clear()
+        self.recent.append(True)
         self.opened_at = None
 
     def record_failure(self, error: str) -> None:
-        """A call failed: count it, and open the breaker at the threshold."""
-        self.failures += 1
+        """A call failed: count it, and open the breaker when failures dominate the window."""
+        self.recent.append(False)
         self.last_error = error
-        if self.failures >= self.failure_threshold and not self.is_open:
+        if self.opened_at is not None and not self.is_open:  # the probe after a cool-down failed
+            self.opened_at = time.monotonic()
+            self.times_opened += 1
+            return
+        enough = len(self.recent) >= self.failure_threshold
+        if enough and self.failures >= self.failure_ratio * len(self.recent) and not self.is_open:
             self.opened_at = time.monotonic()
             self.times_opened += 1
 
