@@ -23,3 +23,16 @@ async def answer_async(request: Request) -> str:
 def explode(request: Request) -> str:
     """Always raise."""
     raise RuntimeError("app crashed")
+
+
+async def slow_triage(request: Request) -> dict[str, object]:
+    """A triage app that takes a little while, for crash tests."""
+    await asyncio.sleep(0.02)
+    ticket = str((request.input or {}).get("ticket", ""))
+    category = "billing" if "charge" in ticket.lower() else "bug"
+    return {
+        "category": category,
+        "priority": "p3",
+        "needs_human": False,
+        "summary": ticket[:60] or "empty",
+    }

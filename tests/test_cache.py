@@ -1,0 +1,421 @@
+"""Cache sizing and economics: exact MRCs against brute force, SHARDS, layer reports, sweeps."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from workbench import cache
+from workbench.cache import (
+    COLD,
+    DEFAULT_PRICES,
+    EXPIRED,
+    Price,
+    demo_pairs,
+    layer_report,
+    load_prices,
+    mrc,
+    mrc_error,
+    mrc_figure,
+    shards_mrc,
+    simulate_lru,
+    sizing_report,
+    stack_distances,
+    threshold_sweep,
+)
+from workbench.errors import ConfigError
+from workbench.store import Store
+
+
+def zipf_trace(n: int, keys: int, alpha: float, seed: int) -> np.ndarray:
+    """n requests over `keys` keys with Zipf(alpha) popularity, key ids shuffled."""
+    rng = np.random.default_rng(seed)
+    cdf = np.cumsum(1.0 / np.arange(1, keys + 1) ** alpha)
+    ranks = np.searchsorted(cdf / cdf[-1], rng.random(n))
+    return rng.permutation(keys)[ranks]
+
+
+# -- exact MRC ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "trace",
+    [
+        np.random.default_rng(1).integers(0, 40, 2_000),
+        zipf_trace(3_000, 200, 0.9, seed=2),
+    ],
+    ids=["uniform", "zipf"],
+)
+def test_exact_mrc_equals_brute_force_lru(trace: np.ndarray) -> None:
+    curve = mrc(trace)
+    for capacity in (1, 2, 5, 10, 25, 40, 100, 250):
+        assert curve.miss_ratio(capacity) == pytest.approx(simulate_lru(trace, capacity))
+    assert curve.unique_keys == len(np.unique(trace))
+    assert curve.cold_misses == curve.unique_keys
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.integers(0, 9), min_size=1, max_size=60),
+    st.lists(st.integers(0, 12), min_size=10, max_size=10),
+)
+def test_exact_mrc_matches_lru_on_any_small_trace(keys: list[int], key_sizes: list[int]) -> None:
+    objects = mrc(keys)
+    sizes = [key_sizes[k] for k in keys]
+    in_bytes = mrc(keys, sizes=sizes)
+    for capacity in range(12):
+        assert objects.miss_ratio(capacity) == pytest.approx(simulate_lru(keys, capacity))
+    for capacity in range(0, 70, 3):
+        expected = simulate_lru(keys, capacity, sizes=sizes)
+        assert in_bytes.miss_ratio(capacity) == pytest.approx(expected)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 15), max_size=120), st.integers(0, 2**31))
+def test_numpy_fallback_equals_compiled_kernel(keys: list[int], seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    ids = np.asarray(keys, dtype=np.int64)
+    sizes = rng.integers(1, 50, 16)[ids]
+    times = np.cumsum(rng.exponential(1.0, ids.size))
+    for weights in (None, sizes):
+        others, own = cache._numpy_distances(ids, weights, times, 2.0)
+        reused = others >= 0
+        others[reused] += 1 if own is None else own[reused]
+        assert (
+            others.tolist() == stack_distances(ids, sizes=weights, times=times, ttl_s=2.0).tolist()
+        )
+
+
+def test_string_keys_and_sparse_integer_keys() -> None:
+    words = ["a", "b", "a", "c", "b", "a"]
+    assert stack_distances(words).tolist() == [COLD, COLD, 2, COLD, 3, 3]
+    sparse = [10**12, 7, 10**12, -5, 7, 10**12]
+    assert stack_distances(sparse).tolist() == [COLD, COLD, 2, COLD, 3, 3]
+
+
+def test_byte_mrc_on_a_hand_computed_example() -> None:
+    keys = ["a", "b", "a", "c", "b"]
+    sizes = [10, 20, 10, 5, 20]
+    # a: b (20) since, plus a itself (10) = 30; b: a and c (15) since, plus b (20) = 35.
+    assert stack_distances(keys, sizes=sizes).tolist() == [COLD, COLD, 30, COLD, 35]
+    curve = mrc(keys, sizes=sizes)
+    assert curve.unit == "bytes"
+    assert curve.miss_ratio([29, 30, 34, 35, 1000]).tolist() == [1.0, 0.8, 0.8, 0.6, 0.6]
+    for capacity in (29, 30, 34, 35):
+        assert curve.miss_ratio(capacity) == simulate_lru(keys, capacity, sizes=sizes)
+    assert curve.size_for(0.2) == 30
+    assert curve.size_for(0.4) == 35
+    assert curve.size_for(0.5) is None
+
+
+def test_ttl_counts_expired_reuses_as_misses() -> None:
+    keys = ["a", "b", "a", "a", "b"]
+    times = [0.0, 1.0, 5.0, 100.0, 104.0]
+    assert stack_distances(keys, times=times, ttl_s=10).tolist() == [
+        COLD,
+        COLD,
+        2,
+        EXPIRED,
+        EXPIRED,
+    ]
+    assert stack_distances(keys, times=times).tolist() == [COLD, COLD, 2, 1, 2]
+    with_ttl = mrc(keys, times=times, ttl_s=10)
+    assert with_ttl.expired_misses == 2 and with_ttl.cold_misses == 4
+    assert with_ttl.min_miss_ratio == pytest.approx(0.8)
+    assert mrc(keys, times=times).min_miss_ratio == pytest.approx(0.4)
+    with pytest.raises(ConfigError, match="ttl_s needs times"):
+        stack_distances(keys, ttl_s=10)
+
+
+def test_size_for_is_the_smallest_size_meeting_the_target() -> None:
+    trace = zipf_trace(5_000, 500, 1.0, seed=3)
+    curve = mrc(trace)
+    for target in (0.3, 0.5, 0.7, 0.8):
+        size = curve.size_for(target)
+        assert size is not None
+        assert 1 - simulate_lru(trace, size) >= target
+        assert 1 - simulate_lru(trace, size - 1) < target
+    assert curve.size_for(1 - curve.min_miss_ratio + 0.01) is None
+
+
+def test_curve_grid_and_frame() -> None:
+    curve = mrc(zipf_trace(2_000, 300, 0.8, seed=4), points=10)
+    frame = curve.to_frame()
+    assert list(frame.columns) == ["cache_size", "miss_ratio", "hit_ratio"]
+    assert len(frame) == 10 and frame["cache_size"].is_monotonic_increasing
+    assert frame["miss_ratio"].is_monotonic_decreasing
+    log = mrc(zipf_trace(2_000, 300, 0.8, seed=4), grid="log", points=10)
+    assert log.cache_sizes[0] == 1
+    assert mrc([]).requests == 0
+
+
+# -- SHARDS ------------------------------------------------------------------------
+
+
+def test_shards_at_one_percent_is_within_002_of_exact_on_1m_requests() -> None:
+    trace = zipf_trace(1_000_000, 100_000, 0.9, seed=7)
+    exact = mrc(trace)
+    estimate = shards_mrc(trace, rate=0.01, seed=0)
+    assert 0.005 < estimate.sampled_requests / estimate.requests < 0.02
+    assert mrc_error(exact, estimate) < 0.02
+
+
+def test_shards_at_full_rate_is_exact_and_salts_change_the_sample() -> None:
+    trace = zipf_trace(20_000, 2_000, 1.0, seed=5)
+    assert mrc_error(mrc(trace), shards_mrc(trace, rate=1.0)) == 0.0
+    a = shards_mrc(trace, rate=0.1, seed=1)
+    again = shards_mrc(trace, rate=0.1, seed=1)
+    other = shards_mrc(trace, rate=0.1, seed=2)
+    assert a.sampled_requests == again.sampled_requests
+    assert np.array_equal(a.step_sizes, again.step_sizes)
+    assert a.sampled_requests != other.sampled_requests
+    words = np.array([f"key-{k}" for k in trace])
+    assert mrc_error(mrc(words), shards_mrc(words, rate=0.2)) < 0.05
+
+
+def test_shards_rejects_bad_rates_and_error_needs_one_unit() -> None:
+    with pytest.raises(ConfigError, match="rate"):
+        shards_mrc([1, 2, 3], rate=0)
+    with pytest.raises(ConfigError, match="resolution"):
+        shards_mrc([1, 2, 3], rate=1e-9)
+    with pytest.raises(ConfigError, match="bytes"):
+        mrc_error(mrc([1, 2, 1]), mrc([1, 2, 1], sizes=[1, 1, 1]))
+
+
+def test_mrc_figure_draws_one_line_per_curve() -> None:
+    trace = zipf_trace(5_000, 500, 1.0, seed=6)
+    fig = mrc_figure({"exact": mrc(trace), "shards": shards_mrc(trace, rate=0.1)}, log_x=True)
+    assert [t.name for t in fig.data] == ["exact", "shards"]
+    assert fig.layout.xaxis.type == "log"
+
+
+# -- economics from spans ------------------------------------------------------------
+
+S = 1_000_000_000  # ns per second
+SPAN_COLUMNS = (
+    "trace_id, span_id, parent_span_id, start_ns, duration_ms, route, span_class, cache_layer, "
+    "cache_key_hash, cache_hit, obj_bytes, ttl_s, request_model, input_tokens, output_tokens, "
+    "cache_read_tokens, cache_write_tokens, cost_usd"
+)
+
+
+def insert(store: Store, rows: list[dict[str, Any]]) -> None:
+    names = [c.strip() for c in SPAN_COLUMNS.split(",")]
+    store.conn.executemany(
+        f"INSERT INTO spans ({SPAN_COLUMNS}) VALUES ({', '.join('?' * len(names))})",
+        [tuple(row.get(n) for n in names) for row in rows],
+    )
+
+
+def request(
+    trace: str,
+    at_s: float,
+    root_ms: float,
+    key: str,
+    hit: bool,
+    llm: dict[str, Any] | None = None,
+    route: str = "/triage",
+) -> list[dict[str, Any]]:
+    """A root span, a response_exact lookup and, on a miss, a triage-v1 model call."""
+    start = int(at_s * S)
+    root = {"trace_id": trace, "span_id": "r", "start_ns": start, "duration_ms": root_ms}
+    lookup = {
+        "trace_id": trace,
+        "span_id": "c",
+        "parent_span_id": "r",
+        "start_ns": start + 1,
+        "duration_ms": 2.0,
+        "route": route,
+        "span_class": "cache",
+        "cache_layer": "response_exact",
+        "cache_key_hash": key,
+        "cache_hit": int(hit),
+        "obj_bytes": 100 if key == "k1" else 300,
+        "ttl_s": 60.0,
+    }
+    rows = [root | {"route": route, "span_class": "api"}, lookup]
+    if llm:
+        call = {"trace_id": trace, "span_id": "m", "parent_span_id": "r", "start_ns": start + 2}
+        rows.append(
+            call | {"span_class": "llm", "request_model": "triage-v1", "route": route} | llm
+        )
+    return rows
+
+
+def call(
+    ms: float, tokens_in: int, tokens_out: int, read: int = 0, write: int = 0
+) -> dict[str, Any]:
+    return {
+        "duration_ms": ms,
+        "input_tokens": tokens_in,
+        "output_tokens": tokens_out,
+        "cache_read_tokens": read,
+        "cache_write_tokens": write,
+    }
+
+
+@pytest.fixture
+def traced(store: Store) -> Store:
+    insert(
+        store,
+        [
+            *request("t1", 1, 500, "k1", False, call(400, 1000, 200, write=600)),
+            *request("t2", 2, 20, "k1", True),
+            *request("t3", 3, 700, "k2", False, call(600, 2000, 400, read=800)),
+            *request("t4", 4, 30, "k2", True),
+            *request("t5", 5, 15, "k1", True),
+            *request("t6", 100, 450, "k1", False, call(400, 1000, 200)),  # 95 s > ttl 60 s
+        ],
+    )
+    return store
+
+
+def test_layer_report_matches_hand_computed_figures(traced: Store) -> None:
+    report = layer_report(traced)
+    assert list(report.index) == ["response_exact", "provider"]
+    exact = report.loc["response_exact"]
+    assert (exact["lookups"], exact["hits"], exact["misses"]) == (6, 3, 3)
+    assert exact["hit_ratio"] == 0.5
+    assert (exact["cold_misses"], exact["expired_misses"], exact["unique_keys"]) == (2, 1, 2)
+    assert exact["cold_miss_share"] == pytest.approx(2 / 3)
+    # Misses cost 1200, 2400 and 1200 tokens: each hit avoids the mean, 1600.
+    assert exact["tokens_saved"] == pytest.approx(4800)
+    assert exact["token_hit_ratio"] == pytest.approx(0.5)
+    # t1: 400 uncached x 0.15 + 600 written x 0.1875 + 200 out x 0.60 = 292.5 uUSD;
+    # t3: 1200 x 0.15 + 800 read x 0.075 + 400 x 0.60 = 480; t6: 270. Hits avoid the mean.
+    spent = (292.5 + 480 + 270) / 1e6
+    assert exact["usd_saved"] == pytest.approx(spent)
+    assert exact["usd_hit_ratio"] == pytest.approx(0.5)
+    assert exact["latency_saved_s"] == pytest.approx(3 * (400 + 600 + 400) / 3 / 1000)
+    assert exact["hit_p50_ms"] == 20 and exact["miss_p50_ms"] == 500
+    assert exact["lookup_p50_ms"] == 2.0 and exact["unpriced_calls"] == 0
+
+    provider = report.loc["provider"]
+    assert (provider["lookups"], provider["hits"]) == (3, 1)
+    assert provider["tokens_saved"] == 800
+    assert provider["token_hit_ratio"] == pytest.approx(800 / 4000)
+    gross, premium = 800 * (0.15 - 0.075) / 1e6, 600 * (0.1875 - 0.15) / 1e6
+    assert provider["usd_write_premium"] == pytest.approx(premium)
+    assert provider["usd_saved"] == pytest.approx(gross - premium)
+    assert provider["usd_hit_ratio"] == pytest.approx((gross - premium) / (spent + gross - premium))
+    assert provider["hit_p50_ms"] == 600
+
+
+def test_layer_report_window_routes_and_prices(traced: Store) -> None:
+    early = layer_report(traced, until_ns=50 * S).loc["response_exact"]
+    assert (early["lookups"], early["hits"], early["expired_misses"]) == (5, 3, 0)
+    # Misses t1 and t3 cost 1200 and 2400 tokens; the mean is 1800.
+    assert early["tokens_saved"] == pytest.approx(3 * 1800)
+    insert(traced, request("t7", 200, 10, "k9", True, route="/search"))  # no /search misses
+    late = layer_report(traced, since_ns=50 * S).loc["response_exact"]
+    assert (late["lookups"], late["hits"], late["cold_misses"]) == (2, 1, 1)  # t6: first in window
+    assert late["tokens_saved"] == pytest.approx(1200)  # the layer's mean miss (t6)
+    free = layer_report(traced, prices={"triage-v1": Price(0, 0, 0, 0)})
+    assert free.loc["response_exact", "usd_saved"] == 0
+    unpriced = layer_report(traced, prices={})
+    assert unpriced.loc["provider", "unpriced_calls"] == 3
+    assert unpriced.loc["response_exact", "unpriced_calls"] == 3
+    assert layer_report(traced, since_ns=10**12).empty
+
+
+def test_layer_report_prices_hits_per_route_and_nets_lookup_cost(store: Store) -> None:
+    rows = [
+        *request("a1", 1, 900, "x", False, call(800, 900, 100), route="/long"),
+        *request("a2", 2, 10, "x", True, route="/long"),
+        *request("b1", 3, 90, "y", False, call(80, 90, 10), route="/short"),
+        *request("b2", 4, 10, "y", True, route="/short"),
+        *request("b3", 5, 10, "y", True, route="/short"),
+    ]
+    for row in rows:
+        if row["span_id"] == "c":
+            row["cache_layer"] = "response_semantic"
+            row["cost_usd"] = 1e-6  # the query embedding each semantic lookup needs
+    # A response cache reported on the model-call span itself: a hit there is no prompt hit.
+    rows += request("c1", 6, 5, "z", True)
+    rows[-1] |= {"span_class": "llm", "input_tokens": 0, "output_tokens": 0}
+    insert(store, rows)
+    report = layer_report(store)
+    semantic = report.loc["response_semantic"]
+    assert semantic["tokens_saved"] == pytest.approx(1000 + 2 * 100)
+    long_cost, short_cost = (900 * 0.15 + 100 * 0.6) / 1e6, (90 * 0.15 + 10 * 0.6) / 1e6
+    assert semantic["usd_saved"] == pytest.approx(long_cost + 2 * short_cost - 5e-6)
+    assert semantic["latency_saved_s"] == pytest.approx((800 + 2 * 80) / 1000)
+    assert report.loc["response_exact", "hits"] == 1
+    assert report.loc["provider", "lookups"] == 3 and report.loc["provider", "hits"] == 0
+
+
+def test_sizing_report_from_spans(traced: Store) -> None:
+    # Keys k1 k1 k2 k2 k1 k1: distances -, 1, -, 1, 2, 1; hit ratio 3/6 at 1, 4/6 at 2.
+    report = sizing_report(traced, "response_exact", target_hit_ratio=0.6)
+    assert report.requests == 6 and report.unique_keys == 2
+    assert report.observed_hit_ratio == 0.5
+    assert report.recommended_objects == 2
+    assert report.equivalent_objects == 1
+    assert report.bytes is not None and report.bytes.unit == "bytes"
+    assert report.recommended_bytes == 400  # k1 (100) + k2 (300)
+    assert sizing_report(traced, "response_exact", target_hit_ratio=0.7).recommended_objects is None
+    # With a 60 s TTL the last k1 (95 s after the one before) misses: 2/6 at 1, 3/6 at 2.
+    with_ttl = sizing_report(traced, "response_exact", ttl_s=60, target_hit_ratio=0.5)
+    assert with_ttl.objects.expired_misses == 1 and with_ttl.recommended_objects == 2
+    assert with_ttl.summary()["max_hit_ratio"] == pytest.approx(0.5)
+    sampled = sizing_report(traced, "response_exact", shards_rate=1.0, target_hit_ratio=0.6)
+    assert sampled.recommended_objects == 2 and sampled.objects.sampling_rate == 1.0
+    with pytest.raises(ConfigError, match="layers with keys: response_exact"):
+        sizing_report(traced, "embedding")
+
+
+def test_load_prices_reads_a_table_and_refuses_guesses(tmp_path: Path) -> None:
+    good = tmp_path / "prices.yaml"
+    good.write_text("m1: {input: 1, output: 2, cache_read: 0.1, cache_write: 1.25}\n")
+    assert load_prices(good) == {"m1": Price(1.0, 2.0, 0.1, 1.25)}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("m1: {input: 1, output: 2}\n")
+    with pytest.raises(ConfigError, match="m1: missing cache_read, cache_write"):
+        load_prices(bad)
+    bad.write_text("m1: {input: -1, output: 2, cache_read: 0, cache_write: 0}\n")
+    with pytest.raises(ConfigError, match=r"m1\.input"):
+        load_prices(bad)
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_prices(tmp_path / "missing.yaml")
+    assert DEFAULT_PRICES["triage-v2"].cache_write == pytest.approx(1.25 * 0.20)
+
+
+# -- semantic caching ----------------------------------------------------------------
+
+
+def test_demo_pairs_are_balanced_and_distinct() -> None:
+    pairs = demo_pairs()
+    assert len(pairs) == 60 and sum(label for _, _, label in pairs) == 30
+    assert len({(a, b) for a, b, _ in pairs}) == 60
+
+
+def test_threshold_sweep_shows_the_trade_off() -> None:
+    sweep = threshold_sweep(demo_pairs())
+    assert len(sweep) == 25
+    for column in ("hit_rate", "false_hit_rate", "precision", "recall"):
+        values = sweep[column].dropna()
+        assert ((values >= 0) & (values <= 1)).all()
+    assert sweep["hit_rate"].is_monotonic_decreasing
+    assert sweep["recall"].is_monotonic_decreasing
+    low, high = sweep.iloc[0], sweep.iloc[-1]
+    assert low["hit_rate"] > 0.5 and low["recall"] > 0.4 and low["false_hits"] > 0
+    assert high["hits"] == 0 and math.isnan(high["false_hit_rate"])
+    # Raising the threshold costs recall long before it removes the near-miss false hits.
+    middle = sweep[(sweep["recall"] > 0) & (sweep["recall"] < low["recall"])]
+    assert not middle.empty and (middle["false_hit_rate"] > 0.3).all()
+    assert (sweep["false_hit_low"].dropna() <= sweep["false_hit_rate"].dropna()).all()
+
+
+def test_threshold_sweep_on_hand_labelled_pairs() -> None:
+    pairs = [("refund my order", "refund my order", True), ("reset password", "refund", False)]
+    sweep = threshold_sweep(pairs, thresholds=[0.99])
+    assert sweep.loc[0, "hits"] == 1 and sweep.loc[0, "false_hit_rate"] == 0
+    assert sweep.loc[0, "recall"] == 1
+    with pytest.raises(ConfigError, match="demo_pairs"):
+        threshold_sweep([])
