@@ -369,6 +369,101 @@ def schedule_command(
     click.echo(emit(kind, cron, workdir=workdir.resolve(), config=config_path, out=out), nl=False)
 
 
+@main.command("profile")
+@click.option(
+    "--target",
+    required=True,
+    help='Workload: "python script.py ARGS", "-m module ARGS" or "module:func".',
+)
+@click.option(
+    "--tool", type=click.Choice(["py-spy", "scalene"]), default="py-spy", show_default=True
+)
+@click.option(
+    "--duration",
+    "duration_s",
+    type=click.FloatRange(0.5),
+    default=10.0,
+    show_default=True,
+    help="Seconds to profile.",
+)
+@click.option(
+    "--rate",
+    "rate_hz",
+    type=click.IntRange(1, 1000),
+    default=100,
+    show_default=True,
+    help="Samples per second.",
+)
+@click.option(
+    "--label",
+    default="default",
+    show_default=True,
+    help="Groups comparable runs (the baseline is the previous run with this label).",
+)
+@click.option(
+    "--pins",
+    "pins_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="YAML of pinned hot paths with thresholds.",
+)
+@click.option(
+    "--baseline",
+    help="Profile run to diff against (default: the previous run of the same workload and label).",
+)
+@click.option(
+    "--artifacts",
+    type=click.Path(file_okay=False, path_type=Path),
+    default="profiles",
+    show_default=True,
+)
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="Print the run, pins and diff as JSON.")
+@click.option("--gate", is_flag=True, help="Exit 1 when a pinned hot path is breached.")
+@translate_errors
+def profile_command(
+    target: str,
+    tool: str,
+    duration_s: float,
+    rate_hz: int,
+    label: str,
+    pins_path: str | None,
+    baseline: str | None,
+    artifacts: Path,
+    db: Path,
+    as_json: bool,
+    gate: bool,
+) -> None:
+    """Profile a workload; hot paths, pinned-path verdicts and the diff against last week."""
+    from workbench import profiling
+    from workbench.store import Store
+
+    pins = profiling.load_pins(pins_path) if pins_path else []
+    with Store(db) as store:
+        run = profiling.profile(
+            store,
+            target,
+            tool=tool,
+            duration_s=duration_s,
+            rate_hz=rate_hz,
+            label=label,
+            artifacts_dir=artifacts,
+        )
+        results = profiling.check_pins(store, run.run_id, pins) if pins else []
+        base = baseline or profiling.previous_profile(store, run.run_id)
+        diff = profiling.diff_profiles(store, base, run.run_id) if base else None
+    if as_json:
+        doc = {
+            "run_id": run.run_id,
+            "pins": [r.to_dict() for r in results],
+            "diff": diff.to_dict() if diff else None,
+        }
+        click.echo(json.dumps(doc, indent=2, default=str))
+    else:
+        click.echo(profiling.render_text(run, results, diff))
+    if gate and not all(r.ok for r in results):
+        sys.exit(1)
+
+
 @main.command("latency")
 @click.option(
     "--config",
