@@ -175,6 +175,9 @@ def test_committed_snapshots_replay_offline(store: Store, version: str) -> None:
     assert s.p95_latency_ms is None  # replays measure no latency
     with DemoServer() as server:
         live = run_eval(
-            "support-triage", f"demo:{version}", store=store, options=EvalOptions(base_url=server.url)
+            "support-triage",
+            f"demo:{version}",
+            store=store,
+            options=EvalOptions(base_url=server.url),
         )
     assert live.pass_rate == s.pass_rate and live.mean_score == pytest.approx(s.mean_score)
