@@ -1112,6 +1112,17 @@ def previous_profile(store: Store, run_id: str) -> str | None:
     return str(found[0]) if found else None
 
 
+def latest_profile(store: Store, label: str, *, before: str | None = None) -> str | None:
+    """The newest finished profile run with a label (started before run ``before``, if given)."""
+    started = store.get_run(before)["started_at"] if before else "9999"
+    found = store.conn.execute(
+        "SELECT r.id FROM runs r JOIN profiles p ON p.run_id = r.id WHERE r.status = 'finished' "
+        "AND p.label = ? AND r.started_at < ? ORDER BY r.started_at DESC, r.id DESC LIMIT 1",
+        (label, started),
+    ).fetchone()
+    return str(found[0]) if found else None
+
+
 # -- week over week ----------------------------------------------------------------------
 
 

@@ -363,3 +363,49 @@ def _interval_frame(rows: Sequence[tuple[str, Mapping[str, Any]]], key: str) -> 
 
 def _json(value: Any) -> str:
     return "" if value is None else json.dumps(value, ensure_ascii=False)
+
+
+class SVG:
+    """An SVG document shown inline (as an image in exported HTML)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def _repr_svg_(self) -> str:
+        return self.text
+
+
+def pin_frame(results: Sequence[Any]) -> pd.DataFrame:
+    """Pinned hot paths: each limit, the figure, and the verdict."""
+    rows = [
+        {
+            "pin": r.pin,
+            "metric": r.metric,
+            "actual": r.actual,
+            "limit": r.limit,
+            "verdict": "ok" if r.ok else "BREACHED",
+            "detail": r.message,
+        }
+        for r in results
+    ]
+    return pd.DataFrame(rows, columns=["pin", "metric", "actual", "limit", "verdict", "detail"])
+
+
+def load_frame(run: Any) -> pd.DataFrame:
+    """Per endpoint of a load run: percentiles, error rate and budget verdicts."""
+    rows = []
+    for e in run.endpoints:
+        rows.append(
+            {
+                "endpoint": e.endpoint,
+                "kind": e.kind,
+                "requests": e.requests,
+                "error rate": e.error_rate,
+                "p50 ms": e.p50_ms,
+                "p95 ms": e.p95_ms,
+                "p99 ms": e.p99_ms,
+                "budgets": "; ".join(b.describe() for b in e.budgets),
+                "verdict": "ok" if e.ok else "BROKEN",
+            }
+        )
+    return pd.DataFrame(rows).set_index("endpoint")
