@@ -536,6 +536,35 @@ def latency_command(
         sys.exit(1)
 
 
+@main.group("traces")
+def traces_group() -> None:
+    """Request traces: OpenTelemetry spans into the store."""
+
+
+@traces_group.command("ingest")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@db_option
+@click.option(
+    "--strict", is_flag=True, help="Fail on the first malformed record and change nothing."
+)
+@click.option(
+    "--prices",
+    "prices_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="YAML price table per model.",
+)
+@translate_errors
+def traces_ingest(files: tuple[str, ...], db: Path, strict: bool, prices_path: str | None) -> None:
+    """Ingest OTLP JSON (lines, documents, gzip) or plain JSONL span files; idempotent."""
+    from workbench import traces
+    from workbench.store import Store
+
+    prices = traces.load_prices(prices_path) if prices_path else None
+    with Store(db) as store:
+        report = traces.ingest(store, list(files), strict=strict, prices=prices)
+    click.echo(traces.render_text(report))
+
+
 @main.command("verify")
 @db_option
 @translate_errors
@@ -609,6 +638,25 @@ def demo_serve(
         retry_after_s=retry_after,
         hang_s=hang_s,
     )
+
+
+@demo_group.command("traffic")
+@click.option("--requests", type=click.IntRange(1, 200_000), default=2000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="OTLP JSON lines file (.gz compresses).",
+)
+@click.option("--fault-rate", type=click.FloatRange(0, 1), default=0.03, show_default=True)
+@translate_errors
+def demo_traffic(requests: int, seed: int, out: Path, fault_rate: float) -> None:
+    """Generate realistic traced traffic through the demo app into an OTLP JSON lines file."""
+    from workbench.demo import traffic
+
+    report = traffic.generate(out, requests=requests, seed=seed, fault_rate=fault_rate)
+    click.echo(json.dumps(report.to_dict(), indent=2, default=str))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -55,8 +55,8 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, StatusCode
 
 from workbench import embeddings
+from workbench.demo import telemetry
 from workbench.demo.model import count_tokens
-from workbench.demo.telemetry import PROVIDER, PrefixCache
 from workbench.errors import ConfigError, DatasetError, WorkbenchError
 from workbench.golden import Dataset, load_dataset, resolve_dataset
 
@@ -108,7 +108,6 @@ _jinja = SandboxedEnvironment(
 
 # Tracing off: one shared do-nothing context whose span ignores every call.
 _NO_SPAN: contextlib.AbstractContextManager[trace.Span] = contextlib.nullcontext(trace.INVALID_SPAN)
-_KEY_HASH_CHARS = 16
 # What the model server counts for a chat request and for each message, on top of the text.
 _REQUEST_TOKENS = 3
 _MESSAGE_TOKENS = 4
@@ -433,25 +432,6 @@ def _text(value: Any, name: str, limit: int) -> str:
     return value
 
 
-def _short_hash(*parts: str) -> str:
-    """A cache key's hash as it appears in spans: 16 hex digits of a SHA-256."""
-    digest = hashlib.sha256("\x00".join(parts).encode("utf-8", "surrogatepass"))
-    return digest.hexdigest()[:_KEY_HASH_CHARS]
-
-
-def _cache_attributes(
-    layer: str, key_hash: str, hit: bool, obj_bytes: int | None = None
-) -> dict[str, Any]:
-    attributes: dict[str, Any] = {
-        "workbench.cache.layer": layer,
-        "workbench.cache.key_hash": key_hash,
-        "workbench.cache.hit": hit,
-    }
-    if obj_bytes is not None:
-        attributes["workbench.cache.obj_bytes"] = obj_bytes
-    return attributes
-
-
 @contextlib.contextmanager
 def _traced(
     tracer: trace.Tracer,
@@ -521,14 +501,14 @@ class TriageApp:
         self._tracer: trace.Tracer = trace.NoOpTracer() if tracer is None else tracer
         self._tracing = not isinstance(self._tracer, trace.NoOpTracer)
         # The provider side of prompt caching, simulated here (only while tracing).
-        self.prefix_cache = PrefixCache()
+        self.prefix_cache = telemetry.PrefixCache()
         # Where the retrieved articles start in the system message: the end of the prefix
         # that every request shares (see _prefixes).
         self._context_head = "\n\n" + _CONTEXT_TEMPLATE.split("\n", 1)[0]
-        self._template_key = _short_hash(*self._system_sources, self._user_source)
+        self._template_key = telemetry.key_hash(*self._system_sources, self._user_source)
         self._chat_attributes: dict[str, Any] = {
             "gen_ai.operation.name": "chat",
-            "gen_ai.provider.name": PROVIDER,
+            "gen_ai.provider.name": telemetry.PROVIDER,
             "gen_ai.request.model": config.model,
             "gen_ai.request.temperature": 0.0,
             "server.address": self._client.host,
@@ -591,8 +571,8 @@ class TriageApp:
                     if lookup.is_recording() and self.responses.enabled:
                         size = None if answer is None else len(_dumps(answer))
                         lookup.set_attributes(
-                            _cache_attributes(
-                                "response_exact", _short_hash(*key), answer is not None, size
+                            telemetry.cache_attributes(
+                                "response_exact", telemetry.key_hash(*key), answer is not None, size
                             )
                         )
                 answered = answer is not None
@@ -698,7 +678,9 @@ class TriageApp:
             # One lookup per render: the card's templates are cached and hit together.
             if span.is_recording() and self.templates.enabled:
                 span.set_attributes(
-                    _cache_attributes("prompt_template", self._template_key, all_cached and hit)
+                    telemetry.cache_attributes(
+                        "prompt_template", self._template_key, all_cached and hit
+                    )
                 )
             return messages, all_cached and hit
 
@@ -727,7 +709,12 @@ class TriageApp:
                     code="model_bad_response",
                 ) from None
             if span.is_recording():
-                span.set_attributes(self._response_attributes(payload, messages, finish))
+                first = messages[0] if messages else {}
+                system = first.get("content", "") if first.get("role") == "system" else ""
+                prefixes = self._prefixes(system) if system else []
+                span.set_attributes(
+                    telemetry.chat_response_attributes(payload, finish, prefixes, self.prefix_cache)
+                )
             if not isinstance(content, str):
                 raise AppError(
                     "the model server's answer has no text content", code="model_bad_response"
@@ -782,9 +769,10 @@ class TriageApp:
             if span.is_recording():
                 span.set_attribute("workbench.embedding.passages", len(vectors))
                 if self.embeddings.enabled:
-                    key_hash = key.hex()[:_KEY_HASH_CHARS]
                     span.set_attributes(
-                        _cache_attributes("embedding", key_hash, hit, int(vectors.nbytes))
+                        telemetry.cache_attributes(
+                            "embedding", telemetry.key_hash(key.hex()), hit, int(vectors.nbytes)
+                        )
                     )
             return vectors, hit
 
@@ -823,50 +811,6 @@ class TriageApp:
             prefixes.append((head, overhead + count_tokens(head)))
         prefixes.append((system, overhead + count_tokens(system)))
         return prefixes
-
-    def _response_attributes(
-        self, payload: Any, messages: list[dict[str, str]], finish: Any
-    ) -> dict[str, Any]:
-        """GenAI response and usage attributes, with the provider prompt cache's share.
-
-        Cache reads come from ``usage.prompt_tokens_details.cached_tokens`` when the server
-        reports any, else from the simulated provider cache (``PrefixCache``): the longest
-        prefix of the system message sent in the last 5 minutes, see ``_prefixes``.
-        ``gen_ai.usage.input_tokens`` stays the total, cache reads included.
-        """
-        attributes: dict[str, Any] = {}
-        if isinstance(finish, str):
-            attributes["gen_ai.response.finish_reasons"] = [finish]
-        for field, attribute in (("model", "gen_ai.response.model"), ("id", "gen_ai.response.id")):
-            if isinstance(payload.get(field), str):
-                attributes[attribute] = payload[field]
-        usage = payload.get("usage")
-        if not isinstance(usage, dict):
-            return attributes
-        prompt_tokens = usage.get("prompt_tokens")
-        completion_tokens = usage.get("completion_tokens")
-        if isinstance(completion_tokens, int):
-            attributes["gen_ai.usage.output_tokens"] = completion_tokens
-        if not isinstance(prompt_tokens, int):
-            return attributes
-        attributes["gen_ai.usage.input_tokens"] = prompt_tokens
-        details = usage.get("prompt_tokens_details")
-        reported = details.get("cached_tokens") if isinstance(details, dict) else None
-        reported = reported if isinstance(reported, int) and reported > 0 else 0
-        system = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
-        if system:
-            use = self.prefix_cache.use(self._prefixes(system))
-            read = min(reported or use.read, prompt_tokens)
-            written = 0 if reported else min(use.written, prompt_tokens)
-            attributes.update(_cache_attributes("provider", use.key_hash, bool(read)))
-            attributes["workbench.cache.ttl_s"] = self.prefix_cache.ttl_s
-            if read:
-                attributes["gen_ai.usage.cache_read.input_tokens"] = read
-            if written:
-                attributes["gen_ai.usage.cache_creation.input_tokens"] = written
-        elif reported:
-            attributes["gen_ai.usage.cache_read.input_tokens"] = min(reported, prompt_tokens)
-        return attributes
 
     def _template(self, source: str) -> tuple[Template, bool]:
         template = self.templates.get(source)

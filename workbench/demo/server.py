@@ -536,8 +536,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         data = _dumps({**payload, "choices": [choice], "usage": usage})
         if kind == "malformed":
             data = data[: len(data) // 2]
+        owner._count(
+            "completions"
+        )  # before the reply, so a client reading stats() after it sees it
         self._send(200, data)
-        owner._count("completions")
 
     def _stream(
         self,
@@ -597,8 +599,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if include_usage:
             tail.append(chunk([], usage=usage))
         tail.append(b"data: [DONE]\n\n")
-        self.wfile.write(frame(*tail) + (b"0\r\n\r\n" if chunked else b""))
         self.server.owner._count("completions")
+        self.wfile.write(frame(*tail) + (b"0\r\n\r\n" if chunked else b""))
 
 
 class DemoServer:

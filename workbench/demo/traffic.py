@@ -1,0 +1,302 @@
+"""Realistic demo traffic through an instrumented TriageApp, written as OTLP JSON Lines traces.
+
+One single-threaded client drives an in-process :class:`~workbench.demo.app.TriageApp` whose
+model server runs as a child process with injected faults (429, 500, timeouts, malformed and
+truncated bodies). Requests follow a Zipf popularity over the golden support-triage tickets
+(so every cache has repeats), come from a skewed mix of tenants, and split about 70/30
+between ``/api/triage`` and ``/api/search``. The response cache is on. A failed triage
+request (502 or 504) is retried at once, up to ``retry_limit`` times, each retry a new root
+span with ``http.request.resend_count``.
+
+The request sequence, the faults and therefore every count depend only on the seed; span
+timings and trace ids do not. Timeouts hang for 2 s on the server and give up after 1 s
+on the client, and the model answers in 10 ms median (40 ms p95), so runs stay short.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import random
+import sys
+import time
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from workbench.demo.app import AppConfig, AppError, TriageApp, triage_dataset
+from workbench.demo.server import DemoProcess
+from workbench.demo.telemetry import SCOPE, OTLPJsonLinesExporter, tracer_provider
+from workbench.errors import ConfigError
+from workbench.golden import Case
+
+__all__ = ["LAYERS", "ROUTES", "TENANTS", "TrafficReport", "generate", "main"]
+
+TENANTS = ("acme", "globex", "initech", "umbrella")
+ROUTES = ("/api/triage", "/api/search")
+LAYERS = ("prompt_template", "embedding", "response_exact", "provider")
+_TRIAGE_SHARE = 0.7  # the rest are searches
+_LATENCY_MS = "10,40"
+# Far above the model's latency even on a busy machine, so only injected faults time out.
+_TIMEOUT_S = 1.0
+_HANG_S = 2.0
+
+
+@dataclass(frozen=True)
+class TrafficReport:
+    """What a traffic run did, with figures measured on the app side to cross-check the traces.
+
+    ``errors`` counts failed attempts (root spans with ``error.type``), ``failed`` the
+    requests still failing after their retries. ``p95_ms`` is per route over every attempt,
+    timed around the app call; ``cache`` holds per layer the hits and lookups counted from
+    the app's own cache counters (one ``prompt_template`` lookup per prompt render).
+    """
+
+    path: Path
+    requests: int
+    attempts: int
+    retries: int
+    errors: int
+    failed: int
+    spans: int
+    seconds: float
+    routes: dict[str, int]
+    tenants: dict[str, int]
+    p95_ms: dict[str, float]
+    cache: dict[str, dict[str, int]]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as plain JSON-ready values."""
+        return {**asdict(self), "path": str(self.path)}
+
+
+@dataclass(frozen=True)
+class _Request:
+    route: str
+    text: str
+    channel: str
+    tenant: str
+
+
+class _ModelProcess(DemoProcess):
+    """The demo model server child, whose injected timeouts hang briefly instead of 30 s."""
+
+    def __init__(self, *, hang_s: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.hang_s = hang_s
+
+    def command(self) -> list[str]:
+        """The child's command line, with --hang-s."""
+        return [*super().command(), "--hang-s", repr(float(self.hang_s))]
+
+
+def generate(
+    out: Path | str,
+    *,
+    requests: int,
+    seed: int = 0,
+    fault_rate: float = 0.03,
+    tenants: Sequence[str] = TENANTS,
+    zipf_s: float = 1.1,
+    retry_limit: int = 2,
+) -> TrafficReport:
+    """Run the traffic and write its traces to ``out`` (replaced; gzip when it ends .gz)."""
+    _check(requests, fault_rate, tenants, zipf_s, retry_limit)
+    out = Path(out)
+    if out.is_dir():
+        raise ConfigError(f"{out} is a folder; give the trace file's path, like {out}/traces.jsonl")
+    plan = _plan(triage_dataset().cases, requests, seed, tuple(tenants), zipf_s)
+    durations: dict[str, list[float]] = {route: [] for route in ROUTES}
+    cache = {layer: {"hits": 0, "lookups": 0} for layer in LAYERS}
+    retries = errors = failed = 0
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.unlink(missing_ok=True)
+    start = time.perf_counter()
+    with ExitStack() as stack:
+        child = stack.enter_context(
+            _ModelProcess(hang_s=_HANG_S, latency_ms=_LATENCY_MS, fault_rate=fault_rate, seed=seed)
+        )
+        exporter = OTLPJsonLinesExporter(out)
+        provider = tracer_provider(exporter)
+        stack.callback(provider.shutdown)
+        tracer = provider.get_tracer(SCOPE, _version())
+        config = AppConfig(model_url=child.url, model_timeout_s=_TIMEOUT_S)
+        app = stack.enter_context(TriageApp(config, tracer=tracer))
+        for request in plan:
+            for attempt in range(retry_limit + 1):
+                retries += attempt > 0
+                before = _counters(app)
+                began = time.perf_counter()
+                try:
+                    if request.route == "/api/triage":
+                        app.triage(
+                            request.text, request.channel, tenant=request.tenant, attempt=attempt
+                        )
+                    else:
+                        app.search(request.text, tenant=request.tenant, attempt=attempt)
+                    error: AppError | None = None
+                except AppError as exc:
+                    error = exc
+                durations[request.route].append((time.perf_counter() - began) * 1000.0)
+                _tally(cache, before, _counters(app))
+                if error is None:
+                    break
+                errors += 1
+                if error.status < 500 or attempt == retry_limit:
+                    failed += 1
+                    break
+    seconds = time.perf_counter() - start
+    return TrafficReport(
+        path=out,
+        requests=requests,
+        attempts=requests + retries,
+        retries=retries,
+        errors=errors,
+        failed=failed,
+        spans=exporter.spans_written,
+        seconds=round(seconds, 3),
+        routes={route: len(times) for route, times in durations.items()},
+        tenants={t: sum(r.tenant == t for r in plan) for t in tenants},
+        p95_ms={
+            route: round(float(np.percentile(times, 95)), 3)
+            for route, times in durations.items()
+            if times
+        },
+        cache=cache,
+    )
+
+
+def _check(
+    requests: int, fault_rate: float, tenants: Sequence[str], zipf_s: float, retry_limit: int
+) -> None:
+    """Raise ConfigError naming the first bad argument."""
+    if isinstance(requests, bool) or not isinstance(requests, int) or requests < 1:
+        raise ConfigError(f"requests must be an integer >= 1, got {requests!r}")
+    if not 0.0 <= fault_rate <= 1.0:
+        raise ConfigError(f"fault_rate must be between 0 and 1, got {fault_rate!r}")
+    if (
+        isinstance(tenants, str)
+        or not tenants
+        or not all(isinstance(t, str) and t for t in tenants)
+    ):
+        raise ConfigError(f"tenants must be a non-empty list of names, got {tenants!r}")
+    if len(set(tenants)) != len(tenants):
+        raise ConfigError(f"tenants must be unique, got {list(tenants)!r}")
+    if not zipf_s >= 0.0:
+        raise ConfigError(f"zipf_s must be >= 0 (0 = uniform), got {zipf_s!r}")
+    if isinstance(retry_limit, bool) or not isinstance(retry_limit, int) or retry_limit < 0:
+        raise ConfigError(f"retry_limit must be an integer >= 0, got {retry_limit!r}")
+
+
+def _plan(
+    cases: Sequence[Case], requests: int, seed: int, tenants: tuple[str, ...], zipf_s: float
+) -> list[_Request]:
+    """The request sequence: Zipf-popular tickets and queries, a skewed tenant mix."""
+    if not cases:
+        raise ConfigError("the traffic needs at least one golden case")
+    rng = random.Random(seed)
+    tickets = [(str(c.input["ticket"]), str(c.input.get("channel", "email"))) for c in cases]
+    queries = [_query(c) for c in cases]
+    rng.shuffle(tickets)
+    rng.shuffle(queries)
+    # The r-th item of each shuffled list is drawn with weight 1/r^s; tenant r with 1/r.
+    popular = list(itertools.accumulate(1.0 / (r + 1) ** zipf_s for r in range(len(cases))))
+    skew = list(itertools.accumulate(1.0 / (r + 1) for r in range(len(tenants))))
+    plan = []
+    for _ in range(requests):
+        tenant = rng.choices(tenants, cum_weights=skew)[0]
+        if rng.random() < _TRIAGE_SHARE:
+            ticket, channel = rng.choices(tickets, cum_weights=popular)[0]
+            plan.append(_Request("/api/triage", ticket, channel, tenant))
+        else:
+            query = rng.choices(queries, cum_weights=popular)[0]
+            plan.append(_Request("/api/search", query, "", tenant))
+    return plan
+
+
+def _query(case: Case) -> str:
+    """A search query for a case: its expected summary, else its ticket."""
+    expected = case.expected
+    if isinstance(expected, dict) and isinstance(expected.get("summary"), str):
+        return str(expected["summary"])
+    return str(case.input["ticket"])
+
+
+def _counters(app: TriageApp) -> dict[str, tuple[int, int]]:
+    """(hits, misses) of each cache layer, from the app's counters."""
+    prefix = app.prefix_cache
+    return {
+        "prompt_template": (app.templates.hits, app.templates.misses),
+        "embedding": (app.embeddings.hits, app.embeddings.misses),
+        "response_exact": (app.responses.hits, app.responses.misses),
+        "provider": (prefix.hits, prefix.lookups - prefix.hits),
+    }
+
+
+def _tally(
+    cache: dict[str, dict[str, int]],
+    before: dict[str, tuple[int, int]],
+    after: dict[str, tuple[int, int]],
+) -> None:
+    """Count one lookup per layer the request touched: a hit when it missed nothing there."""
+    for layer, (hits, misses) in after.items():
+        hits0, misses0 = before[layer]
+        if hits + misses > hits0 + misses0:
+            cache[layer]["lookups"] += 1
+            cache[layer]["hits"] += misses == misses0
+
+
+def _version() -> str | None:
+    try:
+        return metadata.version("workbench")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: parse options, generate(), print the report as one JSON line."""
+    parser = argparse.ArgumentParser(
+        prog="python -m workbench.demo.traffic",
+        description="Send realistic traffic through the demo app and write OTLP JSON traces.",
+    )
+    parser.add_argument("--requests", type=int, required=True, help="client requests to send")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--out", type=Path, required=True, help="OTLP JSON Lines file (.jsonl, or .jsonl.gz)"
+    )
+    parser.add_argument(
+        "--fault-rate", type=float, default=0.03, help="share of model calls with a fault"
+    )
+    parser.add_argument("--retry-limit", type=int, default=2, help="retries per failed triage")
+    parser.add_argument("--zipf-s", type=float, default=1.1, help="ticket popularity skew")
+    parser.add_argument(
+        "--tenants", default=",".join(TENANTS), help="comma-separated, most active first"
+    )
+    args = parser.parse_args(argv)
+    try:
+        report = generate(
+            args.out,
+            requests=args.requests,
+            seed=args.seed,
+            fault_rate=args.fault_rate,
+            tenants=tuple(t.strip() for t in args.tenants.split(",")),
+            zipf_s=args.zipf_s,
+            retry_limit=args.retry_limit,
+        )
+    except ConfigError as exc:
+        parser.error(str(exc))
+    except RuntimeError as exc:  # the demo server child did not start
+        print(f"traffic: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(report.to_dict()), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1240 @@
+"""Trace ingest: OTLP JSON and plain JSONL spans into the ``spans`` table, with token costs.
+
+Reads plain or gzip files (detected by content), streaming line by line:
+
+- OTLP JSON Lines, one ``TracesData`` per line (the Collector file exporter), or one whole
+  OTLP JSON document, possibly pretty-printed: a file whose first two non-blank lines are not
+  JSON on their own (the only case loaded at once);
+- one span per line: an OTLP span object (``traceId``, attribute list) or a flat record
+  (``trace_id``, ``span_id``, ``start_ns`` or ``start`` ISO time, ``attributes`` dict).
+
+Ids may be hex or base64, enums integers or names, 64-bit integers strings or numbers.
+Attributes of the OTel GenAI conventions (new and deprecated names), OpenInference and
+OpenLLMetry land in the same columns (``docs/schema.md``; the raw attributes are kept too).
+
+Tokens follow the OTel convention: ``input_tokens`` includes cache reads and writes, which
+also have columns of their own (0 when the attribute says 0, NULL when it is absent). A
+record counts its input without the cache, and gets the cache added, when its provider is
+Anthropic and it uses the Anthropic API names (``gen_ai.usage.cache_read_input_tokens``,
+``..._creation_input_tokens``), or when its input is smaller than its cache counts. The
+OTel names (``gen_ai.usage.cache_read.input_tokens``) and OpenInference's prompt details are
+parts of the input by definition. So one call recorded either way gives the same row and cost.
+
+Each file is one transaction (with ``strict``, the whole call is one) written in batches;
+``INSERT OR IGNORE`` on (trace_id, span_id) makes re-ingest a no-op, and ``trace_files``
+keeps the sha256 of each file's (decompressed) content. A span without a route takes its
+trace's: the root's, else the earliest routed span's. It is filled from the same batch, and
+an UPDATE at the end of each file covers the traces left open (children in a later batch or
+file than their root). A child ingested in an earlier file than its root keeps NULL.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import gc
+import gzip
+import hashlib
+import io
+import json
+import math
+import re
+import sqlite3
+import time
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from workbench import providers
+from workbench.errors import ConfigError, DatasetError, StoreError
+from workbench.store import Store, now
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+MAX_ERRORS = 100
+_CACHE_KIB = 64 * 1024  # SQLite page cache while ingesting
+_INT64 = (-(2**63), 2**63 - 1)
+
+# -- prices -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Price:
+    """USD per million tokens: input, output, and cache reads and writes (None: default)."""
+
+    input: float
+    output: float
+    cache_read: float | None = None
+    cache_write: float | None = None
+
+    def rates(self, model: str) -> tuple[float, float, float, float]:
+        """(input, output, cache read, cache write), unset cache rates from the model's family."""
+        read = self.cache_read
+        if read is None:
+            # Anthropic bills reads at 0.1x input, OpenAI-style providers at about 0.5x. The
+            # model decides, not the record's provider: one call costs the same however sent.
+            read = self.input * (0.1 if "claude" in model.lower() else 0.5)
+        write = self.cache_write if self.cache_write is not None else self.input * 1.25
+        return self.input, self.output, read, write
+
+
+# List prices (USD per million tokens) with cache rates. providers.PRICES (and set_price)
+# has the last word on input and output; load_prices() or ``prices=`` override everything.
+_LIST_PRICES: dict[str, Price] = {
+    "gpt-4.1": Price(2.00, 8.00, cache_read=0.50),
+    "gpt-4.1-mini": Price(0.40, 1.60, cache_read=0.10),
+    "claude-3-5-haiku": Price(0.80, 4.00, cache_read=0.08, cache_write=1.00),
+    "claude-3-5-sonnet": Price(3.00, 15.00, cache_read=0.30, cache_write=3.75),
+    "claude-3-7-sonnet": Price(3.00, 15.00, cache_read=0.30, cache_write=3.75),
+    "claude-sonnet-4": Price(3.00, 15.00, cache_read=0.30, cache_write=3.75),
+    "claude-opus-4": Price(15.00, 75.00, cache_read=1.50, cache_write=18.75),
+}
+
+
+def default_prices() -> dict[str, Price]:
+    """The built-in price table: ``providers.PRICES`` with cache rates, plus Claude models."""
+    table = dict(_LIST_PRICES)
+    for model, (inp, out) in providers.PRICES.items():
+        known = table.get(model, Price(inp, out))
+        table[model] = Price(inp, out, known.cache_read, known.cache_write)
+    return table
+
+
+def load_prices(path: str | Path) -> dict[str, Price]:
+    """Read a YAML price file ``{model: {input, output, cache_read, cache_write}}``."""
+    path = Path(path)
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the price file: {exc.strerror}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(
+            f"{path}: a price file maps model names to {{input, output, cache_read, cache_write}}"
+        )
+    table: dict[str, Price] = {}
+    for model, entry in doc.items():
+        if not isinstance(entry, dict) or "input" not in entry or "output" not in entry:
+            raise ConfigError(f"{path}: {model}: needs 'input' and 'output' (USD per million)")
+        unknown = set(entry) - {"input", "output", "cache_read", "cache_write"}
+        if unknown:
+            raise ConfigError(
+                f"{path}: {model}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; "
+                "use input, output, cache_read, cache_write"
+            )
+        values: dict[str, float | None] = {}
+        for key in ("input", "output", "cache_read", "cache_write"):
+            value = entry.get(key)
+            if value is None:
+                values[key] = None
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise ConfigError(f"{path}: {model}.{key}: {value!r} is not a price >= 0")
+            values[key] = float(value)
+        table[str(model)] = Price(
+            values["input"] or 0.0,
+            values["output"] or 0.0,
+            values["cache_read"],
+            values["cache_write"],
+        )
+    return table
+
+
+class _PriceBook:
+    """Model name -> price, with lookups memoised (dated and prefixed names fall back)."""
+
+    def __init__(self, table: Mapping[str, Price]) -> None:
+        self.table = dict(table)
+        self.memo: dict[str, tuple[float, float, float, float] | None] = {}
+
+    def rates(self, model: str) -> tuple[float, float, float, float] | None:
+        try:
+            return self.memo[model]
+        except KeyError:
+            pass
+        name = model.rsplit("/", 1)[-1]  # "openai/gpt-4o", "models/..." gateway prefixes
+        price = self.table.get(model) or self.table.get(name)
+        while price is None and "-" in name:
+            name = name.rsplit("-", 1)[0]  # "gpt-4o-mini-2024-07-18" -> "gpt-4o-mini"
+            price = self.table.get(name)
+        found = price.rates(model) if price is not None else None
+        self.memo[model] = found
+        return found
+
+    def cost(
+        self,
+        model: str | None,
+        inp: int | None,
+        out: int | None,
+        read: int | None,
+        write: int | None,
+    ) -> float | None:
+        if model is None or (inp is None and out is None):
+            return None
+        rates = self.rates(model)
+        if rates is None:
+            return None
+        r, w = read or 0, write or 0
+        uncached = max((inp or 0) - r - w, 0)
+        return (uncached * rates[0] + (out or 0) * rates[1] + r * rates[2] + w * rates[3]) / 1e6
+
+
+def span_cost(
+    model: str,
+    input_tokens: int | None,
+    output_tokens: int | None,
+    cache_read_tokens: int | None = None,
+    cache_write_tokens: int | None = None,
+    *,
+    prices: Mapping[str, Price] | None = None,
+) -> float | None:
+    """USD for one call with normalised tokens (input includes the cache), None when unpriced."""
+    book = _PriceBook({**default_prices(), **(prices or {})})
+    return book.cost(model, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens)
+
+
+# -- report ---------------------------------------------------------------------------
+
+
+@dataclass
+class IngestReport:
+    """What an ingest did: files, spans read, stored, duplicate, skipped, and why."""
+
+    files: int = 0
+    spans_read: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    skipped: int = 0
+    errors: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def spans_per_s(self) -> float:
+        """Spans read per second of wall time."""
+        return self.spans_read / self.seconds if self.seconds > 0 else 0.0
+
+    def _error(self, message: str) -> None:
+        self.skipped += 1
+        if len(self.errors) < MAX_ERRORS:
+            self.errors.append(message)
+
+
+def render_text(report: IngestReport) -> str:
+    """A few lines for a terminal: the counts, then the malformed records (capped)."""
+    files = f"{report.files} file{'' if report.files == 1 else 's'}"
+    lines = [
+        f"ingested {files}: {report.spans_read:,} spans read, {report.stored:,} stored, "
+        f"{report.duplicates:,} duplicates, {report.skipped:,} skipped "
+        f"in {report.seconds:.2f} s ({report.spans_per_s:,.0f} spans/s)"
+    ]
+    lines.extend(f"  {e}" for e in report.errors)
+    if report.skipped > len(report.errors):
+        lines.append(f"  ... and {report.skipped - len(report.errors):,} more malformed records")
+    return "\n".join(lines)
+
+
+# -- attribute aliases ---------------------------------------------------------------
+
+
+class _Bad(Exception):
+    """A malformed record; the message says what is wrong."""
+
+
+def _show(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _text(v: Any, key: str) -> str:
+    if type(v) is str:
+        return v
+    if type(v) is int or type(v) is float:
+        return str(v)
+    raise _Bad(f"attribute {key}: expected a string, got {_show(v)}")
+
+
+def _int(v: Any, key: str) -> int:
+    if type(v) is int:
+        n = v
+    elif type(v) is str or (type(v) is float and v.is_integer()):
+        try:
+            n = int(v)
+        except ValueError:
+            raise _Bad(f"attribute {key}: expected an integer, got {_show(v)}") from None
+    else:
+        raise _Bad(f"attribute {key}: expected an integer, got {_show(v)}")
+    if not _INT64[0] <= n <= _INT64[1]:
+        raise _Bad(f"attribute {key}: {n} is out of the 64-bit range")
+    return n
+
+
+def _count(v: Any, key: str) -> int:
+    n = _int(v, key)
+    if n < 0:
+        raise _Bad(f"attribute {key}: a count cannot be negative ({n})")
+    return n
+
+
+def _float(v: Any, key: str) -> float:
+    if type(v) is float or type(v) is int:
+        x = float(v)
+    elif type(v) is str:
+        try:
+            x = float(v)
+        except ValueError:
+            raise _Bad(f"attribute {key}: expected a number, got {_show(v)}") from None
+    else:
+        raise _Bad(f"attribute {key}: expected a number, got {_show(v)}")
+    if not math.isfinite(x):
+        raise _Bad(f"attribute {key}: expected a finite number, got {_show(v)}")
+    return x
+
+
+def _flag(v: Any, key: str) -> int:
+    if v is True or v is False or (type(v) is int and v in (0, 1)):
+        return int(v)
+    if type(v) is str and v.lower() in ("true", "false"):
+        return int(v.lower() == "true")
+    raise _Bad(f"attribute {key}: expected a boolean, got {_show(v)}")
+
+
+def _reasons(v: Any, key: str) -> str:
+    if type(v) is str:
+        return json.dumps([v])
+    if type(v) is list and all(type(x) is str for x in v):
+        return json.dumps(v)
+    raise _Bad(f"attribute {key}: expected a list of strings, got {_show(v)}")
+
+
+def _s_to_ms(v: Any, key: str) -> float:
+    return _float(v, key) * 1000.0
+
+
+def _operation(v: Any, key: str) -> str:
+    op = _text(v, key)
+    return _OPERATIONS.get(op, op) if key == "llm.request.type" else op
+
+
+def _span_class(v: Any, key: str) -> str:
+    cls = _text(v, key).lower()
+    if cls not in _SPAN_CLASSES:
+        raise _Bad(f"attribute {key}: {_show(v)} is not one of {', '.join(sorted(_SPAN_CLASSES))}")
+    return cls
+
+
+_Conv = Callable[[Any, str], Any]
+# column, converter, attribute keys: earlier keys win when several are present. For the cache
+# counts, the second key is the raw Anthropic API naming (input excludes the cache when the
+# provider is Anthropic); OTel's (first) and OpenInference's prompt "details" (third) are
+# parts of the input count by definition. "_total" is no column: it fills a missing count.
+_SPEC: tuple[tuple[str, _Conv, str], ...] = (
+    ("route", _text, "http.route workbench.route"),
+    ("span_class", _span_class, "workbench.span_class"),
+    ("tenant", _text, "tenant.id workbench.tenant"),
+    ("session_id", _text, "session.id gen_ai.conversation.id"),
+    ("user_id", _text, "user.id enduser.id"),
+    ("operation", _operation, "gen_ai.operation.name llm.request.type"),
+    ("provider", _text, "gen_ai.provider.name gen_ai.system llm.provider llm.system"),
+    ("request_model", _text, "gen_ai.request.model llm.request.model"),
+    ("response_model", _text, "gen_ai.response.model llm.response.model"),
+    ("temperature", _float, "gen_ai.request.temperature llm.request.temperature"),
+    ("top_p", _float, "gen_ai.request.top_p llm.request.top_p llm.top_p"),
+    ("max_tokens", _int, "gen_ai.request.max_tokens llm.request.max_tokens"),
+    ("seed", _int, "gen_ai.request.seed"),
+    ("stream", _flag, "gen_ai.request.stream llm.is_streaming"),
+    ("ttft_ms", _s_to_ms, "gen_ai.response.time_to_first_chunk gen_ai.server.time_to_first_token"),
+    ("finish_reasons", _reasons, "gen_ai.response.finish_reasons"),
+    ("error_type", _text, "error.type"),
+    ("input_tokens", _count, "gen_ai.usage.input_tokens gen_ai.usage.prompt_tokens"),
+    ("input_tokens", _count, "llm.token_count.prompt"),
+    ("output_tokens", _count, "gen_ai.usage.output_tokens gen_ai.usage.completion_tokens"),
+    ("output_tokens", _count, "llm.token_count.completion"),
+    ("_total", _count, "gen_ai.usage.total_tokens llm.usage.total_tokens llm.token_count.total"),
+    ("cache_read_tokens", _count, "gen_ai.usage.cache_read.input_tokens"),
+    ("cache_read_tokens", _count, "gen_ai.usage.cache_read_input_tokens"),
+    ("cache_read_tokens", _count, "llm.token_count.prompt_details.cache_read"),
+    ("cache_write_tokens", _count, "gen_ai.usage.cache_creation.input_tokens"),
+    ("cache_write_tokens", _count, "gen_ai.usage.cache_creation_input_tokens"),
+    ("cache_write_tokens", _count, "llm.token_count.prompt_details.cache_write"),
+    ("reasoning_tokens", _count, "gen_ai.usage.reasoning.output_tokens"),
+    ("reasoning_tokens", _count, "gen_ai.usage.reasoning_tokens"),
+    ("reasoning_tokens", _count, "llm.token_count.completion_details.reasoning"),
+    ("cache_layer", _text, "workbench.cache.layer"),
+    ("cache_key_hash", _text, "workbench.cache.key_hash"),
+    ("cache_hit", _flag, "workbench.cache.hit"),
+    ("cache_similarity", _float, "workbench.cache.similarity"),
+    ("obj_bytes", _count, "workbench.cache.obj_bytes"),
+    ("ttl_s", _float, "workbench.cache.ttl_s"),
+    ("retry_count", _count, "http.request.resend_count workbench.retry_count"),
+    ("environment", _text, "deployment.environment.name deployment.environment"),
+    ("service", _text, "service.name"),
+)
+_RAW_ANTHROPIC_RANK = 1  # rank of gen_ai.usage.cache_read_input_tokens and ..._creation_...
+
+
+def _aliases() -> dict[str, tuple[str, int, _Conv]]:
+    """attribute key -> (column, rank, converter); rank 0 is the preferred key of a column."""
+    table: dict[str, tuple[str, int, _Conv]] = {}
+    ranks: dict[str, int] = {}
+    for column, conv, keys in _SPEC:
+        for key in keys.split():
+            table[key] = (column, ranks.get(column, 0), conv)
+            ranks[column] = ranks.get(column, 0) + 1
+    return table
+
+
+_ALIASES = _aliases()
+_OPERATIONS = {"completion": "text_completion", "embedding": "embeddings"}  # OpenLLMetry
+_LLM_OPS = frozenset(("chat", "text_completion", "generate_content"))
+_SPAN_CLASSES = frozenset(("api", "llm", "embedding", "retrieval", "template", "cache", "other"))
+# OpenInference keeps sampling parameters in one JSON attribute (lowest precedence).
+_INVOCATION: tuple[tuple[str, _Conv, tuple[str, ...]], ...] = (
+    ("temperature", _float, ("temperature",)),
+    ("top_p", _float, ("top_p",)),
+    ("max_tokens", _int, ("max_tokens", "max_completion_tokens", "max_output_tokens")),
+    ("seed", _int, ("seed",)),
+    ("stream", _flag, ("stream",)),
+)
+
+_KINDS: dict[Any, str] = {}
+for _i, _k in enumerate(("internal", "internal", "server", "client", "producer", "consumer")):
+    _KINDS.update({_i: _k, _k: _k, _k.upper(): _k, f"SPAN_KIND_{_k.upper()}": _k})
+_KINDS.update({"SPAN_KIND_UNSPECIFIED": "internal", "unspecified": "internal"})
+_STATUSES: dict[Any, str] = {}
+for _i, _k in enumerate(("unset", "ok", "error")):
+    _STATUSES.update({_i: _k, _k: _k, _k.upper(): _k, f"STATUS_CODE_{_k.upper()}": _k})
+
+_EMPTY: dict[str, Any] = {}
+_HEX32 = re.compile(r"[0-9a-fA-F]{32}")
+_HEX16 = re.compile(r"[0-9a-fA-F]{16}")
+_ISO = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:[.,](\d+))?(Z|[+-]\d\d:?\d\d)?")
+_ENCODE = json.JSONEncoder(ensure_ascii=False, default=str).encode
+# NaN and Infinity stay strings: SQLite's JSON functions refuse them as numbers.
+_DECODE = json.JSONDecoder(parse_constant=str).decode
+
+
+def _loads(raw: bytes) -> Any:
+    return _DECODE(raw.decode("utf-8-sig"))
+
+
+# -- OTLP values -------------------------------------------------------------------------
+
+
+def _any_value(v: Any) -> Any:
+    """An OTLP AnyValue as a plain Python value."""
+    if type(v) is not dict:
+        raise _Bad(f"attribute value must be an AnyValue object, got {_show(v)}")
+    for kind, x in v.items():
+        if kind == "stringValue" or kind == "boolValue" or kind == "bytesValue":
+            return x
+        if kind == "intValue":
+            return int(x) if type(x) is str else x
+        if kind == "doubleValue":
+            return x
+        if kind == "arrayValue":
+            return [_any_value(e) for e in (x or {}).get("values") or ()]
+        if kind == "kvlistValue":
+            return _otlp_attributes((x or {}).get("values"))
+        raise _Bad(f"unknown AnyValue type {kind!r}")
+    return None
+
+
+def _otlp_attributes(items: Any) -> dict[str, Any]:
+    """An OTLP attribute list ``[{key, value}]`` as a flat dict."""
+    if not items:
+        return {}
+    if type(items) is not list:
+        raise _Bad(f"attributes must be a list of {{key, value}}, got {_show(items)}")
+    out: dict[str, Any] = {}
+    try:
+        for kv in items:
+            value = kv.get("value")
+            if not value:
+                out[kv["key"]] = None
+                continue
+            # the common cases inlined: strings, then integers (decimal strings in OTLP JSON)
+            x = value.get("stringValue")
+            if x is None:
+                x = value.get("intValue")
+                if x is None:
+                    x = _any_value(value)
+                elif type(x) is str:
+                    x = int(x)
+            out[kv["key"]] = x
+    except (KeyError, TypeError, AttributeError):
+        raise _Bad(f"attribute {_show(kv)} is not a {{key, value}} object") from None
+    except ValueError:
+        raise _Bad(f"attribute {_show(kv)}: not a valid number") from None
+    return out
+
+
+def _trace_id(v: Any, what: str = "trace id") -> str:
+    if type(v) is not str:
+        raise _Bad(f"{what} {_show(v)} is not a string" if v is not None else f"no {what}")
+    if len(v) == 32 and _HEX32.fullmatch(v):
+        s = v.lower()
+    elif len(v) in (22, 24):
+        s = _b64(v, 16, what)
+    else:
+        raise _Bad(f"{what} {_show(v)} is not 32 hex digits or 16 base64 bytes")
+    if s == "0" * 32:
+        raise _Bad(f"{what} is all zeros")
+    return s
+
+
+_cached_trace_id = functools.lru_cache(maxsize=4096)(_trace_id)  # a trace's spans travel together
+
+
+def _span_id(v: Any, what: str = "span id", *, zero_ok: bool = False) -> str:
+    if type(v) is not str:
+        raise _Bad(f"{what} {_show(v)} is not a string" if v is not None else f"no {what}")
+    if len(v) == 16 and _HEX16.fullmatch(v):
+        s = v.lower()
+    elif len(v) in (11, 12):
+        s = _b64(v, 8, what)
+    else:
+        raise _Bad(f"{what} {_show(v)} is not 16 hex digits or 8 base64 bytes")
+    if s == "0" * 16 and not zero_ok:
+        raise _Bad(f"{what} is all zeros")
+    return s
+
+
+def _b64(v: str, nbytes: int, what: str) -> str:
+    try:
+        raw = base64.b64decode(
+            v.replace("-", "+").replace("_", "/") + "=" * (-len(v) % 4), validate=True
+        )
+    except (binascii.Error, ValueError):
+        raise _Bad(f"{what} {_show(v)} is neither hex nor base64") from None
+    if len(raw) != nbytes:
+        raise _Bad(f"{what} {_show(v)} decodes to {len(raw)} bytes, not {nbytes}")
+    return raw.hex()
+
+
+def _ns(v: Any, what: str) -> int:
+    if type(v) is int:
+        n = v
+    elif type(v) is str or (type(v) is float and v.is_integer()):
+        try:
+            n = int(v)
+        except ValueError:
+            raise _Bad(f"{what} {_show(v)} is not an integer of nanoseconds") from None
+    else:
+        raise _Bad(f"{what} {_show(v)} is not an integer of nanoseconds")
+    if not 0 <= n <= _INT64[1]:
+        raise _Bad(f"{what} {n} is out of range")
+    return n
+
+
+def _iso_ns(v: Any, what: str) -> int:
+    m = _ISO.fullmatch(v) if type(v) is str else None
+    if m is None:
+        raise _Bad(f"{what} {_show(v)} is not an ISO 8601 time such as 2025-01-31T12:00:00.5Z")
+    base, frac, tz = m.groups()
+    try:
+        moment = datetime.fromisoformat(base + ("+00:00" if tz in (None, "Z") else tz))
+    except ValueError:
+        raise _Bad(f"{what} {_show(v)} is not a valid time") from None
+    seconds = int(moment.timestamp())
+    if seconds < 0:
+        raise _Bad(f"{what} {_show(v)} is before 1970")
+    return seconds * 1_000_000_000 + int((frac or "0")[:9].ljust(9, "0"))
+
+
+def _enum(table: dict[Any, str], v: Any, what: str) -> str:
+    found = table.get(v) if type(v) is int or type(v) is str else None
+    if found is None:
+        raise _Bad(f"{what} {_show(v)} is not one of {', '.join(sorted(set(table.values())))}")
+    return found
+
+
+# -- spans -> rows ------------------------------------------------------------------------
+
+
+@dataclass
+class _Resource:
+    """The resource shared by a group of spans, encoded once."""
+
+    json: str | None = None
+    service: str | None = None
+    environment: str | None = None
+
+
+_NO_RESOURCE = _Resource()
+
+
+def _resource(attrs: dict[str, Any]) -> _Resource:
+    if not attrs:
+        return _NO_RESOURCE
+    service = attrs.get("service.name")
+    env = attrs.get("deployment.environment.name", attrs.get("deployment.environment"))
+    return _Resource(
+        _ENCODE(attrs),
+        _text(service, "service.name") if service is not None else None,
+        _text(env, "deployment.environment") if env is not None else None,
+    )
+
+
+def _head(
+    trace_id: Any,
+    span_id: Any,
+    parent: Any,
+    name: Any,
+    kind: str,
+    start: int | None,
+    end: int | None,
+    status: str,
+    message: Any,
+) -> dict[str, Any]:
+    """The identity, timing and status columns of a row (only those that are set)."""
+    row: dict[str, Any] = {
+        "trace_id": _cached_trace_id(trace_id) if type(trace_id) is str else _trace_id(trace_id),
+        "span_id": _span_id(span_id),
+    }
+    if parent is not None and parent != "":
+        parent = _span_id(parent, "parent span id", zero_ok=True)
+        if parent != "0" * 16:  # all zeros: no parent, as some exporters write it
+            row["parent_span_id"] = parent
+    if name is not None:
+        if type(name) is not str:
+            raise _Bad(f"span name {_show(name)} is not a string")
+        row["name"] = name
+    row["kind"] = kind
+    if start is not None:
+        row["start_ns"] = start
+    if end is not None:
+        row["end_ns"] = end
+        if start is not None:
+            if end < start:
+                raise _Bad(f"span ends ({end}) before it starts ({start})")
+            row["duration_ms"] = (end - start) / 1e6
+    row["status_code"] = status
+    if message is not None and message != "":
+        row["status_message"] = _text(message, "status.message")
+    return row
+
+
+def _row(
+    row: dict[str, Any],
+    attrs: dict[str, Any],
+    res: _Resource,
+    source: str,
+    book: _PriceBook,
+    events: Any = None,
+) -> dict[str, Any]:
+    """Complete a row from the span's flat attributes: aliases, tokens, cost, class."""
+    ranks: dict[str, int] = {}  # only for columns set from a fallback key (rank > 0)
+    aliases = _ALIASES
+    for key, v in attrs.items():
+        spec = aliases.get(key)
+        if spec is None or v is None:
+            continue
+        column, rank, conv = spec
+        if column in row and ranks.get(column, 0) <= rank:
+            continue
+        if rank or column in ranks:
+            ranks[column] = rank
+        row[column] = conv(v, key)
+    get = attrs.get
+    if res.service is not None:
+        row["service"] = res.service
+    if res.environment is not None:
+        row["environment"] = res.environment
+    if (model := get("llm.model_name")) is not None:  # OpenInference: one name for both
+        row.setdefault("request_model", _text(model, "llm.model_name"))
+        row.setdefault("response_model", row["request_model"])
+    if (params := get("llm.invocation_parameters")) is not None:
+        _invocation(params, row)
+
+    inp = row.get("input_tokens")
+    out = row.get("output_tokens")
+    if "_total" in row:  # a total fills in the one missing count
+        total = row.pop("_total")
+        if out is None and inp is not None and total >= inp:
+            out = row["output_tokens"] = total - inp
+        elif inp is None and out is not None and total >= out:
+            inp = row["input_tokens"] = total - out
+    # input_tokens includes the cache (OTel); Anthropic-style counts exclude it: add it
+    read = row.get("cache_read_tokens")
+    write = row.get("cache_write_tokens")
+    if inp is not None and (read or write):
+        cached = (read or 0) + (write or 0)
+        provider = row.get("provider")
+        if inp < cached or (  # impossible for a count that includes the cache
+            provider is not None
+            and "anthropic" in provider.lower()
+            and _RAW_ANTHROPIC_RANK
+            in (ranks.get("cache_read_tokens"), ranks.get("cache_write_tokens"))
+        ):
+            inp = row["input_tokens"] = inp + cached
+    model = row.get("response_model") or row.get("request_model")
+    if model is not None and (inp is not None or out is not None):
+        cost = book.cost(model, inp, out, read, write)
+        if cost is not None:
+            row["cost_usd"] = cost
+
+    if (
+        "error_type" not in row
+        and row["status_code"] == "error"
+        and (error_type := _exception_type(events)) is not None
+    ):
+        row["error_type"] = error_type
+    if "span_class" not in row:
+        row["span_class"] = _infer_class(row, get)
+    if attrs:
+        row["attributes"] = _ENCODE(attrs)
+    if res.json is not None:
+        row["resource"] = res.json
+    row["source"] = source
+    return row
+
+
+def _invocation(params: Any, row: dict[str, Any]) -> None:
+    if type(params) is str:
+        try:
+            params = json.loads(params)
+        except (ValueError, RecursionError):
+            return  # not ours to validate: the raw attribute is kept
+    if type(params) is not dict:
+        return
+    for column, conv, keys in _INVOCATION:
+        if column in row:
+            continue
+        for key in keys:
+            if (v := params.get(key)) is not None:
+                row[column] = conv(v, f"llm.invocation_parameters.{key}")
+                break
+
+
+def _exception_type(events: Any) -> str | None:
+    """``exception.type`` of the first exception event, if any (events are not validated)."""
+    for event in events if type(events) is list else ():
+        if type(event) is dict and event.get("name") == "exception":
+            attrs = event.get("attributes")
+            try:
+                flat = _otlp_attributes(attrs) if type(attrs) is list else attrs
+            except _Bad:
+                continue
+            if type(flat) is dict and type(flat.get("exception.type")) is str:
+                return str(flat["exception.type"])
+    return None
+
+
+def _infer_class(row: dict[str, Any], get: Callable[[str], Any]) -> str:
+    op = row.get("operation")
+    oi = get("openinference.span.kind")
+    oi = oi.upper() if type(oi) is str else None
+    if op in _LLM_OPS or oi == "LLM":
+        return "llm"
+    if op == "embeddings" or oi == "EMBEDDING":
+        return "embedding"
+    if op in ("retrieval", "rerank") or oi in ("RETRIEVER", "RERANKER"):
+        return "retrieval"
+    if "cache_layer" in row:
+        return "cache"
+    if (
+        op is None
+        and "output_tokens" in row
+        and ("request_model" in row or "response_model" in row)
+    ):
+        return "llm"  # a model and completion tokens but no operation name (older emitters)
+    if row["kind"] == "server" and "route" in row:
+        return "api"
+    if oi == "PROMPT" or get("llm.prompt_template.template") is not None:
+        return "template"
+    return "other"
+
+
+def _otlp_span(span: Any, res: _Resource, source: str, book: _PriceBook) -> dict[str, Any]:
+    if type(span) is not dict:
+        raise _Bad(f"span must be an object, got {_show(span)}")
+    get = span.get
+    status = get("status") or _EMPTY
+    if type(status) is not dict:
+        raise _Bad(f"status {_show(status)} is not an object")
+    start = get("startTimeUnixNano")
+    end = get("endTimeUnixNano")
+    row = _head(
+        get("traceId"),
+        get("spanId"),
+        get("parentSpanId"),
+        get("name"),
+        _enum(_KINDS, get("kind", 0), "span kind"),
+        None if start is None else _ns(start, "startTimeUnixNano"),
+        None if end is None else _ns(end, "endTimeUnixNano"),
+        _enum(_STATUSES, status.get("code", 0), "status code"),
+        status.get("message"),
+    )
+    return _row(row, _otlp_attributes(get("attributes")), res, source, book, get("events"))
+
+
+def _flat_span(rec: dict[str, Any], source: str, book: _PriceBook) -> dict[str, Any]:
+    status = rec.get("status")
+    message = rec.get("status_message")
+    if type(status) is dict:
+        message = status.get("message", message)
+        status = status.get("code")
+    attrs = rec.get("attributes") or {}
+    if type(attrs) is list:
+        attrs = _otlp_attributes(attrs)
+    elif type(attrs) is not dict:
+        raise _Bad(f"attributes must be an object, got {_show(attrs)}")
+    res_attrs = rec.get("resource") or {}
+    if type(res_attrs) is not dict:
+        raise _Bad(f"resource must be an object, got {_show(res_attrs)}")
+    if (service := rec.get("service")) is not None:
+        res_attrs = {"service.name": service, **res_attrs}
+    row = _head(
+        rec.get("trace_id"),
+        rec.get("span_id"),
+        rec.get("parent_span_id"),
+        rec.get("name"),
+        _enum(_KINDS, rec.get("kind", "internal"), "kind"),
+        _time(rec, "start"),
+        _time(rec, "end"),
+        _enum(_STATUSES, "unset" if status is None else status, "status"),
+        message,
+    )
+    return _row(row, attrs, _resource(res_attrs), source, book, rec.get("events"))
+
+
+def _time(rec: dict[str, Any], which: str) -> int | None:
+    for key in (f"{which}_time_unix_nano", f"{which}_ns"):
+        if (v := rec.get(key)) is not None:
+            return _ns(v, key)
+    v = rec.get(which)
+    return None if v is None else _iso_ns(v, which)
+
+
+# -- records -> rows ------------------------------------------------------------------------
+
+_MALFORMED = (TypeError, ValueError, AttributeError, KeyError, OverflowError, RecursionError)
+
+
+_Add = Callable[[dict[str, Any]], None]
+
+
+def _record_rows(
+    rec: Any, where: str, source: str, book: _PriceBook, report: IngestReport, add: _Add
+) -> None:
+    """Add the rows of one JSON record (a TracesData, an OTLP span or a flat span)."""
+    if type(rec) is not dict:
+        report._error(f"{where}: expected a JSON object, got {_show(rec)}")
+        return
+    if "resourceSpans" in rec:
+        _traces_data(rec, where, source, book, report, add)
+        return
+    if not ("traceId" in rec or "spanId" in rec or "trace_id" in rec or "span_id" in rec):
+        report._error(
+            f"{where}: neither OTLP TracesData (resourceSpans) nor a span (trace_id, span_id)"
+        )
+        return
+    report.spans_read += 1
+    try:
+        if "traceId" in rec or "spanId" in rec:
+            row = _otlp_span(rec, _NO_RESOURCE, source, book)
+        else:
+            row = _flat_span(rec, source, book)
+    except _Bad as exc:
+        report._error(f"{where}: {exc}")
+    except _MALFORMED as exc:
+        report._error(f"{where}: malformed span: {type(exc).__name__}: {_show(str(exc))}")
+    else:
+        add(row)
+
+
+def _traces_data(
+    doc: dict[str, Any], where: str, source: str, book: _PriceBook, report: IngestReport, add: _Add
+) -> None:
+    groups = doc["resourceSpans"]
+    if type(groups) is not list:
+        report._error(f"{where}: resourceSpans must be a list")
+        return
+    for g, group in enumerate(groups):
+        here = f"{where}: resourceSpans[{g}]"
+        try:
+            if type(group) is not dict:
+                raise _Bad("must be an object")
+            resource = group.get("resource") or {}
+            if type(resource) is not dict:
+                raise _Bad("resource must be an object")
+            res = _resource(_otlp_attributes(resource.get("attributes")))
+            scopes = group.get("scopeSpans", group.get("instrumentationLibrarySpans")) or []
+            if type(scopes) is not list:
+                raise _Bad("scopeSpans must be a list")
+        except _Bad as exc:
+            report._error(f"{here}: {exc}")
+            continue
+        except _MALFORMED as exc:
+            report._error(f"{here}: malformed resource: {type(exc).__name__}: {_show(str(exc))}")
+            continue
+        for s, scope in enumerate(scopes):
+            spans = scope.get("spans") if type(scope) is dict else None
+            if type(spans) is not list:
+                if spans is not None or type(scope) is not dict:
+                    report._error(f"{here}.scopeSpans[{s}]: spans must be a list")
+                continue
+            report.spans_read += len(spans)
+            for i, span in enumerate(spans):
+                try:
+                    add(_otlp_span(span, res, source, book))
+                except _Bad as exc:
+                    report._error(f"{here}.scopeSpans[{s}].spans[{i}]: {exc}")
+                except _MALFORMED as exc:
+                    report._error(
+                        f"{here}.scopeSpans[{s}].spans[{i}]: malformed span: "
+                        f"{type(exc).__name__}: {_show(str(exc))}"
+                    )
+
+
+# -- files ------------------------------------------------------------------------------------
+
+
+def _open(path: Path) -> io.BufferedIOBase:
+    with open(path, "rb") as f:
+        magic = f.read(2)
+    if magic == b"\x1f\x8b":
+        return gzip.open(path, "rb")
+    return open(path, "rb")
+
+
+def _parses(line: bytes) -> bool:
+    try:
+        _loads(line)
+    except (ValueError, RecursionError):
+        return False
+    return True
+
+
+def _records(path: Path, report: IngestReport, digest: Any) -> Iterator[tuple[str, str, Any]]:
+    """(where, source, JSON) per record of a file, hashing what is read; bad lines reported."""
+    name = str(path)
+    lineno = 0
+    with _open(path) as f:
+        try:
+            # The first two non-blank lines tell JSON Lines from one (pretty-printed) document.
+            seen: list[bytes] = []
+            head: list[tuple[int, bytes]] = []
+            for raw in f:
+                lineno += 1
+                digest.update(raw)
+                seen.append(raw)
+                if raw.strip():
+                    head.append((lineno, raw))
+                    if len(head) == 2:
+                        break
+            first = head[0][1].strip() if head else b""
+            if (
+                first[:1] in (b"{", b"[")
+                and not _parses(first)
+                and (len(head) < 2 or not _parses(head[1][1]))
+            ):
+                rest = f.read()
+                digest.update(rest)
+                yield from _document(name, head[0][0], b"".join(seen) + rest, report)
+                return
+            for n, raw in head:
+                yield from _line(name, n, raw, report)
+            for raw in f:
+                lineno += 1
+                digest.update(raw)
+                if raw.strip():
+                    yield from _line(name, lineno, raw, report)
+        except (OSError, EOFError, zlib.error) as exc:
+            report._error(f"{name}:{lineno + 1}: cannot read further: {_reason(exc)}")
+
+
+def _document(
+    name: str, start: int, data: bytes, report: IngestReport
+) -> Iterator[tuple[str, str, Any]]:
+    """The records of a whole-file document, or of its lines when it is not one."""
+    source = f"{name}:{start}"
+    try:
+        doc = _loads(data)
+    except (ValueError, RecursionError) as exc:
+        # Not one document: JSON Lines whose first lines are broken, or a broken document.
+        lines = IngestReport()
+        records = [
+            record
+            for n, raw in enumerate(data.split(b"\n"), start=1)
+            if raw.strip()
+            for record in _line(name, n, raw, lines)
+        ]
+        if any(type(rec) is dict for _, _, rec in records):
+            report.skipped += lines.skipped
+            report.errors.extend(lines.errors[: MAX_ERRORS - len(report.errors)])
+            yield from records
+        else:
+            at = getattr(exc, "lineno", start)
+            report._error(f"{name}:{at}: not valid JSON: {_reason(exc)}")
+        return
+    if type(doc) is list:
+        for i, rec in enumerate(doc):
+            yield f"{source}: [{i}]", source, rec
+    else:
+        yield source, source, doc
+
+
+def _line(
+    name: str, lineno: int, raw: bytes, report: IngestReport
+) -> Iterator[tuple[str, str, Any]]:
+    try:
+        rec = _loads(raw)
+    except (ValueError, RecursionError) as exc:
+        report._error(f"{name}:{lineno}: not valid JSON: {_reason(exc)}")
+        return
+    where = f"{name}:{lineno}"
+    yield where, where, rec
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{exc.msg} at column {exc.colno}"
+    if isinstance(exc, UnicodeDecodeError):
+        return "not UTF-8"
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return _show(str(exc) or type(exc).__name__)
+
+
+class _Strict(Exception):
+    """The first malformed record of a strict ingest."""
+
+
+class _Writer:
+    """Batched inserts into ``spans`` inside the caller's transaction."""
+
+    def __init__(self, conn: sqlite3.Connection, report: IngestReport) -> None:
+        self.conn = conn
+        self.report = report
+        self.rows: list[dict[str, Any]] = []
+        self.added = self.stored = self.failed = 0
+        self.sql: dict[tuple[str, ...], str] = {}
+
+    def flush(self) -> None:
+        rows = self.rows[:]
+        self.rows.clear()  # the same list: callers hold its append
+        if not rows:
+            return
+        self.added += len(rows)
+        conn = self.conn
+        pending = _inherit_routes(rows)
+        if pending:
+            conn.executemany("INSERT OR IGNORE INTO temp.wb_ingest_traces VALUES (?)", pending)
+        # Bind only the columns a row sets: binding None is slow in CPython's sqlite3, and a
+        # file has few shapes of rows (one or two per kind of span).
+        shapes: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+        for row in rows:
+            shape = tuple(row)
+            group = shapes.get(shape)
+            if group is None:
+                group = shapes[shape] = []
+            group.append(tuple(row.values()))
+        conn.execute("SAVEPOINT wb_batch")
+        stored = 0
+        try:
+            for shape, values in shapes.items():
+                stored += conn.executemany(self._sql(shape), values).rowcount
+        except _BIND_ERRORS:
+            # A value SQLite cannot take (e.g. a lone surrogate): find it row by row.
+            conn.execute("ROLLBACK TO wb_batch")
+            stored = 0
+            for row in rows:
+                try:
+                    stored += conn.execute(self._sql(tuple(row)), tuple(row.values())).rowcount
+                except _BIND_ERRORS as exc:
+                    self.failed += 1
+                    self.report._error(f"{row['source']}: cannot store span: {_show(str(exc))}")
+        conn.execute("RELEASE wb_batch")
+        self.stored += stored
+
+    def _sql(self, shape: tuple[str, ...]) -> str:
+        sql = self.sql.get(shape)
+        if sql is None:
+            sql = self.sql[shape] = (
+                f"INSERT OR IGNORE INTO spans ({', '.join(shape)}) "
+                f"VALUES ({', '.join('?' * len(shape))})"
+            )
+        return sql
+
+
+_BIND_ERRORS = (sqlite3.InterfaceError, sqlite3.DataError, OverflowError, UnicodeError)
+
+
+def _inherit_routes(rows: list[dict[str, Any]]) -> list[tuple[str]]:
+    """Fill routes from the batch's root (or earliest routed) spans; return traces left open."""
+    best: dict[str, tuple[bool, int, str]] = {}
+    for row in rows:
+        route = row.get("route")
+        if route is not None:
+            key = ("parent_span_id" in row, row.get("start_ns", 0), route)
+            tid = row["trace_id"]
+            if tid not in best or key < best[tid]:
+                best[tid] = key
+    pending: set[str] = set()
+    for row in rows:
+        if "route" not in row:
+            found = best.get(row["trace_id"])
+            if found is None:
+                pending.add(row["trace_id"])
+            else:
+                row["route"] = found[2]
+    return [(tid,) for tid in pending]
+
+
+_ROUTE_UPDATE = """
+UPDATE spans SET route = (
+    SELECT r.route FROM spans AS r
+    WHERE r.trace_id = spans.trace_id AND r.route IS NOT NULL
+    ORDER BY r.parent_span_id IS NOT NULL, r.start_ns LIMIT 1)
+WHERE rowid IN (
+    SELECT s.rowid FROM temp.wb_ingest_traces AS t CROSS JOIN spans AS s
+    WHERE s.trace_id = t.trace_id AND s.route IS NULL
+      AND EXISTS (SELECT 1 FROM spans AS r WHERE r.trace_id = t.trace_id AND r.route IS NOT NULL))
+"""
+
+
+def ingest(
+    store: Store,
+    paths: Iterable[str | Path] | str | Path,
+    *,
+    strict: bool = False,
+    batch_size: int = 5000,
+    prices: Mapping[str, Price] | None = None,
+) -> IngestReport:
+    """Ingest trace files into ``spans``; malformed records are skipped, or raise with ``strict``.
+
+    Args:
+        paths: OTLP JSON (lines or one document) or flat JSONL spans, plain or gzip.
+        strict: raise DatasetError at the first malformed record, leaving the database as it was.
+        batch_size: rows per batch of inserts.
+        prices: per-model prices over the built-in table (see ``load_prices``).
+    """
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+    files = [Path(paths)] if isinstance(paths, str | Path) else [Path(p) for p in paths]
+    for path in files:
+        if not path.is_file():
+            what = "is a folder" if path.is_dir() else "does not exist"
+            raise ConfigError(f"{path}: {what}; pass trace files (.jsonl, .json, .gz)")
+    report = IngestReport()
+    book = _PriceBook({**default_prices(), **(prices or {})})
+    conn = store.conn
+    started = time.perf_counter()
+    # Parsed JSON makes millions of short-lived containers and no reference cycles; the
+    # cyclic collector would only rescan them (about a fifth of the parse time).
+    collecting = gc.isenabled()
+    gc.disable()
+    # A bigger page cache for the random-order primary key inserts; restored afterwards.
+    cache_size = conn.execute("PRAGMA cache_size").fetchone()[0]
+    try:
+        conn.execute(f"PRAGMA cache_size = {-_CACHE_KIB}")
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS wb_ingest_traces (trace_id TEXT PRIMARY KEY)")
+        if strict:  # one transaction for the whole call: all files or nothing
+            conn.execute("BEGIN IMMEDIATE")
+        try:
+            for path in files:
+                _ingest_file(conn, path, report, book, batch_size, strict)
+            if strict:
+                conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    except _Strict as exc:
+        raise DatasetError(f"{exc} (strict: nothing was ingested)") from None
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{store.path}: cannot write spans: {exc}") from None
+    except OSError as exc:
+        raise DatasetError(f"{exc.filename or 'trace file'}: cannot read: {exc.strerror}") from None
+    finally:
+        conn.execute(f"PRAGMA cache_size = {int(cache_size)}")
+        if collecting:
+            gc.enable()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _ingest_file(
+    conn: sqlite3.Connection,
+    path: Path,
+    report: IngestReport,
+    book: _PriceBook,
+    batch_size: int,
+    strict: bool,
+) -> None:
+    mine = IngestReport()  # this file's counts, merged into the call's below
+    writer = _Writer(conn, mine)
+    digest = hashlib.sha256()
+    if not strict:
+        conn.execute("BEGIN IMMEDIATE")  # one transaction per file: never half a file
+    conn.execute("DELETE FROM temp.wb_ingest_traces")
+    add = writer.rows.append
+    for where, source, rec in _records(path, mine, digest):
+        _record_rows(rec, where, source, book, mine, add)
+        if strict and mine.skipped:
+            raise _Strict(mine.errors[0])
+        if len(writer.rows) >= batch_size:
+            writer.flush()
+    writer.flush()
+    if strict and mine.skipped:  # a read error after the last record, or a row SQLite refused
+        raise _Strict(mine.errors[0])
+    conn.execute(_ROUTE_UPDATE)
+    conn.execute(
+        "INSERT OR IGNORE INTO trace_files (sha256, path, spans, skipped, ingested_at) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (digest.hexdigest(), str(path), writer.stored, mine.skipped, now()),
+    )
+    if not strict:
+        conn.execute("COMMIT")
+    report.files += 1
+    report.spans_read += mine.spans_read
+    report.stored += writer.stored
+    report.duplicates += writer.added - writer.failed - writer.stored
+    report.skipped += mine.skipped
+    report.errors.extend(mine.errors[: MAX_ERRORS - len(report.errors)])
+
+
+# -- analysis -----------------------------------------------------------------------------------
+
+
+def spans_frame(
+    store: Store,
+    *,
+    since_ns: int | None = None,
+    until_ns: int | None = None,
+    span_class: str | None = None,
+    route: str | None = None,
+) -> pd.DataFrame:
+    """Spans by start time, optionally filtered, with ``finish_reasons`` decoded and flags as bool."""
+    import pandas as pd
+
+    where: list[str] = []
+    args: list[Any] = []
+    for clause, value in (
+        ("start_ns >= ?", since_ns),
+        ("start_ns < ?", until_ns),
+        ("span_class = ?", span_class),
+        ("route = ?", route),
+    ):
+        if value is not None:
+            where.append(clause)
+            args.append(value)
+    sql = "SELECT * FROM spans" + (" WHERE " + " AND ".join(where) if where else "")
+    frame = pd.read_sql_query(
+        sql + " ORDER BY start_ns, trace_id, span_id", store.conn, params=args
+    )
+    frame["finish_reasons"] = frame["finish_reasons"].map(
+        lambda v: json.loads(v) if isinstance(v, str) else None
+    )
+    for name in ("stream", "cache_hit"):
+        frame[name] = frame[name].astype("boolean")
+    return frame
