@@ -31,7 +31,7 @@ def test_every_command_has_help() -> None:
         ["eval", "--help"],
         ["runs", "--help"],
         ["demo", "serve", "--help"],
-        ["demo", "run", "--help"],
+        ["demo", "traffic", "--help"],
     ):
         code, out = invoke(*args)
         assert code == 0 and "Usage:" in out
