@@ -261,15 +261,21 @@ def _text(v: Any, key: str) -> str:
     raise _Bad(f"attribute {key}: expected a string, got {_show(v)}")
 
 
-def _int(v: Any, key: str) -> int:
+def _as_int(v: Any) -> int | None:
+    """An int from an int, a decimal string or an integral float (OTLP writes all three)."""
     if type(v) is int:
-        n = v
-    elif type(v) is str or (type(v) is float and v.is_integer()):
+        return v
+    if type(v) is str or (type(v) is float and v.is_integer()):
         try:
-            n = int(v)
+            return int(v)
         except ValueError:
-            raise _Bad(f"attribute {key}: expected an integer, got {_show(v)}") from None
-    else:
+            return None
+    return None
+
+
+def _int(v: Any, key: str) -> int:
+    n = _as_int(v)
+    if n is None:
         raise _Bad(f"attribute {key}: expected an integer, got {_show(v)}")
     if not _INT64[0] <= n <= _INT64[1]:
         raise _Bad(f"attribute {key}: {n} is out of the 64-bit range")
@@ -520,14 +526,8 @@ def _b64(v: str, nbytes: int, what: str) -> str:
 
 
 def _ns(v: Any, what: str) -> int:
-    if type(v) is int:
-        n = v
-    elif type(v) is str or (type(v) is float and v.is_integer()):
-        try:
-            n = int(v)
-        except ValueError:
-            raise _Bad(f"{what} {_show(v)} is not an integer of nanoseconds") from None
-    else:
+    n = _as_int(v)
+    if n is None:
         raise _Bad(f"{what} {_show(v)} is not an integer of nanoseconds")
     if not 0 <= n <= _INT64[1]:
         raise _Bad(f"{what} {n} is out of range")
