@@ -16,13 +16,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workbench import scoring
 from workbench.errors import ScorerError
 from workbench.golden import Case
 from workbench.scoring import (
     NOT_JSON,
     ScoreInput,
     ScorerSpec,
+    _builtins,
+    _registry,
     get,
     names,
     parse_output,
@@ -67,8 +68,8 @@ def one(name: str, output: str, expected: Any, **kwargs: Any) -> tuple[float, st
 @pytest.fixture
 def registry(monkeypatch: pytest.MonkeyPatch) -> None:
     """Let a test register scorers without leaking them into other tests."""
-    monkeypatch.setattr(scoring, "_REGISTRY", dict(scoring._REGISTRY))
-    monkeypatch.setattr(scoring, "_CHECKS", dict(scoring._CHECKS))
+    monkeypatch.setattr(_registry, "_REGISTRY", dict(_registry._REGISTRY))
+    monkeypatch.setattr(_registry, "_CHECKS", dict(_registry._CHECKS))
 
 
 @pytest.fixture
@@ -333,7 +334,7 @@ def test_json_schema_prefers_option_schema_and_reports_missing_schema() -> None:
 
 
 def test_json_schema_validators_are_cached_by_content() -> None:
-    assert scoring._validator(SCHEMA) is scoring._validator(copy.deepcopy(SCHEMA))
+    assert _builtins._validator(SCHEMA) is _builtins._validator(copy.deepcopy(SCHEMA))
 
 
 def test_json_fields() -> None:

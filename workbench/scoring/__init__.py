@@ -1,0 +1,39 @@
+"""Scorers: a registry of named scoring functions, and scoring one output against a card's list.
+
+A scorer is ``scorer(inp: ScoreInput, **options) -> float | (float, str)`` returning a score in
+[0, 1] and optionally a short detail. Built-ins are registered at import; a custom scorer is
+either registered with :func:`register` or named by a dotted path (``"mypkg.scorers:fn"``).
+
+The parts: ``_registry`` (the types, the registry and spec checks), ``_score`` (parsing an
+output and scoring it with a card's specs) and ``_builtins`` (the built-in scorers).
+"""
+
+from workbench.scoring import _builtins as _builtins  # registers the built-in scorers
+from workbench.scoring._registry import (
+    NOT_JSON,
+    ScoreInput,
+    Scorer,
+    ScoreResult,
+    ScorerSpec,
+    ScoreValue,
+    get,
+    names,
+    register,
+    validate_spec,
+)
+from workbench.scoring._score import parse_output, score_output
+
+__all__ = [
+    "NOT_JSON",
+    "ScoreInput",
+    "ScoreResult",
+    "ScoreValue",
+    "Scorer",
+    "ScorerSpec",
+    "get",
+    "names",
+    "parse_output",
+    "register",
+    "score_output",
+    "validate_spec",
+]
