@@ -11,34 +11,31 @@ seed and the request sequence, and a client's retry of the same request rolls ag
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
-import http.server
 import itertools
 import json
 import logging
-import math
-import os
 import random
-import re
 import secrets
-import signal
 import socket
-import socketserver
 import struct
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
-from pathlib import Path
-from types import FrameType, TracebackType
-from typing import IO, Any, Protocol
-from urllib.parse import urlsplit
+from typing import Any, Protocol
 
+from workbench.demo.faults import DEFAULT_KINDS, KINDS, FaultSpec, LatencySpec
+from workbench.demo.httpd import (
+    LOOPBACK,
+    JSONHandler,
+    LoopbackServer,
+    check_loopback,
+    dumps,
+    until_interrupted,
+)
+from workbench.demo.process import LISTENING, DemoProcess
 from workbench.errors import ConfigError
 
 __all__ = [
@@ -51,20 +48,13 @@ __all__ = [
     "serve",
 ]
 
-KINDS = ("429", "500", "timeout", "malformed", "truncated", "reset", "slow")
-DEFAULT_KINDS = ("429", "500", "timeout", "malformed", "truncated")
-
 _LOG = logging.getLogger(__name__)
-_Z95 = 1.645
 _SLOW_FACTOR = 5.0
 # Without any configured latency a 5x slowdown would be invisible; this keeps "slow" observable.
 _SLOW_FLOOR_S = 0.25
 _TTFT_SHARE = 0.3
 _MAX_BODY = 16 * 1024 * 1024
-_POLL_S = 0.05
 _OWNER = "workbench-demo"
-_LISTENING = "workbench demo server listening on"
-_LOOPBACK = ("127.0.0.1", "localhost")
 # The demo model's versions, used when a respond callable is injected without model names.
 _DEFAULT_MODELS = ("triage-v1", "triage-v2")
 
@@ -85,170 +75,6 @@ class _CompletionLike(Protocol):
 Respond = Callable[..., _CompletionLike]
 
 
-def _fmt(x: float) -> str:
-    """Render a number without a trailing .0 so parse(str(spec)) round-trips."""
-    return str(int(x)) if float(x).is_integer() else repr(float(x))
-
-
-def _number(text: str, what: str) -> float:
-    """Parse one finite number or raise ConfigError naming the option."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise ConfigError(f"{what}: {text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise ConfigError(f"{what}: {text!r} must be finite")
-    return value
-
-
-@dataclass(frozen=True)
-class LatencySpec:
-    """Per-request latency in ms: none (0), fixed, or lognormal from a median and a p95."""
-
-    median_ms: float = 0.0
-    p95_ms: float | None = None
-
-    def __post_init__(self) -> None:
-        if not math.isfinite(self.median_ms) or self.median_ms < 0:
-            raise ConfigError(f"latency median must be >= 0 ms, got {self.median_ms!r}")
-        if self.p95_ms is None:
-            return
-        if not math.isfinite(self.p95_ms) or self.p95_ms < self.median_ms:
-            raise ConfigError(
-                f"latency p95 ({self.p95_ms!r} ms) must be >= the median ({self.median_ms!r} ms)"
-            )
-        if self.p95_ms == self.median_ms:
-            object.__setattr__(self, "p95_ms", None)
-        elif self.median_ms == 0:
-            raise ConfigError("a lognormal latency needs a median > 0 ms, e.g. '80,400'")
-
-    @classmethod
-    def parse(cls, text: str | float) -> LatencySpec:
-        """Parse "0" (none), "50" (fixed 50 ms) or "80,400" (median 80 ms, p95 400 ms)."""
-        if isinstance(text, int | float):
-            return cls(float(text))
-        parts = [p.strip() for p in str(text).split(",")]
-        if len(parts) not in (1, 2) or not all(parts):
-            raise ConfigError(
-                f"latency {text!r}: expected '0', a fixed '50' or a 'median,p95' pair like '80,400'"
-            )
-        median = _number(parts[0], "latency median")
-        p95 = _number(parts[1], "latency p95") if len(parts) == 2 else None
-        return cls(median, p95)
-
-    @property
-    def sigma(self) -> float:
-        """Sigma of the underlying normal: ln(p95 / median) / 1.645 (0 when fixed)."""
-        if self.p95_ms is None or self.median_ms == 0:
-            return 0.0
-        return math.log(self.p95_ms / self.median_ms) / _Z95
-
-    def sample(self, rng: random.Random) -> float:
-        """Draw one latency in seconds."""
-        if self.p95_ms is None:
-            return self.median_ms / 1000.0
-        return rng.lognormvariate(math.log(self.median_ms), self.sigma) / 1000.0
-
-    def __str__(self) -> str:
-        if self.p95_ms is None:
-            return _fmt(self.median_ms)
-        return f"{_fmt(self.median_ms)},{_fmt(self.p95_ms)}"
-
-
-@dataclass(frozen=True)
-class FaultSpec:
-    """Fault rates per kind; at most one fault per request. Kinds are kept in KINDS order."""
-
-    rates: tuple[tuple[str, float], ...] = ()
-
-    def __post_init__(self) -> None:
-        seen: dict[str, float] = {}
-        for kind, rate in self.rates:
-            if kind not in KINDS:
-                raise ConfigError(f"unknown fault kind {kind!r}; known kinds: {', '.join(KINDS)}")
-            if kind in seen:
-                raise ConfigError(f"fault kind {kind!r} given twice")
-            if not (math.isfinite(rate) and 0.0 <= rate <= 1.0):
-                raise ConfigError(f"fault rate for {kind!r} must be in [0, 1], got {rate!r}")
-            seen[kind] = float(rate)
-        if sum(seen.values()) > 1.0 + 1e-9:
-            raise ConfigError(f"fault rates add up to {sum(seen.values()):g}, more than 1")
-        ordered = tuple((k, seen[k]) for k in KINDS if seen.get(k))
-        object.__setattr__(self, "rates", ordered)
-
-    @classmethod
-    def parse(cls, rate: float | str = 0.0, kinds: str | None = None) -> FaultSpec:
-        """Split a total rate evenly over kinds ("429,timeout"), or read "429=0.05,500=0.02"."""
-        if isinstance(rate, str) and kinds is None and "=" in rate:
-            kinds, rate = rate, 0.0
-        total = _number(str(rate), "fault rate")
-        if not 0.0 <= total <= 1.0:
-            raise ConfigError(f"fault rate must be in [0, 1], got {rate!r}")
-        entries = [e.strip() for e in (kinds or "").split(",") if e.strip()]
-        if any("=" in e for e in entries):
-            if not all("=" in e for e in entries):
-                raise ConfigError(
-                    f"faults {kinds!r}: give every kind a rate ('429=0.05,500=0.02') or none"
-                )
-            pairs = []
-            for entry in entries:
-                kind, _, value = entry.partition("=")
-                pairs.append((kind.strip(), _number(value.strip(), f"fault rate for {kind!r}")))
-            spec = cls(tuple(pairs))
-            if total and abs(total - spec.total) > 1e-9:
-                raise ConfigError(
-                    f"fault rate {total:g} disagrees with per-kind rates {kinds!r} "
-                    f"(total {spec.total:g}); give one or the other"
-                )
-            return spec
-        names = tuple(entries) or DEFAULT_KINDS
-        return cls(tuple((k, total / len(names)) for k in names))
-
-    @property
-    def total(self) -> float:
-        """Probability that a request gets any fault."""
-        return sum(r for _, r in self.rates)
-
-    def rate(self, kind: str) -> float:
-        """The rate of one kind (0 when not configured)."""
-        return dict(self.rates).get(kind, 0.0)
-
-    def pick(self, u: float) -> str | None:
-        """Map a uniform draw in [0, 1) to a fault kind, or None for a clean request."""
-        edge = 0.0
-        for kind, rate in self.rates:
-            edge += rate
-            if u < edge:
-                return kind
-        return None
-
-    def __str__(self) -> str:
-        return ",".join(f"{k}={_fmt(r)}" for k, r in self.rates)
-
-
-class _HTTPServer(http.server.ThreadingHTTPServer):
-    """ThreadingHTTPServer tuned for many keep-alive clients, quiet about vanished peers."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 1024
-
-    def __init__(self, address: tuple[str, int], owner: DemoServer) -> None:
-        self.owner = owner
-        super().__init__(address, _Handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind does a getfqdn() lookup we neither need nor want to wait on.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name, self.server_port = str(host), int(port)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], OSError):
-            return  # the client went away, or stop() closed the connection
-        _LOG.exception("demo server: unhandled error serving %s", client_address)
-
-
 def _error(message: str, type_: str, code: str | None, param: str | None = None) -> dict[str, Any]:
     """An OpenAI error body."""
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
@@ -263,11 +89,6 @@ def _pieces(content: str) -> list[str]:
     """Split content into 4-8 pieces (fewer for tiny strings) that concatenate back to it."""
     n = min(len(content), max(4, min(8, len(content) // 24)))
     return [content[i * len(content) // n : (i + 1) * len(content) // n] for i in range(n)]
-
-
-def _dumps(payload: Any) -> bytes:
-    """Compact JSON bytes."""
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 class _BadRequest(Exception):
@@ -346,27 +167,11 @@ def _parse_chat(raw: bytes, models: Sequence[str]) -> _Chat:
     )
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
+class _Handler(JSONHandler["DemoServer"]):
     """Routes requests to the owning DemoServer's state."""
 
-    protocol_version = "HTTP/1.1"
     server_version = "workbench-demo/0.1"
-    sys_version = ""
-    disable_nagle_algorithm = True
-    server: _HTTPServer
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.owner._track(self.connection)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.owner._untrack(self.connection)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Stay quiet: the demo server never writes access logs."""
+    max_body = _MAX_BODY
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """Answer protocol errors (bad request line, unknown method) in the OpenAI JSON shape."""
@@ -376,52 +181,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     # -- plumbing -------------------------------------------------------------------------
 
-    def _send(
-        self,
-        status: int,
-        body: bytes,
-        headers: Sequence[tuple[str, str]] = (),
-        content_type: str = "application/json",
-    ) -> None:
-        fields = [("Content-Type", content_type), ("Content-Length", str(len(body))), *headers]
-        self.wfile.write(self._head(status, fields) + body)
-
-    def _head(self, status: int, fields: Sequence[tuple[str, str]]) -> bytes:
-        """Status line and headers, to send in the same write as the body (one packet)."""
-        lines = [
-            f"HTTP/1.1 {status} {HTTPStatus(status).phrase}",
-            f"Server: {self.server_version}",
-            f"Date: {self.date_time_string()}",
-            *(f"{name}: {value}" for name, value in fields),
-        ]
-        if self.close_connection:
-            lines.append("Connection: close")
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-
-    def _send_json(
-        self, status: int, payload: Any, headers: Sequence[tuple[str, str]] = ()
-    ) -> None:
-        self._send(status, _dumps(payload), headers)
-
-    def _read_body(self) -> bytes | None:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            self.close_connection = True
+    def _refuse_body(self, status: int) -> None:
+        if status == 411:
             self._send_json(411, _invalid("Send the body with a Content-Length header.", None))
-            return None
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
-        if not 0 <= length <= _MAX_BODY:
-            self.close_connection = True
+        else:
             self._send_json(
                 413, _invalid(f"Bad or too large Content-Length (max {_MAX_BODY}).", None)
             )
-            return None
-        return self.rfile.read(length)
-
-    def _path(self) -> str:
-        return urlsplit(self.path).path.rstrip("/")
 
     def _not_found(self) -> None:
         self._send_json(
@@ -533,7 +299,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         reply = {"role": "assistant", "content": content}
         choice = {"index": 0, "message": reply, "finish_reason": finish_reason}
         payload = {"id": head["id"], "object": "chat.completion", **head}
-        data = _dumps({**payload, "choices": [choice], "usage": usage})
+        data = dumps({**payload, "choices": [choice], "usage": usage})
         if kind == "malformed":
             data = data[: len(data) // 2]
         owner._count(
@@ -559,7 +325,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             payload["choices"] = choices
             if include_usage:
                 payload["usage"] = None  # OpenAI sends usage: null until the usage chunk
-            return b"data: " + _dumps({**payload, **extra}) + b"\n\n"
+            return b"data: " + dumps({**payload, **extra}) + b"\n\n"
 
         def delta(d: dict[str, Any], finish: str | None = None) -> bytes:
             return chunk([{"index": 0, "delta": d, "finish_reason": finish}])
@@ -603,8 +369,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(frame(*tail) + (b"0\r\n\r\n" if chunked else b""))
 
 
-class DemoServer:
+class DemoServer(LoopbackServer):
     """The demo chat-completions server; start() runs it on a background thread."""
+
+    label = "demo server"
+    logger = _LOG
 
     def __init__(
         self,
@@ -619,8 +388,7 @@ class DemoServer:
         respond: Respond | None = None,
         models: Sequence[str] | None = None,
     ) -> None:
-        if host not in _LOOPBACK:
-            raise ConfigError(f"the demo server binds to 127.0.0.1 only, not {host!r}")
+        check_loopback(host, self.label)
         if respond is None:
             from workbench.demo import model
 
@@ -645,59 +413,13 @@ class DemoServer:
         self._counts = {"requests": 0, "completions": 0, "errors": 0}
         self._faults = dict.fromkeys(KINDS, 0)
         self._seen: dict[bytes, int] = {}
-        self._conns: set[socket.socket] = set()
         self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._looping = threading.Event()
-        self._closed = False
-        self._httpd = _HTTPServer(("127.0.0.1", port), self)
-
-    @property
-    def port(self) -> int:
-        """The bound TCP port."""
-        return int(self._httpd.server_address[1])
+        super().__init__(_Handler, host, port)
 
     @property
     def url(self) -> str:
         """The OpenAI base URL, e.g. http://127.0.0.1:8000/v1."""
         return f"http://127.0.0.1:{self.port}/v1"
-
-    def start(self) -> DemoServer:
-        """Serve on a daemon thread; the socket is already listening when this returns."""
-        if self._closed:
-            raise RuntimeError("this DemoServer was stopped; create a new one")
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self.serve_forever, name=f"demo-server-{self.port}", daemon=True
-            )
-            self._thread.start()
-            self._looping.wait(5.0)
-        return self
-
-    def serve_forever(self) -> None:
-        """Serve in the calling thread until stop() (or KeyboardInterrupt)."""
-        self._looping.set()
-        try:
-            self._httpd.serve_forever(poll_interval=_POLL_S)
-        finally:
-            self._looping.clear()
-
-    def stop(self) -> None:
-        """Stop promptly: wake hung handlers, close the listener and every open connection."""
-        if self._closed:
-            return
-        self._closed = True
-        self._stopping.set()
-        if self._looping.is_set() and threading.current_thread() is not self._thread:
-            self._httpd.shutdown()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=2.0)
-        self._httpd.server_close()
-        with self._lock:
-            conns = list(self._conns)
-        for conn in conns:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
 
     def warm_up(self) -> None:
         """Answer one request per model so the first real ones do not pay for loading."""
@@ -708,17 +430,6 @@ class DemoServer:
         """Requests (not /v1/stats), completions, rejected chat requests, faults per kind."""
         with self._lock:
             return {**self._counts, "faults": dict(self._faults)}
-
-    def __enter__(self) -> DemoServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         return f"DemoServer(url={self.url!r}, latency='{self.latency}', faults='{self.faults}')"
@@ -753,13 +464,8 @@ class DemoServer:
         with self._rng_lock:
             return self.latency.sample(self._rng)
 
-    def _track(self, conn: socket.socket) -> None:
-        with self._lock:
-            self._conns.add(conn)
-
-    def _untrack(self, conn: socket.socket) -> None:
-        with self._lock:
-            self._conns.discard(conn)
+    def _on_stop(self) -> None:
+        self._stopping.set()
 
 
 def serve(
@@ -786,140 +492,13 @@ def serve(
         respond=respond,
         models=models,
     )
-
-    def _interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    in_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _interrupt) if in_main else None
-    server.warm_up()
-    print(f"{_LISTENING} {server.url}", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
-        if in_main:
-            signal.signal(signal.SIGTERM, previous)
-
-
-class DemoProcess:
-    """The demo server as a child process, for targets that need it for a whole run."""
-
-    def __init__(
-        self,
-        *,
-        latency_ms: str = "0",
-        fault_rate: float = 0.0,
-        faults: str | None = None,
-        seed: int = 0,
-    ) -> None:
-        self.latency_ms = str(latency_ms)
-        self.fault_rate = fault_rate
-        self.faults = faults
-        self.seed = seed
-        self._url: str | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._stderr: IO[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        """The child's OpenAI base URL (after start())."""
-        if self._url is None:
-            raise RuntimeError("DemoProcess is not running; call start() first")
-        return self._url
-
-    def command(self) -> list[str]:
-        """The child's command line."""
-        cmd = [
-            sys.executable,
-            "-m",
-            "workbench.demo.server",
-            "--port",
-            "0",
-            "--latency-ms",
-            self.latency_ms,
-            "--fault-rate",
-            repr(float(self.fault_rate)),
-            "--seed",
-            str(self.seed),
-        ]
-        if self.faults is not None:
-            cmd += ["--faults", self.faults]
-        return cmd
-
-    def start(self, timeout: float = 30.0) -> DemoProcess:
-        """Launch the child and wait for its "listening on URL" line."""
-        if self._proc is not None:
-            return self
-        env = dict(os.environ)
-        root = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the child
-        self._proc = subprocess.Popen(
-            self.command(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-            env=env,
-        )
-        line = self._first_line(timeout)
-        match = re.search(rf"{_LISTENING} (http://\S+)", line)
-        if match is None:
-            stderr = self._stderr_text()
-            code = self._proc.poll()
-            self.close()
-            why = f"exited with code {code}" if code is not None else f"silent for {timeout:g} s"
-            raise RuntimeError(
-                f"demo server child process {why}; command: {' '.join(self.command())}\n"
-                f"stdout: {line.strip()!r}\nstderr:\n{stderr.strip()}"
-            )
-        self._url = match.group(1)
-        return self
-
-    def close(self) -> None:
-        """Terminate the child, waiting and killing it if it will not go."""
-        proc, self._proc, self._url = self._proc, None, None
-        if proc is not None:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=5.0)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=5.0)
-            if proc.stdout is not None:
-                proc.stdout.close()
-        if self._stderr is not None:
-            self._stderr.close()
-            self._stderr = None
-
-    def __enter__(self) -> DemoProcess:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def _first_line(self, timeout: float) -> str:
-        assert self._proc is not None and self._proc.stdout is not None
-        stdout = self._proc.stdout
-        lines: list[bytes] = []
-        reader = threading.Thread(target=lambda: lines.append(stdout.readline()), daemon=True)
-        reader.start()
-        reader.join(timeout)
-        return lines[0].decode(errors="replace") if lines else ""
-
-    def _stderr_text(self) -> str:
-        if self._stderr is None:
-            return ""
-        self._stderr.seek(0)
-        return self._stderr.read().decode(errors="replace")
+    with until_interrupted():
+        try:
+            server.warm_up()
+            print(f"{LISTENING} {server.url}", flush=True)
+            server.serve_forever()
+        finally:
+            server.stop()
 
 
 def _main(argv: Sequence[str] | None = None) -> int:
@@ -949,7 +528,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--retry-after", type=int, default=1, help="Retry-After seconds for 429")
     parser.add_argument("--hang-s", type=float, default=30.0, help="how long 'timeout' hangs")
     args = parser.parse_args(argv)
-    if args.host not in _LOOPBACK:
+    if args.host not in LOOPBACK:
         parser.error(f"--host {args.host!r}: the demo server binds to 127.0.0.1 only")
     try:
         latency = LatencySpec.parse(args.latency_ms)
