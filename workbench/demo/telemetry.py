@@ -85,8 +85,8 @@ def _attributes(attributes: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     return [{"key": k, "value": _value(v)} for k, v in (attributes or {}).items()]
 
 
-def _span(span: ReadableSpan) -> dict[str, Any]:
-    """One OTLP/JSON Span."""
+def _span(span: ReadableSpan, shift_ns: int = 0) -> dict[str, Any]:
+    """One OTLP/JSON Span, its timestamps moved by ``shift_ns``."""
     context = span.get_span_context()
     assert context is not None  # an SDK span always has one
     out: dict[str, Any] = {
@@ -100,8 +100,8 @@ def _span(span: ReadableSpan) -> dict[str, Any]:
     out.update(
         name=span.name,
         kind=span.kind.value + 1,  # the API's INTERNAL is 0, OTLP's is 1 (0 is UNSPECIFIED)
-        startTimeUnixNano=str(span.start_time or 0),
-        endTimeUnixNano=str(span.end_time or 0),
+        startTimeUnixNano=str((span.start_time or 0) + shift_ns),
+        endTimeUnixNano=str((span.end_time or 0) + shift_ns),
         attributes=_attributes(span.attributes),
     )
     if span.dropped_attributes:
@@ -109,7 +109,7 @@ def _span(span: ReadableSpan) -> dict[str, Any]:
     if span.events:
         out["events"] = [
             {
-                "timeUnixNano": str(event.timestamp),
+                "timeUnixNano": str(event.timestamp + shift_ns),
                 "name": event.name,
                 "attributes": _attributes(event.attributes),
             }
@@ -131,14 +131,17 @@ def _span(span: ReadableSpan) -> dict[str, Any]:
     return out
 
 
-def traces_data(spans: Sequence[ReadableSpan]) -> dict[str, Any]:
-    """One OTLP/JSON TracesData object: spans grouped by resource, then instrumentation scope."""
+def traces_data(spans: Sequence[ReadableSpan], *, shift_ns: int = 0) -> dict[str, Any]:
+    """One OTLP/JSON TracesData object: spans grouped by resource, then instrumentation scope.
+
+    ``shift_ns`` moves every timestamp, to replay traffic as if it ran at another time.
+    """
     groups: dict[int, tuple[Resource, dict[tuple[str, str, str], list[dict[str, Any]]]]] = {}
     for span in spans:
         _, scopes = groups.setdefault(id(span.resource), (span.resource, {}))
         scope = span.instrumentation_scope
         key = (scope.name, scope.version or "", scope.schema_url or "") if scope else ("", "", "")
-        scopes.setdefault(key, []).append(_span(span))
+        scopes.setdefault(key, []).append(_span(span, shift_ns))
     resource_spans = []
     for resource, scopes in groups.values():
         scope_spans = []
@@ -161,10 +164,14 @@ def traces_data(spans: Sequence[ReadableSpan]) -> dict[str, Any]:
 
 
 class OTLPJsonLinesExporter(SpanExporter):
-    """Appends each export batch as one OTLP/JSON TracesData line; gzip when the path ends .gz."""
+    """Appends each export batch as one OTLP/JSON TracesData line; gzip when the path ends .gz.
 
-    def __init__(self, path: Path | str) -> None:
+    ``shift_ns`` moves every timestamp written (see :func:`traces_data`).
+    """
+
+    def __init__(self, path: Path | str, *, shift_ns: int = 0) -> None:
         self.path = Path(path)
+        self.shift_ns = shift_ns
         self.spans_written = 0
         self.lines_written = 0
         self._gzip = self.path.suffix == ".gz"
@@ -184,7 +191,7 @@ class OTLPJsonLinesExporter(SpanExporter):
         """Write the batch as one line (nothing for an empty batch)."""
         if not spans:
             return SpanExportResult.SUCCESS
-        line = json.dumps(traces_data(spans), separators=(",", ":"), ensure_ascii=False)
+        line = json.dumps(traces_data(spans, shift_ns=self.shift_ns), separators=(",", ":"), ensure_ascii=False)
         with self._lock:
             if self._file is None:
                 return SpanExportResult.FAILURE

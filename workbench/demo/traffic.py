@@ -16,6 +16,7 @@ on the client, and the model answers in 10 ms median (40 ms p95), so runs stay s
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import itertools
 import json
 import random
@@ -36,7 +37,7 @@ from workbench.demo.telemetry import SCOPE, OTLPJsonLinesExporter, tracer_provid
 from workbench.errors import ConfigError
 from workbench.golden import Case
 
-__all__ = ["LAYERS", "ROUTES", "TENANTS", "TrafficReport", "generate", "main"]
+__all__ = ["LAYERS", "ROUTES", "TENANTS", "TrafficReport", "generate", "main", "week_shift_ns"]
 
 TENANTS = ("acme", "globex", "initech", "umbrella")
 ROUTES = ("/api/triage", "/api/search")
@@ -105,9 +106,15 @@ def generate(
     tenants: Sequence[str] = TENANTS,
     zipf_s: float = 1.1,
     retry_limit: int = 2,
+    week: str | None = None,
 ) -> TrafficReport:
-    """Run the traffic and write its traces to ``out`` (replaced; gzip when it ends .gz)."""
+    """Run the traffic and write its traces to ``out`` (replaced; gzip when it ends .gz).
+
+    ``week`` (an ISO week such as ``2026-W49``) replays the traffic as if it ran then: every
+    timestamp moves by whole weeks from now, keeping the day and time of the week.
+    """
     _check(requests, fault_rate, tenants, zipf_s, retry_limit)
+    shift_ns = week_shift_ns(week) if week else 0
     out = Path(out)
     if out.is_dir():
         raise ConfigError(f"{out} is a folder; give the trace file's path, like {out}/traces.jsonl")
@@ -122,7 +129,7 @@ def generate(
         child = stack.enter_context(
             _ModelProcess(hang_s=_HANG_S, latency_ms=_LATENCY_MS, fault_rate=fault_rate, seed=seed)
         )
-        exporter = OTLPJsonLinesExporter(out)
+        exporter = OTLPJsonLinesExporter(out, shift_ns=shift_ns)
         provider = tracer_provider(exporter)
         stack.callback(provider.shutdown)
         tracer = provider.get_tracer(SCOPE, _version())
@@ -170,6 +177,18 @@ def generate(
         },
         cache=cache,
     )
+
+
+def week_shift_ns(week: str, today: dt.date | None = None) -> int:
+    """Nanoseconds from this ISO week to ``week`` (e.g. ``2026-W49``), a whole number of weeks."""
+    try:
+        year, number = week.split("-W")
+        target = dt.date.fromisocalendar(int(year), int(number), 1)
+    except ValueError:
+        raise ConfigError(f"week must look like 2026-W49, got {week!r}") from None
+    today = today or dt.datetime.now(dt.UTC).date()
+    monday = today - dt.timedelta(days=today.weekday())
+    return (target - monday).days * 86_400 * 1_000_000_000
 
 
 def _check(
@@ -278,6 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--tenants", default=",".join(TENANTS), help="comma-separated, most active first"
     )
+    parser.add_argument("--week", help="replay as if in this ISO week, e.g. 2026-W49")
     args = parser.parse_args(argv)
     try:
         report = generate(
@@ -288,6 +308,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             tenants=tuple(t.strip() for t in args.tenants.split(",")),
             zipf_s=args.zipf_s,
             retry_limit=args.retry_limit,
+            week=args.week,
         )
     except ConfigError as exc:
         parser.error(str(exc))
