@@ -27,26 +27,15 @@ import argparse
 import contextlib
 import dataclasses
 import hashlib
-import http.client
-import http.server
 import json
 import logging
-import re
-import select
-import signal
-import socket
-import socketserver
 import sys
 import threading
-from collections import OrderedDict
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
-from http import HTTPStatus
 from pathlib import Path
-from types import FrameType, TracebackType
-from typing import Any, Generic, TypeVar
-from urllib.parse import urlsplit
+from types import TracebackType
+from typing import Any
 
 import numpy as np
 from jinja2 import StrictUndefined, Template, TemplateError
@@ -56,8 +45,13 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from workbench import embeddings
 from workbench.demo import telemetry
+from workbench.demo.appserver import AppServer
+from workbench.demo.httpd import LOOPBACK, check_loopback, dumps, until_interrupted
+from workbench.demo.kb import Article, Vectors, kb_index, load_kb, passages
+from workbench.demo.lru import LRUCache
 from workbench.demo.model import count_tokens
-from workbench.errors import ConfigError, DatasetError, WorkbenchError
+from workbench.demo.upstream import AppError, ModelClient, bad_request, upstream_message
+from workbench.errors import ConfigError, DatasetError
 from workbench.golden import Dataset, load_dataset, resolve_dataset
 
 __all__ = [
@@ -74,26 +68,13 @@ __all__ = [
 
 _LOG = logging.getLogger(__name__)
 _LISTENING = "workbench demo app listening on"
-_LOOPBACK = ("127.0.0.1", "localhost")
 _DATASET = "support-triage"
 _REPO_DATASET = Path(__file__).resolve().parents[2] / "data" / "golden" / _DATASET
-_KB_PATH = Path(__file__).with_name("kb.json")
-_MAX_BODY = 1024 * 1024
 _MAX_TEXT = 50_000
 _MAX_CHANNEL = 40
-_IDLE_TIMEOUT_S = 60.0
-_POOL_SIZE = 8
-_MAX_SENTENCES = 8
-_MIN_SENTENCE_CHARS = 12
-# Like an embedding model's context window (~512 tokens): a pasted log is cut, not embedded.
-_MAX_PASSAGE_CHARS = 2000
 # How much of an article's score comes from whole-text similarity; the rest is the mean over
 # the ticket's sentences of their best match among the article's sentences.
 _WHOLE_WEIGHT = 0.5
-
-_TAGS = re.compile(r"<[^>\n]{1,200}>")
-_SPACES = re.compile(r"\s+")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])|\n+")
 
 # The retrieved articles reach the model as an extra block of the system message.
 _CONTEXT_TEMPLATE = """\
@@ -111,106 +92,6 @@ _NO_SPAN: contextlib.AbstractContextManager[trace.Span] = contextlib.nullcontext
 # What the model server counts for a chat request and for each message, on top of the text.
 _REQUEST_TOKENS = 3
 _MESSAGE_TOKENS = 4
-
-K = TypeVar("K", bound=Hashable)
-V = TypeVar("V")
-Vectors = np.ndarray[Any, Any]
-
-
-class AppError(WorkbenchError):
-    """A request the app cannot answer; ``status`` is the HTTP status and ``code`` says why."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int = 502,
-        code: str = "bad_gateway",
-        upstream_status: int | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.upstream_status = upstream_status
-
-    def body(self) -> dict[str, Any]:
-        """The JSON error body sent to the client."""
-        error: dict[str, Any] = {"code": self.code, "message": str(self), "status": self.status}
-        if self.upstream_status is not None:
-            error["upstream_status"] = self.upstream_status
-        return {"error": error}
-
-
-def _bad_request(message: str) -> AppError:
-    return AppError(message, status=400, code="invalid_request")
-
-
-class LRUCache(Generic[K, V]):
-    """A thread-safe least-recently-used cache with counters; ``maxsize`` 0 switches it off."""
-
-    def __init__(self, maxsize: int) -> None:
-        if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 0:
-            raise ConfigError(f"cache maxsize must be an integer >= 0 (0 = off), got {maxsize!r}")
-        self.maxsize = maxsize
-        self.hits = 0
-        self.misses = 0
-        self.evictions = 0
-        self._data: OrderedDict[K, V] = OrderedDict()
-        self._lock = threading.Lock()
-
-    @property
-    def enabled(self) -> bool:
-        """False when maxsize is 0: get() always misses and nothing is counted or stored."""
-        return self.maxsize > 0
-
-    def get(self, key: K) -> V | None:
-        """The cached value, now the most recently used, or None on a miss."""
-        if not self.maxsize:
-            return None
-        with self._lock:
-            try:
-                value = self._data[key]
-            except KeyError:
-                self.misses += 1
-                return None
-            self._data.move_to_end(key)
-            self.hits += 1
-            return value
-
-    def put(self, key: K, value: V) -> None:
-        """Store a value, evicting the least recently used entries beyond maxsize."""
-        if not self.maxsize:
-            return
-        with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self.maxsize:
-                self._data.popitem(last=False)
-                self.evictions += 1
-
-    def keys(self) -> list[K]:
-        """The cached keys, least recently used first."""
-        with self._lock:
-            return list(self._data)
-
-    def stats(self) -> dict[str, Any]:
-        """maxsize, size, hits, misses, evictions and hit_rate (hits over lookups)."""
-        with self._lock:
-            lookups = self.hits + self.misses
-            return {
-                "maxsize": self.maxsize,
-                "size": len(self._data),
-                "hits": self.hits,
-                "misses": self.misses,
-                "evictions": self.evictions,
-                "hit_rate": round(self.hits / lookups, 4) if lookups else 0.0,
-            }
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def __repr__(self) -> str:
-        return f"LRUCache(maxsize={self.maxsize}, size={len(self)})"
 
 
 @dataclass(frozen=True)
@@ -240,77 +121,6 @@ class AppConfig:
             )
 
 
-@dataclass(frozen=True)
-class Article:
-    """One help-center article of the knowledge base."""
-
-    id: str
-    category: str
-    title: str
-    body: str
-
-
-def load_kb(path: Path = _KB_PATH) -> tuple[Article, ...]:
-    """The help-center articles from kb.json, checked field by field."""
-    try:
-        docs = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: cannot read the knowledge base: {exc}") from None
-    if not isinstance(docs, list) or not docs:
-        raise ConfigError(f"{path}: expected a non-empty JSON list of articles")
-    articles: list[Article] = []
-    for i, doc in enumerate(docs):
-        fields = ("id", "category", "title", "body")
-        if not isinstance(doc, dict) or not all(isinstance(doc.get(f), str) for f in fields):
-            raise ConfigError(f"{path}: article [{i}] needs string fields {', '.join(fields)}")
-        articles.append(Article(doc["id"], doc["category"], doc["title"], doc["body"]))
-    if len({a.id for a in articles}) != len(articles):
-        raise ConfigError(f"{path}: article ids must be unique")
-    return tuple(articles)
-
-
-@dataclass(frozen=True)
-class _Index:
-    """The knowledge base embedded once: whole articles, and sentences grouped by article."""
-
-    articles: tuple[Article, ...]
-    vectors: Vectors  # (articles, dim): title and body together
-    chunks: Vectors  # (sentences, dim): each title and body sentence, article by article
-    starts: np.ndarray[Any, Any]  # index of each article's first chunk, for np.maximum.reduceat
-
-
-@cache
-def _kb_index() -> _Index:
-    """Embed the knowledge base, once per process."""
-    articles = load_kb()
-    chunks: list[str] = []
-    starts: list[int] = []
-    for article in articles:
-        starts.append(len(chunks))
-        chunks.append(article.title)
-        chunks.extend(_sentences(article.body))
-    vectors = embeddings.embed_many([f"{a.title}. {a.body}" for a in articles])
-    chunk_vectors = embeddings.embed_many(chunks)
-    for array in (vectors, chunk_vectors):
-        array.setflags(write=False)
-    return _Index(articles, vectors, chunk_vectors, np.asarray(starts, dtype=np.intp))
-
-
-def _sentences(text: str) -> list[str]:
-    parts = (_SPACES.sub(" ", p).strip() for p in _SENTENCE_END.split(text))
-    return [p for p in parts if len(p) >= _MIN_SENTENCE_CHARS]
-
-
-def _passages(text: str) -> list[str]:
-    """What is embedded for a text: its start (tags stripped), then up to 8 of its sentences."""
-    clean = _TAGS.sub(" ", text)
-    whole = (_SPACES.sub(" ", clean).strip() or text.strip())[:_MAX_PASSAGE_CHARS]
-    sentences = _sentences(clean)
-    if len(sentences) <= 1:
-        return [whole]
-    return [whole, *(s[:_MAX_PASSAGE_CHARS] for s in sentences[:_MAX_SENTENCES])]
-
-
 def triage_dataset() -> Dataset:
     """The support-triage golden set: by name (data/golden, $WORKBENCH_GOLDEN_DIR), else the repo's."""
     try:
@@ -322,103 +132,6 @@ def triage_dataset() -> Dataset:
     return load_dataset(folder)
 
 
-def _dropped(conn: http.client.HTTPConnection) -> bool:
-    """True when an idle keep-alive connection was closed by the server (EOF is readable)."""
-    sock = conn.sock
-    if sock is None:
-        return False
-    try:
-        if hasattr(select, "poll"):
-            poller = select.poll()
-            poller.register(sock, select.POLLIN)
-            return bool(poller.poll(0))
-        return bool(select.select([sock], [], [], 0)[0])
-    except (OSError, ValueError):
-        return True
-
-
-class _ModelClient:
-    """POSTs chat completions over keep-alive http.client connections from a small shared pool.
-
-    Each request checks out one connection, so a connection is only ever used by one thread at a
-    time; idle ones go back to the pool (at most ``size`` kept).
-    """
-
-    def __init__(self, url: str, timeout_s: float, size: int = _POOL_SIZE) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(
-                f"model_url {url!r}: expected the model server's OpenAI base URL, "
-                "like http://127.0.0.1:8000/v1"
-            )
-        try:
-            port = parts.port
-        except ValueError:
-            raise ConfigError(f"model_url {url!r}: bad port") from None
-        self.url = url
-        self.timeout_s = timeout_s
-        self._https = parts.scheme == "https"
-        self.host = parts.hostname
-        self.port = port or (443 if self._https else 80)
-        path = parts.path.rstrip("/")
-        self.path = path if path.endswith("/chat/completions") else f"{path}/chat/completions"
-        self._size = size
-        self._idle: list[http.client.HTTPConnection] = []
-        self._lock = threading.Lock()
-
-    def post(self, body: bytes) -> tuple[int, bytes]:
-        """Send one request and return (status, body); transport failures raise AppError."""
-        conn = self._acquire()
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        try:
-            conn.request("POST", self.path, body, headers)
-            response = conn.getresponse()
-            data = response.read()
-        except TimeoutError:
-            conn.close()
-            raise AppError(
-                f"the model server at {self.url} did not answer within {self.timeout_s:g} s",
-                status=504,
-                code="model_timeout",
-            ) from None
-        except (OSError, http.client.HTTPException) as exc:
-            conn.close()
-            raise AppError(
-                f"the model server at {self.url} failed: {type(exc).__name__}: {exc}",
-                code="model_connection",
-            ) from None
-        if response.will_close:
-            conn.close()
-        else:
-            self._release(conn)
-        return response.status, data
-
-    def close(self) -> None:
-        """Close every idle connection."""
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
-
-    def _acquire(self) -> http.client.HTTPConnection:
-        with self._lock:
-            while self._idle:
-                conn = self._idle.pop()
-                if not _dropped(conn):
-                    return conn
-                conn.close()
-        if self._https:
-            return http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout_s)
-        return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout_s)
-
-    def _release(self, conn: http.client.HTTPConnection) -> None:
-        with self._lock:
-            if len(self._idle) < self._size:
-                self._idle.append(conn)
-                return
-        conn.close()
-
-
 def _prompt_hash(messages: list[dict[str, str]]) -> str:
     canonical = json.dumps(messages, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
     return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
@@ -426,9 +139,9 @@ def _prompt_hash(messages: list[dict[str, str]]) -> str:
 
 def _text(value: Any, name: str, limit: int) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise _bad_request(f"{name!r} must be a non-empty string, got {value!r:.60}")
+        raise bad_request(f"{name!r} must be a non-empty string, got {value!r:.60}")
     if len(value) > limit:
-        raise _bad_request(f"{name!r} is {len(value)} characters; the limit is {limit}")
+        raise bad_request(f"{name!r} is {len(value)} characters; the limit is {limit}")
     return value
 
 
@@ -489,8 +202,8 @@ class TriageApp:
             from jsonschema import Draft202012Validator
 
             self._validator = Draft202012Validator(self.card.output_schema)
-        self._index = _kb_index()
-        self._client = _ModelClient(config.model_url, config.model_timeout_s)
+        self._index = kb_index()
+        self._client = ModelClient(config.model_url, config.model_timeout_s)
         self.templates: LRUCache[str, Template] = LRUCache(config.template_cache)
         self.embeddings: LRUCache[bytes, Vectors] = LRUCache(config.embedding_cache)
         self.responses: LRUCache[tuple[str, str], dict[str, Any]] = LRUCache(config.response_cache)
@@ -536,7 +249,7 @@ class TriageApp:
                 k = self.config.kb_top_k if k is None else k
                 n = len(self._index.articles)
                 if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= n:
-                    raise _bad_request(f"'k' must be an integer between 1 and {n}, got {k!r}")
+                    raise bad_request(f"'k' must be an integer between 1 and {n}, got {k!r}")
                 vectors, cached = self.embed_query(query)
                 hits = self.retrieve(vectors, k)
             except AppError as exc:
@@ -569,7 +282,7 @@ class TriageApp:
                 with self._span("response_cache", "cache") as lookup:
                     answer = self.responses.get(key)
                     if lookup.is_recording() and self.responses.enabled:
-                        size = None if answer is None else len(_dumps(answer))
+                        size = None if answer is None else len(dumps(answer))
                         lookup.set_attributes(
                             telemetry.cache_attributes(
                                 "response_exact", telemetry.key_hash(*key), answer is not None, size
@@ -694,7 +407,7 @@ class TriageApp:
             if status != 200:
                 kind = "rate_limited" if status == 429 else f"http_{status}"
                 raise AppError(
-                    f"the model server answered HTTP {status}: {_upstream_message(data)}",
+                    f"the model server answered HTTP {status}: {upstream_message(data)}",
                     code=f"model_{kind}",
                     upstream_status=status,
                 )
@@ -763,7 +476,7 @@ class TriageApp:
             if vectors is None:
                 # embed_many, not the lru_cached embeddings.embed: with the cache off, every
                 # request pays.
-                vectors = embeddings.embed_many(_passages(text))
+                vectors = embeddings.embed_many(passages(text))
                 vectors.setflags(write=False)
                 self.embeddings.put(key, vectors)
             if span.is_recording():
@@ -834,294 +547,35 @@ def _hit(article: Article, score: float) -> dict[str, Any]:
     return {"id": article.id, "title": article.title, "score": round(score, 4)}
 
 
-def _upstream_message(data: bytes) -> str:
-    """The message of an OpenAI-style error body, else the start of the body."""
-    try:
-        message = json.loads(data)["error"]["message"]
-        if isinstance(message, str):
-            return message
-    except (ValueError, LookupError, TypeError):
-        pass
-    return repr(data[:120])
-
-
-# -- HTTP ---------------------------------------------------------------------------------
-
-
-def _dumps(payload: Any) -> bytes:
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-class _HTTPServer(http.server.ThreadingHTTPServer):
-    """ThreadingHTTPServer for many keep-alive clients, quiet about vanished peers."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 1024
-
-    def __init__(self, address: tuple[str, int], owner: AppServer) -> None:
-        self.owner = owner
-        super().__init__(address, _Handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind does a getfqdn() lookup we neither need nor want to wait on.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name, self.server_port = str(host), int(port)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], OSError):
-            return  # the client went away, or stop() closed the connection
-        _LOG.exception("demo app: unhandled error serving %s", client_address)
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    """Routes requests to the owning AppServer's TriageApp."""
-
-    protocol_version = "HTTP/1.1"
-    server_version = "workbench-demo-app/0.1"
-    sys_version = ""
-    disable_nagle_algorithm = True
-    timeout = _IDLE_TIMEOUT_S  # an idle keep-alive connection is closed after this
-    server: _HTTPServer
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.owner._track(self.connection)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.owner._untrack(self.connection)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Stay quiet: the demo app writes no access log."""
-
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """Answer protocol errors (bad request line, unknown method) with a JSON body."""
-        self.close_connection = True
-        text = message or HTTPStatus(code).phrase
-        self._send_error(AppError(text, status=code, code="protocol_error"))
-
-    def do_GET(self) -> None:
-        """Serve /healthz and /api/stats."""
-        path = self._path()
-        if path == "/healthz":
-            self._send_json(200, {"status": "ok"})
-        elif path == "/api/stats":
-            self._send_json(200, self.server.owner.app.stats())
-        elif path in ("/api/search", "/api/triage"):
-            error = AppError(f"use POST for {path}", status=405, code="method_not_allowed")
-            self._send_error(error, [("Allow", "POST")])
-        else:
-            self._not_found()
-
-    def do_POST(self) -> None:
-        """Serve /api/search and /api/triage."""
-        app = self.server.owner.app
-        body = self._read_json()
-        if body is None:
-            return
-        path = self._path()
-        # The app checks the types; a missing field arrives as None and is a 400.
-        get: Any = body.get
-        try:
-            if path == "/api/search":
-                result = app.search(get("query"), get("k"))
-            elif path == "/api/triage":
-                result = app.triage(get("ticket"), get("channel", "email"))
-            else:
-                self._not_found()
-                return
-        except AppError as exc:
-            self._send_error(exc)
-            return
-        except Exception as exc:
-            _LOG.exception("demo app: %s failed", path)
-            self._send_error(AppError(f"{type(exc).__name__}: {exc}", status=500, code="internal"))
-            return
-        self._send_json(200, result)
-
-    # -- plumbing -------------------------------------------------------------------------
-
-    def _path(self) -> str:
-        return urlsplit(self.path).path.rstrip("/") or "/"
-
-    def _not_found(self) -> None:
-        message = (
-            f"no route {self.command} {self._path()}; try /api/search, /api/triage, /api/stats"
-        )
-        self._send_error(AppError(message, status=404, code="not_found"))
-
-    def _read_json(self) -> dict[str, Any] | None:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            self.close_connection = True
-            message = "send the body with a Content-Length header"
-            self._send_error(AppError(message, status=411, code="length_required"))
-            return None
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
-        if not 0 <= length <= _MAX_BODY:
-            self.close_connection = True
-            message = f"bad or too large Content-Length (max {_MAX_BODY} bytes)"
-            self._send_error(AppError(message, status=413, code="too_large"))
-            return None
-        raw = self.rfile.read(length)
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            self._send_error(_bad_request("the body must be a JSON object"))
-            return None
-        return body
-
-    def _send_json(
-        self, status: int, payload: Any, headers: Sequence[tuple[str, str]] = ()
-    ) -> None:
-        body = _dumps(payload)
-        lines = [
-            f"HTTP/1.1 {status} {HTTPStatus(status).phrase}",
-            f"Server: {self.server_version}",
-            f"Date: {self.date_time_string()}",
-            "Content-Type: application/json",
-            f"Content-Length: {len(body)}",
-            *(f"{name}: {value}" for name, value in headers),
-        ]
-        if self.close_connection:
-            lines.append("Connection: close")
-        # Head and body in one write: one packet, no Nagle/delayed-ACK stall.
-        self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
-
-    def _send_error(self, exc: AppError, headers: Sequence[tuple[str, str]] = ()) -> None:
-        self._send_json(exc.status, exc.body(), headers)
-
-
-class AppServer:
-    """Serves a TriageApp over HTTP on 127.0.0.1; start() runs it on a background thread."""
-
-    def __init__(self, app: TriageApp, host: str = "127.0.0.1", port: int = 0) -> None:
-        if host not in _LOOPBACK:
-            raise ConfigError(f"the demo app binds to 127.0.0.1 only, not {host!r}")
-        self.app = app
-        self._conns: set[socket.socket] = set()
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._looping = threading.Event()
-        self._closed = False
-        self._httpd = _HTTPServer(("127.0.0.1", port), self)
-
-    @property
-    def port(self) -> int:
-        """The bound TCP port."""
-        return int(self._httpd.server_address[1])
-
-    @property
-    def url(self) -> str:
-        """The base URL, e.g. http://127.0.0.1:8080."""
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> AppServer:
-        """Serve on a daemon thread; the socket is already listening when this returns."""
-        if self._closed:
-            raise RuntimeError("this AppServer was stopped; create a new one")
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self.serve_forever, name=f"demo-app-{self.port}", daemon=True
-            )
-            self._thread.start()
-            self._looping.wait(5.0)
-        return self
-
-    def serve_forever(self) -> None:
-        """Serve in the calling thread until stop() (or KeyboardInterrupt)."""
-        self._looping.set()
-        try:
-            self._httpd.serve_forever(poll_interval=0.05)
-        finally:
-            self._looping.clear()
-
-    def stop(self) -> None:
-        """Stop: close the listener and every open keep-alive connection."""
-        if self._closed:
-            return
-        self._closed = True
-        if self._looping.is_set() and threading.current_thread() is not self._thread:
-            self._httpd.shutdown()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=2.0)
-        self._httpd.server_close()
-        with self._lock:
-            conns = list(self._conns)
-        for conn in conns:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-
-    def __enter__(self) -> AppServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def __repr__(self) -> str:
-        return f"AppServer(url={self.url!r}, model_url={self.app.config.model_url!r})"
-
-    def _track(self, conn: socket.socket) -> None:
-        with self._lock:
-            self._conns.add(conn)
-
-    def _untrack(self, conn: socket.socket) -> None:
-        with self._lock:
-            self._conns.discard(conn)
-
-
 def serve(config: AppConfig | None = None, *, host: str = "127.0.0.1", port: int = 0) -> None:
     """Print the one "listening on URL" line, then serve until SIGINT or SIGTERM.
 
     Without ``config.model_url`` a demo model server runs as a child process for as long as
     the app does.
     """
-    from workbench.demo.server import DemoProcess
+    from workbench.demo.process import DemoProcess
 
     config = config or AppConfig()
-    if host not in _LOOPBACK:
-        raise ConfigError(f"the demo app binds to 127.0.0.1 only, not {host!r}")
-
-    def _interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    in_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _interrupt) if in_main else None
+    check_loopback(host, AppServer.label)
     child: DemoProcess | None = None
     app: TriageApp | None = None
     server: AppServer | None = None
-    try:
-        if not config.model_url:
-            child = DemoProcess().start()
-            config = dataclasses.replace(config, model_url=child.url)
-        app = TriageApp(config)
-        server = AppServer(app, host, port)
-        print(f"{_LISTENING} {server.url}", flush=True)
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        if server is not None:
-            server.stop()
-        if app is not None:
-            app.close()
-        if child is not None:
-            child.close()
-        if in_main:
-            signal.signal(signal.SIGTERM, previous)
+    with until_interrupted():
+        try:
+            if not config.model_url:
+                child = DemoProcess().start()
+                config = dataclasses.replace(config, model_url=child.url)
+            app = TriageApp(config)
+            server = AppServer(app, host, port)
+            print(f"{_LISTENING} {server.url}", flush=True)
+            server.serve_forever()
+        finally:
+            if server is not None:
+                server.stop()
+            if app is not None:
+                app.close()
+            if child is not None:
+                child.close()
 
 
 def _main(argv: Sequence[str] | None = None) -> int:
@@ -1145,7 +599,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
         "--timeout", type=float, default=AppConfig.model_timeout_s, help="model call timeout, s"
     )
     args = parser.parse_args(argv)
-    if args.host not in _LOOPBACK:
+    if args.host not in LOOPBACK:
         parser.error(f"--host {args.host!r}: the demo app binds to 127.0.0.1 only")
     try:
         config = AppConfig(
