@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import functools
 import gc
 import gzip
@@ -49,6 +50,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import orjson
 import yaml
 
 from workbench import providers
@@ -60,6 +62,10 @@ if TYPE_CHECKING:
 
 MAX_ERRORS = 100
 _CACHE_KIB = 64 * 1024  # SQLite page cache while ingesting
+# A bulk load (at least as many spans as the table holds, and this many) defers the indexes.
+_DEFER_MIN_SPANS = 20_000
+_BYTES_PER_SPAN = 500  # an OTLP span with GenAI attributes takes about 600 bytes, a flat one 400
+_GZIP_BYTES_PER_SPAN = 60
 _INT64 = (-(2**63), 2**63 - 1)
 
 # -- prices -------------------------------------------------------------------------
@@ -274,6 +280,8 @@ def _as_int(v: Any) -> int | None:
 
 
 def _int(v: Any, key: str) -> int:
+    if type(v) is int and _INT64[0] <= v <= _INT64[1]:
+        return v  # the common case, first
     n = _as_int(v)
     if n is None:
         raise _Bad(f"attribute {key}: expected an integer, got {_show(v)}")
@@ -283,6 +291,8 @@ def _int(v: Any, key: str) -> int:
 
 
 def _count(v: Any, key: str) -> int:
+    if type(v) is int and 0 <= v <= _INT64[1]:
+        return v  # the common case, first
     n = _int(v, key)
     if n < 0:
         raise _Bad(f"attribute {key}: a count cannot be negative ({n})")
@@ -422,13 +432,27 @@ _EMPTY: dict[str, Any] = {}
 _HEX32 = re.compile(r"[0-9a-fA-F]{32}")
 _HEX16 = re.compile(r"[0-9a-fA-F]{16}")
 _ISO = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:[.,](\d+))?(Z|[+-]\d\d:?\d\d)?")
-_ENCODE = json.JSONEncoder(ensure_ascii=False, default=str).encode
+_ENCODE = json.JSONEncoder(ensure_ascii=False, default=str, separators=(",", ":")).encode
 # NaN and Infinity stay strings: SQLite's JSON functions refuse them as numbers.
 _DECODE = json.JSONDecoder(parse_constant=str).decode
 
 
 def _loads(raw: bytes) -> Any:
-    return _DECODE(raw.decode("utf-8-sig"))
+    """orjson for speed; what it refuses (NaN, a BOM, lone surrogates, deep nesting, bad
+    UTF-8) goes to the standard decoder, which accepts the first three and names the error."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return _DECODE(raw.decode("utf-8-sig"))
+
+
+def _dumps(value: Any) -> str:
+    """Compact JSON text; the standard encoder takes what orjson refuses (ints over 64 bits,
+    lone surrogates, deep nesting)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return _ENCODE(value)
 
 
 # -- OTLP values -------------------------------------------------------------------------
@@ -577,7 +601,7 @@ def _resource(attrs: dict[str, Any]) -> _Resource:
     service = attrs.get("service.name")
     env = attrs.get("deployment.environment.name", attrs.get("deployment.environment"))
     return _Resource(
-        _ENCODE(attrs),
+        _dumps(attrs),
         _text(service, "service.name") if service is not None else None,
         _text(env, "deployment.environment") if env is not None else None,
     )
@@ -690,7 +714,7 @@ def _row(
     if "span_class" not in row:
         row["span_class"] = _infer_class(row, get)
     if attrs:
-        row["attributes"] = _ENCODE(attrs)
+        row["attributes"] = _dumps(attrs)
     if res.json is not None:
         row["resource"] = res.json
     row["source"] = source
@@ -898,10 +922,13 @@ def _traces_data(
 # -- files ------------------------------------------------------------------------------------
 
 
-def _open(path: Path) -> io.BufferedIOBase:
+def _gzipped(path: Path) -> bool:
     with open(path, "rb") as f:
-        magic = f.read(2)
-    if magic == b"\x1f\x8b":
+        return f.read(2) == b"\x1f\x8b"
+
+
+def _open(path: Path) -> io.BufferedIOBase:
+    if _gzipped(path):
         return gzip.open(path, "rb")
     return open(path, "rb")
 
@@ -1138,13 +1165,15 @@ def ingest(
     try:
         conn.execute(f"PRAGMA cache_size = {-_CACHE_KIB}")
         conn.execute("CREATE TEMP TABLE IF NOT EXISTS wb_ingest_traces (trace_id TEXT PRIMARY KEY)")
-        if strict:  # one transaction for the whole call: all files or nothing
-            conn.execute("BEGIN IMMEDIATE")
         try:
-            for path in files:
-                _ingest_file(conn, path, report, book, batch_size, strict)
-            if strict:
-                conn.execute("COMMIT")
+            if strict:  # one transaction for the whole call: all files or nothing
+                with _transaction(conn, files):
+                    for path in files:
+                        _ingest_file(conn, path, report, book, batch_size, strict)
+            else:  # one transaction per file: never half a file
+                for path in files:
+                    with _transaction(conn, [path]):
+                        _ingest_file(conn, path, report, book, batch_size, strict)
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -1163,6 +1192,52 @@ def ingest(
     return report
 
 
+@contextlib.contextmanager
+def _transaction(conn: sqlite3.Connection, files: list[Path]) -> Iterator[None]:
+    """One write transaction for ``files``; a bulk load rebuilds the secondary indexes at the end.
+
+    Keeping three indexes up to date costs about twice as much per span as building them
+    afresh, so when the files hold at least as many spans as the table (estimated from their
+    size), the indexes are dropped and created again inside the same transaction: a crash or
+    an error rolls the drop back with the rows. The primary key, which makes re-ingest a
+    no-op, and any unique index are always kept.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    estimate = sum(
+        p.stat().st_size // (_GZIP_BYTES_PER_SPAN if _gzipped(p) else _BYTES_PER_SPAN)
+        for p in files
+    )
+    deferred = (
+        _drop_indexes(conn) if estimate >= _DEFER_MIN_SPANS and estimate >= _span_rows(conn) else []
+    )
+    yield
+    for sql in deferred:
+        conn.execute(sql)
+    conn.execute("COMMIT")
+
+
+def _span_rows(conn: sqlite3.Connection) -> int:
+    """About how many rows ``spans`` holds (its largest rowid: no table scan)."""
+    return int(conn.execute("SELECT max(rowid) FROM spans").fetchone()[0] or 0)
+
+
+def _drop_indexes(conn: sqlite3.Connection) -> list[str]:
+    """Drop the plain (non-unique) indexes of ``spans``; the SQL that creates them again."""
+    plain = [
+        name
+        for _, name, unique, origin, _ in conn.execute("PRAGMA index_list(spans)")
+        if not unique and origin == "c"
+    ]
+    found: list[str] = []
+    for name in plain:
+        (sql,) = conn.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", (name,)
+        ).fetchone()
+        conn.execute(f'DROP INDEX "{name.replace(chr(34), chr(34) * 2)}"')
+        found.append(sql)
+    return found
+
+
 def _ingest_file(
     conn: sqlite3.Connection,
     path: Path,
@@ -1174,8 +1249,6 @@ def _ingest_file(
     mine = IngestReport()  # this file's counts, merged into the call's below
     writer = _Writer(conn, mine)
     digest = hashlib.sha256()
-    if not strict:
-        conn.execute("BEGIN IMMEDIATE")  # one transaction per file: never half a file
     conn.execute("DELETE FROM temp.wb_ingest_traces")
     add = writer.rows.append
     for where, source, rec in _records(path, mine, digest):
@@ -1193,8 +1266,6 @@ def _ingest_file(
         "VALUES (?, ?, ?, ?, ?)",
         (digest.hexdigest(), str(path), writer.stored, mine.skipped, now()),
     )
-    if not strict:
-        conn.execute("COMMIT")
     report.files += 1
     report.spans_read += mine.spans_read
     report.stored += writer.stored
