@@ -37,7 +37,16 @@ from workbench.demo.telemetry import SCOPE, OTLPJsonLinesExporter, tracer_provid
 from workbench.errors import ConfigError
 from workbench.golden import Case
 
-__all__ = ["LAYERS", "ROUTES", "TENANTS", "TrafficReport", "generate", "main", "week_shift_ns"]
+__all__ = [
+    "LAYERS",
+    "ROUTES",
+    "TENANTS",
+    "TrafficReport",
+    "demo_trace",
+    "generate",
+    "main",
+    "week_shift_ns",
+]
 
 TENANTS = ("acme", "globex", "initech", "umbrella")
 ROUTES = ("/api/triage", "/api/search")
@@ -177,6 +186,25 @@ def generate(
         },
         cache=cache,
     )
+
+
+def demo_trace(
+    folder: Path | str, *, requests: int, seed: int = 0, week: str | None = None
+) -> Path:
+    """The demo trace for these settings in ``folder``, generated the first time it is asked for.
+
+    Notebooks call this so a re-run (or a second notebook of the same weekly run) ingests
+    the same file, which the ingest then skips as already stored.
+    """
+    if week is None:
+        year, number, _ = dt.datetime.now(dt.UTC).date().isocalendar()
+        week = f"{year}-W{number:02d}"
+    path = Path(folder) / f"demo-{week}-{requests}-seed{seed}.jsonl"
+    if not path.exists():
+        partial = path.with_name(path.name + ".partial")
+        generate(partial, requests=requests, seed=seed, week=week)
+        partial.replace(path)  # a crash mid-way leaves no half trace under the final name
+    return path
 
 
 def week_shift_ns(week: str, today: dt.date | None = None) -> int:
