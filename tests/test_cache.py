@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,12 +13,9 @@ from hypothesis import strategies as st
 from workbench import cache
 from workbench.cache import (
     COLD,
-    DEFAULT_PRICES,
     EXPIRED,
-    Price,
     demo_pairs,
     layer_report,
-    load_prices,
     mrc,
     mrc_error,
     mrc_figure,
@@ -30,6 +26,7 @@ from workbench.cache import (
     threshold_sweep,
 )
 from workbench.errors import ConfigError
+from workbench.prices import Price
 from workbench.store import Store
 
 
@@ -318,9 +315,24 @@ def test_layer_report_window_routes_and_prices(traced: Store) -> None:
     assert late["tokens_saved"] == pytest.approx(1200)  # the layer's mean miss (t6)
     free = layer_report(traced, prices={"triage-v1": Price(0, 0, 0, 0)})
     assert free.loc["response_exact", "usd_saved"] == 0
-    unpriced = layer_report(traced, prices={})
+    priced = layer_report(traced)
+    # A dated name is priced as its base model; a model in no table is unpriced.
+    traced.conn.execute(
+        "UPDATE spans SET request_model = 'triage-v1-2026-01-01' WHERE request_model IS NOT NULL"
+    )
+    dated = layer_report(traced)
+    assert dated.loc["response_exact", "usd_saved"] == pytest.approx(
+        priced.loc["response_exact", "usd_saved"]
+    )
+    assert dated.loc["provider", "unpriced_calls"] == 0
+    traced.conn.execute(
+        "UPDATE spans SET request_model = 'in-house-7b' WHERE request_model IS NOT NULL"
+    )
+    unpriced = layer_report(traced)
     assert unpriced.loc["provider", "unpriced_calls"] == 3
     assert unpriced.loc["response_exact", "unpriced_calls"] == 3
+    mine = layer_report(traced, prices={"in-house-7b": Price(1.0, 2.0)})
+    assert mine.loc["provider", "unpriced_calls"] == 0
     assert layer_report(traced, since_ns=10**12).empty
 
 
@@ -368,22 +380,6 @@ def test_sizing_report_from_spans(traced: Store) -> None:
     assert sampled.recommended_objects == 2 and sampled.objects.sampling_rate == 1.0
     with pytest.raises(ConfigError, match="layers with keys: response_exact"):
         sizing_report(traced, "embedding")
-
-
-def test_load_prices_reads_a_table_and_refuses_guesses(tmp_path: Path) -> None:
-    good = tmp_path / "prices.yaml"
-    good.write_text("m1: {input: 1, output: 2, cache_read: 0.1, cache_write: 1.25}\n")
-    assert load_prices(good) == {"m1": Price(1.0, 2.0, 0.1, 1.25)}
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("m1: {input: 1, output: 2}\n")
-    with pytest.raises(ConfigError, match="m1: missing cache_read, cache_write"):
-        load_prices(bad)
-    bad.write_text("m1: {input: -1, output: 2, cache_read: 0, cache_write: 0}\n")
-    with pytest.raises(ConfigError, match=r"m1\.input"):
-        load_prices(bad)
-    with pytest.raises(ConfigError, match="cannot read"):
-        load_prices(tmp_path / "missing.yaml")
-    assert DEFAULT_PRICES["triage-v2"].cache_write == pytest.approx(1.25 * 0.20)
 
 
 # -- semantic caching ----------------------------------------------------------------

@@ -13,18 +13,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from workbench import providers
 from workbench.errors import ConfigError, DatasetError, StoreError, WorkbenchError
+from workbench.prices import Price, span_cost
 from workbench.store import Store
 from workbench.traces import (
     _SPEC,
     IngestReport,
-    Price,
-    default_prices,
     ingest,
-    load_prices,
     render_text,
-    span_cost,
     spans_frame,
 )
 
@@ -439,30 +435,6 @@ def test_custom_prices_and_the_default_cache_rates(store: Store, tmp_path: Path)
         (100 * 10 + 100 * 1.0 + 100 * 12.5) / 1e6
     )
     assert span_cost("unknown-model", 10, 10) is None
-
-
-def test_default_prices_follow_the_provider_table(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(providers.PRICES, "gpt-4.1", (4.0, 16.0))
-    monkeypatch.setitem(providers.PRICES, "mine", (1.0, 1.0))
-    table = default_prices()
-    assert table["gpt-4.1"] == Price(4.0, 16.0, cache_read=0.50)  # its known cache rate kept
-    assert table["mine"] == Price(1.0, 1.0)
-    assert table["claude-sonnet-4"] == Price(3.0, 15.0, 0.30, 3.75)
-
-
-def test_load_prices_reads_yaml_and_names_bad_entries(tmp_path: Path) -> None:
-    good = tmp_path / "prices.yaml"
-    good.write_text("m1: {input: 1, output: 2, cache_read: 0.1}\nm2: {input: 3, output: 4}\n")
-    assert load_prices(good) == {"m1": Price(1.0, 2.0, 0.1, None), "m2": Price(3.0, 4.0)}
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("m1: {input: -1, output: 2}\n")
-    with pytest.raises(ConfigError, match=r"bad\.yaml: m1\.input: -1 is not a price"):
-        load_prices(bad)
-    bad.write_text("m1: {input: 1}\n")
-    with pytest.raises(ConfigError, match="needs 'input' and 'output'"):
-        load_prices(bad)
-    with pytest.raises(ConfigError, match="cannot read"):
-        load_prices(tmp_path / "missing.yaml")
 
 
 # -- idempotency, malformed records, strict mode -----------------------------------------------------

@@ -19,16 +19,17 @@ import os
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-import yaml
 from numpy.typing import ArrayLike
 
 from workbench.errors import ConfigError
+from workbench.prices import FIELDS as PRICE_FIELDS
+from workbench.prices import Price, PriceBook
+from workbench.prices import load_prices as load_prices  # notebooks/cache_effectiveness
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -572,79 +573,6 @@ def mrc_figure(
     return fig
 
 
-# -- prices --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Price:
-    """USD per million tokens for one model: input, output, cache reads and cache writes."""
-
-    input: float
-    output: float
-    cache_read: float
-    cache_write: float
-
-    def cost(
-        self, input_tokens: float, output_tokens: float, read: float = 0.0, write: float = 0.0
-    ) -> float:
-        """USD of one call; ``input_tokens`` includes the cache reads and writes."""
-        uncached = max(input_tokens - read - write, 0.0)
-        return (
-            uncached * self.input
-            + read * self.cache_read
-            + write * self.cache_write
-            + output_tokens * self.output
-        ) / 1e6
-
-
-# The demo models; reads at 0.5x and writes at 1.25x the input price.
-DEFAULT_PRICES: Mapping[str, Price] = {
-    "triage-v1": Price(input=0.15, output=0.60, cache_read=0.075, cache_write=0.1875),
-    "triage-v2": Price(input=0.20, output=0.80, cache_read=0.10, cache_write=0.25),
-}
-_PRICE_FIELDS = ("input", "output", "cache_read", "cache_write")
-
-
-def load_prices(yaml_path: str | os.PathLike[str]) -> dict[str, Price]:
-    """A price table from YAML: ``model: {input, output, cache_read, cache_write}`` in USD/Mtok.
-
-    Every field is required: cache discounts and write premiums differ by provider (OpenAI
-    charges no write premium, Anthropic 1.25x or 2x), so none is guessed.
-    """
-    path = Path(yaml_path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the price table: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict) or not data:
-        raise ConfigError(f"{path}: expected a mapping of model name to prices")
-    table: dict[str, Price] = {}
-    for model, entry in data.items():
-        if not isinstance(entry, dict):
-            raise ConfigError(
-                f"{path}: {model}: expected a mapping with {', '.join(_PRICE_FIELDS)}"
-            )
-        missing = [f for f in _PRICE_FIELDS if f not in entry]
-        unknown = sorted(set(entry) - set(_PRICE_FIELDS))
-        if missing or unknown:
-            problem = (
-                f"missing {', '.join(missing)}" if missing else f"unknown {', '.join(unknown)}"
-            )
-            raise ConfigError(f"{path}: {model}: {problem}; give {', '.join(_PRICE_FIELDS)}")
-        values = {}
-        for name in _PRICE_FIELDS:
-            value = entry[name]
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise ConfigError(
-                    f"{path}: {model}.{name}: {value!r} is not a non-negative USD/Mtok price"
-                )
-            values[name] = float(value)
-        table[str(model)] = Price(**values)
-    return table
-
-
 # -- economics from spans ------------------------------------------------------------
 
 _SPAN_COLUMNS = (
@@ -700,21 +628,20 @@ def _spans(store: Store, since_ns: int | None, until_ns: int | None) -> pd.DataF
     return pd.read_sql_query(sql, store.conn, params=[*args, *args, *args])
 
 
-def _price_columns(calls: pd.DataFrame, prices: Mapping[str, Price]) -> pd.DataFrame:
-    """Each call's prices (NaN for an unpriced model), aligned with ``calls``."""
-    table = pd.DataFrame(
-        [[getattr(p, f) for f in _PRICE_FIELDS] for p in prices.values()],
-        index=list(prices),
-        columns=list(_PRICE_FIELDS),
-    )
-    return table.reindex(calls["request_model"].to_numpy()).set_axis(calls.index)
+def _price_columns(calls: pd.DataFrame, prices: PriceBook) -> pd.DataFrame:
+    """Each call's rates (NaN for an unpriced model), aligned with ``calls``."""
+    models = calls["request_model"]
+    rates = {m: prices.rates(m) for m in models.dropna().unique()}
+    priced = {m: r for m, r in rates.items() if r is not None}
+    table = pd.DataFrame(list(priced.values()), index=list(priced), columns=list(PRICE_FIELDS))
+    return table.reindex(models.to_numpy()).set_axis(calls.index)
 
 
 def _tokens(calls: pd.DataFrame, column: str) -> pd.Series:
     return calls[column].fillna(0).astype(float)
 
 
-def _call_costs(calls: pd.DataFrame, prices: Mapping[str, Price]) -> tuple[pd.Series, pd.Series]:
+def _call_costs(calls: pd.DataFrame, prices: PriceBook) -> tuple[pd.Series, pd.Series]:
     """USD per call (from the price table, else cost_usd) and whether it could be priced."""
     price = _price_columns(calls, prices)
     read, write = _tokens(calls, "cache_read_tokens"), _tokens(calls, "cache_write_tokens")
@@ -757,9 +684,7 @@ def _latency(rows: pd.DataFrame, column: str) -> dict[str, float]:
     }
 
 
-def _app_layer(
-    rows: pd.DataFrame, calls: pd.DataFrame, prices: Mapping[str, Price]
-) -> dict[str, Any]:
+def _app_layer(rows: pd.DataFrame, calls: pd.DataFrame, prices: PriceBook) -> dict[str, Any]:
     """Savings of an application cache layer: each hit avoids a miss's mean backing work."""
     backing_class = _BACKING.get(rows["cache_layer"].iloc[0], "llm")
     backing = calls[calls["span_class"] == backing_class]
@@ -811,7 +736,7 @@ def _app_layer(
     }
 
 
-def _provider_layer(rows: pd.DataFrame, prices: Mapping[str, Price]) -> dict[str, Any]:
+def _provider_layer(rows: pd.DataFrame, prices: PriceBook) -> dict[str, Any]:
     """Savings of the provider prompt cache: reads at the discount, net of write premiums."""
     price = _price_columns(rows, prices)
     read, write = _tokens(rows, "cache_read_tokens"), _tokens(rows, "cache_write_tokens")
@@ -854,14 +779,15 @@ def layer_report(
     later layers' hits, so the value is marginal. USD saved is net of the lookups' own cost
     (e.g. the query embedding of a semantic lookup) and, for the provider prompt cache
     (every model call is a lookup; a hit has ``cache_read_tokens`` > 0), of cache-write
-    premiums. Calls are priced from ``prices`` (default ``DEFAULT_PRICES``), else by their
-    ``cost_usd``; ``unpriced_calls`` counts those with neither. Hit/miss percentiles are of
+    premiums. Calls are priced from ``prices`` laid over the built-in table
+    (``workbench.prices``, which also says how unset cache rates and dated names are
+    priced), else by their ``cost_usd``; ``unpriced_calls`` counts those with neither. Hit/miss percentiles are of
     the request's root span (the lookup span's own when the trace has no root), and of the
     call itself for the provider; ``latency_saved_s`` = hits x the mean backing time of a
     miss (gross: ``lookup_p50_ms`` shows what each lookup costs). Cold misses are misses of
     a key's first access in the window; expired misses came after more than ``ttl_s``.
     """
-    table = DEFAULT_PRICES if prices is None else prices
+    table = PriceBook(prices)
     spans = _spans(store, since_ns, until_ns)
     picked = spans[spans["picked"].fillna(0).astype(bool)]
     roots = spans[spans["parent_span_id"].isna()].drop_duplicates("trace_id")

@@ -51,10 +51,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
-import yaml
 
-from workbench import providers
 from workbench.errors import ConfigError, DatasetError, StoreError
+from workbench.prices import Price, PriceBook
+from workbench.prices import load_prices as load_prices  # the CLI's --prices
 from workbench.store import Store, now
 
 if TYPE_CHECKING:
@@ -67,145 +67,6 @@ _DEFER_MIN_SPANS = 20_000
 _BYTES_PER_SPAN = 500  # an OTLP span with GenAI attributes takes about 600 bytes, a flat one 400
 _GZIP_BYTES_PER_SPAN = 60
 _INT64 = (-(2**63), 2**63 - 1)
-
-# -- prices -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Price:
-    """USD per million tokens: input, output, and cache reads and writes (None: default)."""
-
-    input: float
-    output: float
-    cache_read: float | None = None
-    cache_write: float | None = None
-
-    def rates(self, model: str) -> tuple[float, float, float, float]:
-        """(input, output, cache read, cache write), unset cache rates from the model's family."""
-        read = self.cache_read
-        if read is None:
-            # Anthropic bills reads at 0.1x input, OpenAI-style providers at about 0.5x. The
-            # model decides, not the record's provider: one call costs the same however sent.
-            read = self.input * (0.1 if "claude" in model.lower() else 0.5)
-        write = self.cache_write if self.cache_write is not None else self.input * 1.25
-        return self.input, self.output, read, write
-
-
-# List prices (USD per million tokens) with cache rates. providers.PRICES (and set_price)
-# has the last word on input and output; load_prices() or ``prices=`` override everything.
-_LIST_PRICES: dict[str, Price] = {
-    "gpt-4.1": Price(2.00, 8.00, cache_read=0.50),
-    "gpt-4.1-mini": Price(0.40, 1.60, cache_read=0.10),
-    "claude-3-5-haiku": Price(0.80, 4.00, cache_read=0.08, cache_write=1.00),
-    "claude-3-5-sonnet": Price(3.00, 15.00, cache_read=0.30, cache_write=3.75),
-    "claude-3-7-sonnet": Price(3.00, 15.00, cache_read=0.30, cache_write=3.75),
-    "claude-sonnet-4": Price(3.00, 15.00, cache_read=0.30, cache_write=3.75),
-    "claude-opus-4": Price(15.00, 75.00, cache_read=1.50, cache_write=18.75),
-}
-
-
-def default_prices() -> dict[str, Price]:
-    """The built-in price table: ``providers.PRICES`` with cache rates, plus Claude models."""
-    table = dict(_LIST_PRICES)
-    for model, (inp, out) in providers.PRICES.items():
-        known = table.get(model, Price(inp, out))
-        table[model] = Price(inp, out, known.cache_read, known.cache_write)
-    return table
-
-
-def load_prices(path: str | Path) -> dict[str, Price]:
-    """Read a YAML price file ``{model: {input, output, cache_read, cache_write}}``."""
-    path = Path(path)
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the price file: {exc.strerror}") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
-    if not isinstance(doc, dict):
-        raise ConfigError(
-            f"{path}: a price file maps model names to {{input, output, cache_read, cache_write}}"
-        )
-    table: dict[str, Price] = {}
-    for model, entry in doc.items():
-        if not isinstance(entry, dict) or "input" not in entry or "output" not in entry:
-            raise ConfigError(f"{path}: {model}: needs 'input' and 'output' (USD per million)")
-        unknown = set(entry) - {"input", "output", "cache_read", "cache_write"}
-        if unknown:
-            raise ConfigError(
-                f"{path}: {model}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; "
-                "use input, output, cache_read, cache_write"
-            )
-        values: dict[str, float | None] = {}
-        for key in ("input", "output", "cache_read", "cache_write"):
-            value = entry.get(key)
-            if value is None:
-                values[key] = None
-                continue
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise ConfigError(f"{path}: {model}.{key}: {value!r} is not a price >= 0")
-            values[key] = float(value)
-        table[str(model)] = Price(
-            values["input"] or 0.0,
-            values["output"] or 0.0,
-            values["cache_read"],
-            values["cache_write"],
-        )
-    return table
-
-
-class _PriceBook:
-    """Model name -> price, with lookups memoised (dated and prefixed names fall back)."""
-
-    def __init__(self, table: Mapping[str, Price]) -> None:
-        self.table = dict(table)
-        self.memo: dict[str, tuple[float, float, float, float] | None] = {}
-
-    def rates(self, model: str) -> tuple[float, float, float, float] | None:
-        try:
-            return self.memo[model]
-        except KeyError:
-            pass
-        name = model.rsplit("/", 1)[-1]  # "openai/gpt-4o", "models/..." gateway prefixes
-        price = self.table.get(model) or self.table.get(name)
-        while price is None and "-" in name:
-            name = name.rsplit("-", 1)[0]  # "gpt-4o-mini-2024-07-18" -> "gpt-4o-mini"
-            price = self.table.get(name)
-        found = price.rates(model) if price is not None else None
-        self.memo[model] = found
-        return found
-
-    def cost(
-        self,
-        model: str | None,
-        inp: int | None,
-        out: int | None,
-        read: int | None,
-        write: int | None,
-    ) -> float | None:
-        if model is None or (inp is None and out is None):
-            return None
-        rates = self.rates(model)
-        if rates is None:
-            return None
-        r, w = read or 0, write or 0
-        uncached = max((inp or 0) - r - w, 0)
-        return (uncached * rates[0] + (out or 0) * rates[1] + r * rates[2] + w * rates[3]) / 1e6
-
-
-def span_cost(
-    model: str,
-    input_tokens: int | None,
-    output_tokens: int | None,
-    cache_read_tokens: int | None = None,
-    cache_write_tokens: int | None = None,
-    *,
-    prices: Mapping[str, Price] | None = None,
-) -> float | None:
-    """USD for one call with normalised tokens (input includes the cache), None when unpriced."""
-    book = _PriceBook({**default_prices(), **(prices or {})})
-    return book.cost(model, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens)
-
 
 # -- report ---------------------------------------------------------------------------
 
@@ -651,7 +512,7 @@ def _row(
     attrs: dict[str, Any],
     res: _Resource,
     source: str,
-    book: _PriceBook,
+    book: PriceBook,
     events: Any = None,
 ) -> dict[str, Any]:
     """Complete a row from the span's flat attributes: aliases, tokens, cost, class."""
@@ -777,7 +638,7 @@ def _infer_class(row: dict[str, Any], get: Callable[[str], Any]) -> str:
     return "other"
 
 
-def _otlp_span(span: Any, res: _Resource, source: str, book: _PriceBook) -> dict[str, Any]:
+def _otlp_span(span: Any, res: _Resource, source: str, book: PriceBook) -> dict[str, Any]:
     if type(span) is not dict:
         raise _Bad(f"span must be an object, got {_show(span)}")
     get = span.get
@@ -800,7 +661,7 @@ def _otlp_span(span: Any, res: _Resource, source: str, book: _PriceBook) -> dict
     return _row(row, _otlp_attributes(get("attributes")), res, source, book, get("events"))
 
 
-def _flat_span(rec: dict[str, Any], source: str, book: _PriceBook) -> dict[str, Any]:
+def _flat_span(rec: dict[str, Any], source: str, book: PriceBook) -> dict[str, Any]:
     status = rec.get("status")
     message = rec.get("status_message")
     if type(status) is dict:
@@ -847,7 +708,7 @@ _Add = Callable[[dict[str, Any]], None]
 
 
 def _record_rows(
-    rec: Any, where: str, source: str, book: _PriceBook, report: IngestReport, add: _Add
+    rec: Any, where: str, source: str, book: PriceBook, report: IngestReport, add: _Add
 ) -> None:
     """Add the rows of one JSON record (a TracesData, an OTLP span or a flat span)."""
     if type(rec) is not dict:
@@ -876,7 +737,7 @@ def _record_rows(
 
 
 def _traces_data(
-    doc: dict[str, Any], where: str, source: str, book: _PriceBook, report: IngestReport, add: _Add
+    doc: dict[str, Any], where: str, source: str, book: PriceBook, report: IngestReport, add: _Add
 ) -> None:
     groups = doc["resourceSpans"]
     if type(groups) is not list:
@@ -1143,7 +1004,7 @@ def ingest(
         paths: OTLP JSON (lines or one document) or flat JSONL spans, plain or gzip.
         strict: raise DatasetError at the first malformed record, leaving the database as it was.
         batch_size: rows per batch of inserts.
-        prices: per-model prices over the built-in table (see ``load_prices``).
+        prices: per-model prices over the built-in table (``workbench.prices``).
     """
     if batch_size < 1:
         raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
@@ -1153,7 +1014,7 @@ def ingest(
             what = "is a folder" if path.is_dir() else "does not exist"
             raise ConfigError(f"{path}: {what}; pass trace files (.jsonl, .json, .gz)")
     report = IngestReport()
-    book = _PriceBook({**default_prices(), **(prices or {})})
+    book = PriceBook(prices)
     conn = store.conn
     started = time.perf_counter()
     # Parsed JSON makes millions of short-lived containers and no reference cycles; the
@@ -1242,7 +1103,7 @@ def _ingest_file(
     conn: sqlite3.Connection,
     path: Path,
     report: IngestReport,
-    book: _PriceBook,
+    book: PriceBook,
     batch_size: int,
     strict: bool,
 ) -> None:

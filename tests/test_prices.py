@@ -1,0 +1,105 @@
+"""The one price table: defaults, YAML rules, family cache rates, name fallbacks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from workbench import cache, prices, providers, traces
+from workbench.errors import ConfigError
+from workbench.prices import Price, PriceBook, default_prices, load_prices, span_cost
+
+
+def test_one_price_class_everywhere() -> None:
+    assert traces.Price is cache.Price is prices.Price
+    assert traces.load_prices is prices.load_prices  # the CLI's --prices
+
+
+def test_default_table_has_the_demo_models_and_list_prices() -> None:
+    table = default_prices()
+    assert table["triage-v1"] == Price(0.15, 0.60, 0.075, 0.1875)
+    assert table["triage-v2"].cache_write == pytest.approx(1.25 * 0.20)
+    assert table["claude-sonnet-4"] == Price(3.0, 15.0, 0.30, 3.75)
+    assert table["gpt-4o"].rates("gpt-4o") == (2.5, 10.0, 1.25, 3.125)
+    assert set(providers.PRICES) <= set(table)
+
+
+def test_default_prices_follow_the_provider_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(providers.PRICES, "gpt-4.1", (4.0, 16.0))
+    monkeypatch.setitem(providers.PRICES, "mine", (1.0, 1.0))
+    table = default_prices()
+    assert table["gpt-4.1"] == Price(4.0, 16.0, cache_read=0.50)  # its known cache rate kept
+    assert table["mine"] == Price(1.0, 1.0)
+
+
+def test_unset_cache_rates_follow_the_model_family() -> None:
+    assert Price(10.0, 20.0).rates("claude-x") == (10.0, 20.0, 1.0, 12.5)
+    assert Price(10.0, 20.0).rates("my-model") == (10.0, 20.0, 5.0, 12.5)
+    # 1000 input of which 100 read and 100 written, 10 output
+    assert Price(10.0, 20.0).cost(1000, 10, 100, 100, model="claude-x") == pytest.approx(
+        (800 * 10 + 10 * 20 + 100 * 1.0 + 100 * 12.5) / 1e6
+    )
+    assert span_cost("claude-x", 300, 0, 100, 100, prices={"claude-x": Price(10.0, 20.0)}) == (
+        pytest.approx((100 * 10 + 100 * 1.0 + 100 * 12.5) / 1e6)
+    )
+    assert span_cost("unknown-model", 10, 10) is None
+
+
+def test_lookup_falls_back_from_dated_and_prefixed_names() -> None:
+    book = PriceBook({"my-model": Price(1.0, 2.0)})
+    assert book.price("openai/gpt-4o-mini-2024-07-18") == default_prices()["gpt-4o-mini"]
+    assert book.price("my-model-v3") == Price(1.0, 2.0)
+    assert book.price("other") is None and book.rates("other") is None
+    assert book.cost("my-model", None, None) is None  # no tokens: no cost
+    assert book.cost("my-model", 1000, 100) == pytest.approx((1000 * 1.0 + 100 * 2.0) / 1e6)
+
+
+def test_load_prices_reads_yaml_with_optional_cache_rates(tmp_path: Path) -> None:
+    good = tmp_path / "prices.yaml"
+    good.write_text(
+        "m1: {input: 1, output: 2, cache_read: 0.1}\n"
+        "m2: {input: 3, output: 4}\n"
+        "m3: {input: 1, output: 2, cache_read: 0.1, cache_write: 1.25}\n"
+    )
+    assert load_prices(good) == {
+        "m1": Price(1.0, 2.0, 0.1, None),
+        "m2": Price(3.0, 4.0),
+        "m3": Price(1.0, 2.0, 0.1, 1.25),
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("m1: {input: -1, output: 2}\n", r"bad\.yaml: m1\.input: -1 is not a price >= 0"),
+        ("m1: {input: 1}\n", r"bad\.yaml: m1: missing output; 'input' and 'output' are required"),
+        ("m1: {input: 1, output: .nan}\n", r"m1\.output: nan is not a price"),
+        ("m1: {input: true, output: 2}\n", r"m1\.input: True is not a price"),
+        ("m1: {input: 1, output: 2, cache: 1}\n", r"m1: unknown key\(s\) cache; use input"),
+        ("m1: 3\n", r"bad\.yaml: m1: expected a mapping"),
+        ("- m1\n", r"bad\.yaml: a price file maps model names"),
+        ("", r"bad\.yaml: a price file maps model names"),
+        ("m1: {input: [1\n", r"bad\.yaml: not valid YAML"),
+    ],
+)
+def test_load_prices_names_the_file_and_the_bad_entry(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_prices(bad)
+
+
+def test_load_prices_names_an_unreadable_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"missing\.yaml: cannot read the price file"):
+        load_prices(tmp_path / "missing.yaml")
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes("m\xe9: {input: 1, output: 2}\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"latin\.yaml: not valid YAML"):
+        load_prices(latin)
+
+
+def test_the_cache_notebook_reads_prices_through_the_same_loader() -> None:
+    assert cache.load_prices is prices.load_prices  # notebooks/cache_effectiveness.ipynb
