@@ -16,6 +16,7 @@ __all__ = ["LISTENING", "DemoProcess"]
 
 # The one line ``python -m workbench.demo.server`` prints once it listens, followed by its URL.
 LISTENING = "workbench demo server listening on"
+_EXIT_WAIT_S = 1.0
 
 
 class DemoProcess:
@@ -81,8 +82,12 @@ class DemoProcess:
         line = self._first_line(timeout)
         match = re.search(rf"{LISTENING} (http://\S+)", line)
         if match is None:
+            try:
+                # Closing stdout comes before the exit: wait a moment so a crash says its code.
+                code: int | None = self._proc.wait(timeout=_EXIT_WAIT_S)
+            except subprocess.TimeoutExpired:
+                code = None
             stderr = self._stderr_text()
-            code = self._proc.poll()
             self.close()
             why = f"exited with code {code}" if code is not None else f"silent for {timeout:g} s"
             raise RuntimeError(
