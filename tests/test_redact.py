@@ -13,7 +13,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from workbench.errors import ConfigError
-from workbench.redact import KINDS, Finding, find, redact, redact_json, scan
+from workbench.redact import (
+    KINDS,
+    Finding,
+    find,
+    redact,
+    redact_html,
+    redact_json,
+    redact_shapes,
+    scan,
+)
 
 CORPUS = Path(__file__).parent / "data" / "redaction_corpus.jsonl"
 
@@ -480,3 +489,52 @@ def test_corpus_precision_and_recall() -> None:
     assert overall_p >= 0.95 and overall_r >= 0.95, table
     for kind, (p, r) in rows.items():
         assert p >= 0.9 and r >= 0.9, f"{kind} below 0.9: {table}"
+
+
+# --- HTML and code ---------------------------------------------------------------------------
+
+
+def test_redact_html_rewrites_text_and_attributes_only() -> None:
+    markup = (
+        "<div class='card' title=\"call +44 20 7946 0958\"><p>mail jane&#64;example.com &amp; co"
+        "</p><a href=mailto:bob@example.org>bob</a><!-- host 10.0.0.1 --></div>"
+    )
+    assert redact_html(markup) == (
+        "<div class='card' title=\"call [PHONE]\"><p>mail [EMAIL] &amp; co</p>"
+        '<a href="mailto:[EMAIL]">bob</a><!-- host [IP] --></div>'
+    )
+
+
+def test_redact_html_leaves_clean_markup_byte_for_byte() -> None:
+    markup = "<table><tr><td>&nbsp;a &lt;b&gt; 1.5</td><td data-x='1'>v2.3</td></tr></table>"
+    assert redact_html(markup) == markup
+
+
+def test_redact_html_touches_code_only_for_key_shapes() -> None:
+    key = "ghp_" + "A1b2C3d4" * 5
+    markup = (
+        f'<script>var ip = "1.2.3.4", pad = "0000000000000", k = "{key}";</script>'
+        f"<style>.x {{ width: 4111111111111111px }}</style>"
+        f"<b onclick=\"go('jane@example.com', '{key}')\">x</b>"
+    )
+    assert redact_html(markup) == (
+        '<script>var ip = "1.2.3.4", pad = "0000000000000", k = "[SECRET]";</script>'
+        "<style>.x { width: 4111111111111111px }</style>"
+        '<b onclick="go(&#x27;jane@example.com&#x27;, &#x27;[SECRET]&#x27;)">x</b>'
+    )
+    assert redact_shapes(f"a {key} b 10.0.0.1") == "a [SECRET] b 10.0.0.1"
+
+
+def test_redact_html_keeps_plotly_working_and_redacts_its_labels() -> None:
+    import plotly.graph_objects as go
+
+    label = "</script><script>x()</script> jane@example.com"
+    fig = go.Figure(go.Bar(x=[label, "b"], y=[1, 2]))
+    markup = fig.to_html(full_html=False, include_plotlyjs=True)
+    out = redact_html(markup)
+    library = max(markup.split("<script"), key=len)
+    assert library in out  # plotly.js itself is left byte for byte
+    assert "jane@example.com" not in out and "[EMAIL]" in out
+    assert "</script><script>x()" not in out  # the label stays escaped inside the script
+    assert "\\u003c\\u002fscript\\u003e" in out
+    assert out.count("<script") == markup.count("<script")

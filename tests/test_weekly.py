@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,11 +15,24 @@ from click.testing import CliRunner
 from workbench import weekly
 from workbench.cli import main
 from workbench.errors import ConfigError
+from workbench.redact import find, scan
 from workbench.schedule import emit, on_calendar, parse_cron
+
+# Fake credentials in the environment of the weekly run (the kernels inherit it; demo targets
+# send OPENAI_API_KEY as a Bearer token): none of them may land in any artifact.
+ENV_SECRETS = {
+    "OPENAI_API_KEY": "sk-proj-" + "Wb7Xq2Lm9Rt4Zp8Kd3Vn6Hs1Jc5Fy0GaUe2Ti8Ob",
+    "ANTHROPIC_API_KEY": "sk-ant-api03-" + "Qz4Lk8Vm2Np6Rt0Ws3Xy7Bc1Df5Gh9Jk",
+    "GITHUB_TOKEN": "ghp_" + "Aa1Bb2Cc3Dd4Ee5Ff6Gg7Hh8Ii9Jj0Kk1Ll2",
+    "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzWb7Xq2Lm9",
+    "DB_PASSWORD": "correct-horse-Wb7Xq2",
+}
 
 
 @pytest.fixture(scope="module")
-def weekly_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, weekly.WeeklyResult]:
+def weekly_run(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Path, weekly.WeeklyResult]]:
     out = tmp_path_factory.mktemp("reports")
     config = weekly.parse_config(
         {
@@ -43,12 +58,16 @@ def weekly_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, weekly.W
                 {
                     "name": "broken",
                     "notebook": "golden_eval",
-                    "parameters": {"dataset": "no-such-dataset"},
+                    # the error, traceback and header repeat it: the email must not survive
+                    "parameters": {"dataset": "no-such-dataset of jane.doe@example.com"},
                 },
             ]
         }
     )
-    return out, weekly.run_weekly(config, out, week="2026-W48")
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in ENV_SECRETS.items():
+            mp.setenv(name, value)
+        yield out, weekly.run_weekly(config, out, week="2026-W48")
 
 
 def test_weekly_publishes_every_notebook_and_an_index(
@@ -120,6 +139,106 @@ def test_model_output_is_escaped_in_reports(weekly_run: tuple[Path, weekly.Weekl
     out, _ = weekly_run
     html = (out / "2026-W48" / "golden_eval-triage-v1.html").read_text()
     assert "<script>alert(1)</script>" not in html
+
+
+def _artifacts(out: Path) -> list[Path]:
+    return sorted(p for p in out.rglob("*") if p.is_file())
+
+
+def test_no_secret_lands_in_any_artifact_of_a_weekly_run(
+    weekly_run: tuple[Path, weekly.WeeklyResult],
+) -> None:
+    out, _ = weekly_run
+    files = _artifacts(out)
+    assert {p.suffix for p in files} >= {".html", ".ipynb", ".json", ".db"}
+    for path in files:
+        data = path.read_bytes()
+        for secret in ENV_SECRETS.values():
+            assert secret.encode() not in data, f"{secret[:8]}... in {path.name}"
+        if path.suffix != ".db":
+            text = data.decode("utf-8")
+            assert scan(text, ENV_SECRETS.values()) == [], path.name
+            assert [f.text for f in find(text, ["SECRET"])] == [], path.name
+    with sqlite3.connect(out / "workbench.db") as conn:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        assert {"runs", "results", "scores"} <= set(tables)
+        cells = 0
+        for table in tables:
+            for row in conn.execute(f'SELECT * FROM "{table}"'):
+                for value in row:
+                    if isinstance(value, str):
+                        cells += 1
+                        assert scan(value, ENV_SECRETS.values()) == [], table
+                        assert find(value, ["SECRET"]) == [], (table, value[:200])
+        assert cells > 1000  # the scan read the runs, results and scores, not an empty file
+
+
+def test_reports_redact_personal_data_by_default(
+    weekly_run: tuple[Path, weekly.WeeklyResult],
+) -> None:
+    """The golden set's tickets hold emails and a phone: none reaches a published file."""
+    out, result = weekly_run
+    golden = Path(__file__).resolve().parents[1] / "data" / "golden" / "support-triage"
+    pii = sorted(
+        {f.text for line in (golden / "cases.jsonl").open() for f in find(line, ["EMAIL", "PHONE"])}
+    )
+    assert len(pii) >= 5
+    with sqlite3.connect(out / "workbench.db") as conn:  # the store keeps them (no --redact)
+        outputs = " ".join(r[0] or "" for r in conn.execute("SELECT output FROM results"))
+    leaked_to_store = scan(outputs, pii)
+    assert leaked_to_store, "the demo models echo no personal data: this test checks nothing"
+    for path in _artifacts(out / "2026-W48"):
+        text = path.read_text(encoding="utf-8")
+        assert scan(text, [*pii, "jane.doe@example.com"]) == [], path.name
+    broken = (out / "2026-W48" / "broken.html").read_text()
+    assert "no-such-dataset of [EMAIL]" in broken  # in the header, the error and the traceback
+    html = (out / "2026-W48" / "golden_eval-triage-v1.html").read_text()
+    assert "redaction</b></td><td>on:" in html
+    assert all(r.summary["redacted"] for r in result.reports)
+
+
+def test_papermill_parameters_never_carry_env_secrets(
+    weekly_run: tuple[Path, weekly.WeeklyResult],
+) -> None:
+    _out, result = weekly_run
+    for report in result.reports:
+        nb = json.loads(report.notebook.read_text())
+        params = nb["metadata"]["papermill"]["parameters"]
+        injected = [
+            c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", [])
+        ]
+        text = json.dumps(params) + "".join("".join(c["source"]) for c in injected)
+        assert "db" in params and injected
+        assert scan(text, ENV_SECRETS.values()) == []
+        assert "[SECRET]" not in text  # no secret had to be redacted out of them
+
+
+def test_a_parameter_holding_an_env_secret_is_refused_before_anything_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", ENV_SECRETS["OPENAI_API_KEY"])
+    config = weekly.parse_config(
+        {
+            "notebooks": [
+                {
+                    "notebook": "golden_eval",
+                    "parameters": {"base_url": ENV_SECRETS["OPENAI_API_KEY"]},
+                }
+            ]
+        }
+    )
+    with pytest.raises(
+        ConfigError, match=r"parameter 'base_url' holds the value of \$OPENAI_API_KEY"
+    ):
+        weekly.run_weekly(config, tmp_path, week="2026-W48")
+    assert not list((tmp_path / "2026-W48").glob("*.ipynb"))
+
+
+def test_redact_is_a_boolean_config_key() -> None:
+    assert weekly.parse_config({"notebooks": ["a"]}).redact is True
+    assert weekly.parse_config({"notebooks": ["a"], "redact": False}).redact is False
+    with pytest.raises(ConfigError, match="redact must be true or false"):
+        weekly.parse_config({"notebooks": ["a"], "redact": "no"})
 
 
 def test_index_trends_accumulate_across_weeks(tmp_path: Path) -> None:

@@ -115,6 +115,12 @@ def main() -> None:
     default=None,
     help="Progress bar (default: when stderr is a terminal).",
 )
+@click.option(
+    "--redact",
+    is_flag=True,
+    help="Store outputs, errors and score details with emails, phones, cards, IPs and secrets "
+    "replaced by placeholders (scores use the original).",
+)
 @translate_errors
 def eval_command(
     dataset: str,
@@ -137,6 +143,7 @@ def eval_command(
     gate: bool,
     as_json: bool,
     progress: bool | None,
+    redact: bool,
 ) -> None:
     """Evaluate TARGET on the golden set DATASET, storing every result."""
     from workbench.runner import EvalOptions, run_eval
@@ -159,6 +166,7 @@ def eval_command(
         record=record,
         replay=replay,
         provider_options=provider_options,
+        redact=redact,
     )
     with Store(db) as store:
         summary = run_eval(
@@ -323,9 +331,20 @@ def compare_command(
     help="Database (default: <out>/workbench.db or the config's).",
 )
 @click.option("--no-fail-on-budget", is_flag=True, help="Exit 0 even when a budget broke.")
+@click.option(
+    "--redact/--no-redact",
+    default=None,
+    help="Replace emails, phones, cards, IPs and secrets in the reports by placeholders "
+    "(default: the config's 'redact', which is on).",
+)
 @translate_errors
 def weekly_command(
-    config_path: str | None, out: Path, week: str | None, db: str | None, no_fail_on_budget: bool
+    config_path: str | None,
+    out: Path,
+    week: str | None,
+    db: str | None,
+    no_fail_on_budget: bool,
+    redact: bool | None,
 ) -> None:
     """Run every configured notebook with papermill and publish the reports and an index."""
     from workbench import weekly
@@ -336,7 +355,7 @@ def weekly_command(
     def progress(report: Any) -> None:
         click.echo(f"{'ok' if report.ok else 'FAILED':6} {report.html}", err=True)
 
-    result = weekly.run_weekly(config, out, week=week, db=db, on_report=progress)
+    result = weekly.run_weekly(config, out, week=week, db=db, on_report=progress, redact=redact)
     click.echo(result.table())
     ok = all(r.ok for r in result.reports) and (no_fail_on_budget or result.ok)
     if not ok:

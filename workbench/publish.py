@@ -6,6 +6,12 @@ hidden unless asked for, the injected-parameters cell removed, widget outputs re
 by a static note, and a provenance header (date, git commit, parameters, run ids,
 dataset hashes, budget badges). Each notebook may record a summary JSON next to its
 HTML; ``build_index`` turns every week's summaries into ``index.html``.
+
+Redaction is on by default: before anything is written to the output folder, every cell
+output, cell source, the notebook's metadata (papermill parameters, widget state), the
+summary and the provenance header pass through ``workbench.redact``, so emails, phones,
+card numbers, IPs and secrets become typed placeholders in the HTML, the executed
+notebook kept next to it and the summary JSON alike.
 """
 
 from __future__ import annotations
@@ -14,11 +20,15 @@ import datetime as dt
 import html
 import json
 import os
+import re
+import shutil
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workbench import redact as redaction
 from workbench.errors import ConfigError
 
 KERNEL = "python3"
@@ -30,6 +40,12 @@ _WIDGET_NOTE = (
     "<p><i>Interactive explorer: open this notebook in JupyterLab to use it. "
     "The tables in this report hold the same information.</i></p>"
 )
+# Environment variables whose values are credentials: they must never reach a parameter.
+_SECRET_ENV = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|PASSPHRASE|CREDENTIAL", re.I)
+# A link is a relative path or an http(s)/file URL, never javascript: or data: (browsers drop
+# control characters and whitespace inside a scheme, so those are removed before the check).
+_SAFE_HREF = re.compile(r"(?![a-z][a-z0-9+.\-]*:)|https?:|file:", re.I)
+_URL_IGNORED = re.compile(r"[\x00-\x20\x7f]")
 
 
 @dataclass(frozen=True)
@@ -176,17 +192,30 @@ def publish(
     show_code: bool = False,
     kernel: str = KERNEL,
     timeout_s: int = DEFAULT_TIMEOUT_S,
+    redact: bool = True,
 ) -> Report:
-    """Execute a notebook and publish it as HTML with a provenance header, even if a cell failed."""
+    """Execute a notebook and publish it as HTML with a provenance header, even if a cell failed.
+
+    The notebook runs in a scratch folder; only its redacted form (unless ``redact`` is False)
+    is written to ``out``, so a crash mid-run leaves nothing unredacted behind.
+    """
+    check_parameters(parameters)
     name = name or Path(notebook).stem
     out.mkdir(parents=True, exist_ok=True)
     executed = out / f"{name}.ipynb"
     summary_path = out / f"{name}{SUMMARY_SUFFIX}"
     summary_path.unlink(missing_ok=True)
-    params = {**parameters, "summary_path": str(summary_path.resolve())}
     started = dt.datetime.now(dt.UTC)
-    error = execute(notebook, executed, params, kernel=kernel, timeout_s=timeout_s)
-    summary = read_summary(summary_path)
+    with tempfile.TemporaryDirectory(prefix="workbench-publish-") as scratch:
+        raw = Path(scratch) / f"{name}.ipynb"
+        raw_summary = Path(scratch) / f"{name}{SUMMARY_SUFFIX}"
+        params = {**parameters, "summary_path": str(raw_summary)}
+        error = execute(notebook, raw, params, kernel=kernel, timeout_s=timeout_s)
+        if redact:
+            redact_notebook_file(raw, executed)
+        else:
+            shutil.copyfile(raw, executed)
+        summary = read_summary(raw_summary)
     summary = {
         **summary,
         "notebook": Path(str(notebook)).stem,
@@ -196,12 +225,93 @@ def publish(
         "started_at": started.isoformat(timespec="seconds"),
         "parameters": {k: v for k, v in parameters.items()},
     }
+    if redact:
+        summary = redaction.redact_json(summary)
+        error = summary["error"]
+    summary["redacted"] = redact
     summary_path.write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
     header = provenance_header(name, summary)
     html_path = to_html(
         executed, out / f"{name}.html", show_code=show_code, header=header, title=name
     )
     return Report(name=name, notebook=executed, html=html_path, error=error, summary=summary)
+
+
+def check_parameters(parameters: Mapping[str, Any]) -> None:
+    """Refuse parameters that carry the value of a secret environment variable.
+
+    Parameters are written into the executed notebook; keys belong in the environment,
+    where the notebook (or the provider) reads them.
+    """
+    secrets = {
+        key: value
+        for key, value in os.environ.items()
+        if _SECRET_ENV.search(key) and len(value) >= 8
+    }
+    for pname, pvalue in parameters.items():
+        text = json.dumps(pvalue, default=str)
+        for env_name, secret in secrets.items():
+            if secret in text or secret in str(pvalue):
+                raise ConfigError(
+                    f"parameter {pname!r} holds the value of ${env_name}; secrets never go in "
+                    "parameters: read them from the environment in the notebook"
+                )
+
+
+def redact_notebook(nb: Any) -> Any:
+    """Redact a notebook node in place: outputs, sources, and cell and notebook metadata."""
+    from nbformat import from_dict
+
+    nb.metadata = from_dict(redaction.redact_json(dict(nb.metadata)))
+    for cell in nb.cells:
+        cell.source = redaction.redact(cell.source)
+        cell.metadata = from_dict(redaction.redact_json(dict(cell.metadata)))
+        for output in cell.get("outputs", []):
+            _redact_output(output)
+    return nb
+
+
+def redact_notebook_file(source: Path, target: Path) -> Path:
+    """Read an executed notebook, redact it (see ``redact_notebook``) and write it to ``target``."""
+    import nbformat
+
+    nb = nbformat.read(str(source), as_version=4)
+    redact_notebook(nb)
+    nbformat.write(nb, str(target))
+    return target
+
+
+def _redact_output(output: Any) -> None:
+    """One cell output: stream text, every mimetype of display data, error name, value, traceback."""
+    kind = output.get("output_type")
+    if kind == "stream":
+        output["text"] = redaction.redact(output.get("text", ""))
+    elif kind == "error":
+        output["ename"] = redaction.redact(output.get("ename", ""))
+        output["evalue"] = redaction.redact(output.get("evalue", ""))
+        output["traceback"] = [redaction.redact(line) for line in output.get("traceback", [])]
+    if "data" in output:
+        output["data"] = {mime: _redact_data(mime, v) for mime, v in output["data"].items()}
+    if "metadata" in output:
+        output["metadata"] = redaction.redact_json(output["metadata"])
+
+
+def _redact_data(mime: str, value: Any) -> Any:
+    """One representation of an output, redacted as what it is (markup, code, JSON or text)."""
+    if not isinstance(value, str):  # JSON mimetypes are stored as objects
+        return redaction.redact_json(value)
+    if mime in ("text/html", "image/svg+xml"):
+        return redaction.redact_html(value)
+    if mime in ("application/javascript", "text/javascript"):
+        return redaction.redact_shapes(value)
+    if mime.startswith("image/") or mime == "application/pdf":
+        return value  # base64 payloads
+    if mime.endswith("json"):
+        try:
+            return json.dumps(redaction.redact_json(json.loads(value)))
+        except ValueError:
+            pass
+    return redaction.redact(value)
 
 
 def record_summary(
@@ -283,11 +393,19 @@ def provenance_header(name: str, summary: Mapping[str, Any]) -> str:
             ", ".join(f"{k}@{v}" for k, v in (summary.get("datasets") or {}).items()) or "n/a",
         ),
         ("parameters", params or "defaults"),
+        (
+            "redaction",
+            "on: emails, phones, card numbers, IPs and secrets shown as typed placeholders"
+            if summary.get("redacted", True)
+            else "OFF: outputs are published as they were produced",
+        ),
     ]
     artifacts = summary.get("artifacts") or {}
     if artifacts:
         links = " ".join(
-            f"<a href='{html.escape(str(p), quote=True)}'>{html.escape(k)}</a>"
+            f"<a href='{html.escape(str(p), quote=True)}'>{html.escape(str(k))}</a>"
+            if _SAFE_HREF.match(_URL_IGNORED.sub("", str(p)))
+            else html.escape(f"{k}: {p}")
             for k, p in artifacts.items()
         )
         rows.append(("artifacts", links))

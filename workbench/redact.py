@@ -23,7 +23,9 @@ left boundary with a lookbehind after that first character, so `re` can skip ahe
 from __future__ import annotations
 
 import bisect
+import html
 import ipaddress
+import json
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -31,7 +33,16 @@ from typing import Any, Final
 
 from workbench.errors import ConfigError
 
-__all__ = ["KINDS", "Finding", "find", "redact", "redact_json", "scan"]
+__all__ = [
+    "KINDS",
+    "Finding",
+    "find",
+    "redact",
+    "redact_html",
+    "redact_json",
+    "redact_shapes",
+    "scan",
+]
 
 KINDS: Final = ("EMAIL", "PHONE", "CARD", "IP", "SECRET")
 
@@ -599,6 +610,119 @@ def _redact_value(value: Any, kinds: frozenset[str], *, field: str) -> Any:
     if isinstance(value, tuple):
         return tuple(_redact_value(v, kinds, field=field) for v in value)
     return value
+
+
+def redact_shapes(text: str) -> str:
+    """Replace only high-confidence secrets (API-key and token shapes, PEM private keys) by "[SECRET]".
+
+    Safe on code: these shapes never occur in legitimate JavaScript or CSS, and a replacement only
+    swaps characters inside what was a string literal, so the code around it still parses.
+    """
+    if not any(hint in text for hint in _TOKEN_HINTS) and "-----BEGIN" not in text:
+        return text
+    spans = [m.span() for m in _TOKEN_SHAPES.finditer(text)]
+    if "-----BEGIN" in text:
+        spans += [m.span() for m in _PEM.finditer(text)]
+    findings = [Finding("SECRET", a, b, text[a:b]) for a, b in sorted(spans)]
+    kept = [f for i, f in enumerate(findings) if not i or f.start >= findings[i - 1].end]
+    return _replace(text, kept)
+
+
+# ---------------------------------------------------------------------------------------------
+# HTML
+
+# Markup is split into comments, raw-text elements (script, style), tags and text. Text and
+# attribute values are redacted in their decoded form and re-escaped; a piece nothing was found
+# in keeps its original bytes. Script and style bodies are code: running every detector over
+# them corrupts it (plotly.js holds SVG paths that read as IPs and "0000000000000" padding
+# strings that pass the Luhn check), so they get the high-confidence secret shapes only, except
+# the JSON string literals of a plotly figure's data, which are chart labels and get the full set.
+_MARKUP = re.compile(
+    r"(?P<comment><!--.*?(?:-->|\Z))"
+    r"|(?P<raw>(?P<open><(?P<tag>script|style)\b(?:\"[^\"]*\"|'[^']*'|[^'\">])*>)"
+    r"(?P<body>.*?)(?P<close></(?P=tag)\s*>|\Z))"
+    r"|(?P<element></?[A-Za-z!?](?:\"[^\"]*\"|'[^']*'|[^'\">])*>)",
+    re.DOTALL | re.IGNORECASE,
+)
+_ATTRIBUTE = re.compile(
+    r"(?P<name>[^\s\"'<>/=]+)(?P<eq>\s*=\s*)(?P<value>\"[^\"]*\"|'[^']*'|[^\s\"'=<>`]+)"
+)
+_JSON_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"')
+_SCRIPT_ESCAPES: Final = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "/": "\\u002f"}
+
+
+def redact_html(markup: str, kinds: Iterable[str] = KINDS) -> str:
+    """Redact an HTML (or SVG) fragment without breaking its markup or its scripts.
+
+    Text and attribute values get every chosen detector; event-handler and style attributes,
+    and script and style bodies, get only the high-confidence secret shapes (see
+    `redact_shapes`), except the string literals of a plotly figure's data, which get all.
+    """
+    chosen = _kind_set(kinds)
+    parts: list[str] = []
+    pos = 0
+    for m in _MARKUP.finditer(markup):
+        parts.append(_redact_text_node(markup[pos : m.start()], chosen))
+        if m.group("comment") is not None:
+            parts.append(redact(m.group("comment"), chosen))
+        elif m.group("raw") is not None:
+            parts.append(_redact_tag(m.group("open"), chosen))
+            parts.append(_redact_code(m.group("body"), chosen))
+            parts.append(m.group("close"))
+        else:
+            parts.append(_redact_tag(m.group("element"), chosen))
+        pos = m.end()
+    parts.append(_redact_text_node(markup[pos:], chosen))
+    return "".join(parts)
+
+
+def _redact_text_node(text: str, kinds: frozenset[str]) -> str:
+    """A text node, redacted in its decoded form; unchanged bytes when nothing was found."""
+    if not text:
+        return text
+    decoded = html.unescape(text)
+    redacted = redact(decoded, kinds)
+    return text if redacted == decoded else html.escape(redacted, quote=False)
+
+
+def _redact_tag(tag: str, kinds: frozenset[str]) -> str:
+    """A start tag with its attribute values redacted (code-valued ones by shape only)."""
+
+    def one(m: re.Match[str]) -> str:
+        raw = m.group("value")
+        quoted = raw[:1] in "\"'"
+        decoded = html.unescape(raw[1:-1] if quoted else raw)
+        name = m.group("name").lower()
+        if name.startswith("on") or name == "style":
+            redacted = redact_shapes(decoded) if "SECRET" in kinds else decoded
+        else:
+            redacted = redact(decoded, kinds)
+        if redacted == decoded:
+            return m.group()
+        return f'{m.group("name")}{m.group("eq")}"{html.escape(redacted, quote=True)}"'
+
+    return _ATTRIBUTE.sub(one, tag) if "=" in tag else tag
+
+
+def _redact_code(body: str, kinds: frozenset[str]) -> str:
+    """A script or style body: secret shapes anywhere, all kinds in a plotly figure's strings."""
+    if "SECRET" in kinds:
+        body = redact_shapes(body)
+    if "Plotly.newPlot(" not in body or "plotly.js v" in body[:300]:
+        return body
+
+    def literal(m: re.Match[str]) -> str:
+        try:
+            value = json.loads(m.group())
+        except ValueError:
+            return m.group()
+        redacted = redact(value, kinds)
+        if redacted == value:
+            return m.group()
+        encoded = json.dumps(redacted, ensure_ascii=False)
+        return re.sub(r"[<>&/]", lambda c: _SCRIPT_ESCAPES[c.group()], encoded)
+
+    return _JSON_STRING.sub(literal, body)
 
 
 def scan(text: str, needles: Iterable[str]) -> list[str]:

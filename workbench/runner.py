@@ -41,6 +41,7 @@ class EvalOptions:
     record: str | None = None
     replay: str | None = None
     provider_options: Mapping[str, Any] = field(default_factory=dict)
+    redact: bool = False  # store outputs, errors, score details redacted; scored on the original
 
     def parameters(self) -> dict[str, Any]:
         """The parameters recorded on the run (no secrets: keys never pass through here)."""
@@ -55,6 +56,7 @@ class EvalOptions:
             "record": self.record,
             "replay": self.replay,
             "provider_options": dict(self.provider_options),
+            **({"redact": True} if self.redact else {}),
         }
 
 
@@ -266,6 +268,8 @@ async def _drive(
                 ScoreRow(label, value, result.passed_by[label], result.details.get(label, ""))
                 for label, value in result.scores.items()
             ]
+        if opts.redact:
+            row, score_rows = _redacted(row, score_rows)
         store.record_result(row, score_rows)
         state.completed += 1
         if bar is not None:
@@ -292,6 +296,18 @@ async def _drive(
             bar.close()
 
 
+def _redacted(row: ResultRow, scores: list[ScoreRow]) -> tuple[ResultRow, list[ScoreRow]]:
+    """A result and its scores with personal data and secrets replaced by placeholders."""
+    from workbench.redact import redact, redact_json
+
+    row.output = None if row.output is None else redact(row.output)
+    row.parsed = None if row.parsed is None else redact_json(row.parsed)
+    row.error = None if row.error is None else redact(row.error)
+    return row, [
+        ScoreRow(s.scorer, s.score, s.passed, redact(s.detail)) if s.detail else s for s in scores
+    ]
+
+
 def _prepare_resume(
     store: Store, run_id: str, ds: Dataset, target: str, opts: EvalOptions
 ) -> tuple[str, EvalOptions]:
@@ -316,6 +332,7 @@ def _prepare_resume(
         record=p.get("record") or opts.record,
         replay=p.get("replay") or opts.replay,
         provider_options=opts.provider_options,
+        redact=bool(p.get("redact", opts.redact)),
     )
     store.reopen_run(run_id)
     return run_id, resumed

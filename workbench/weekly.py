@@ -28,7 +28,7 @@ from workbench.errors import ConfigError
 DEFAULT_CONFIG = "weekly.yaml"
 _REF = re.compile(r"^\$\{([^.}]+)\.([^}]+)\}$")
 _JOB_KEYS = {"name", "notebook", "parameters", "timeout_s"}
-_CONFIG_KEYS = {"kernel", "timeout_s", "fail_on_budget", "show_code", "db", "notebooks"}
+_CONFIG_KEYS = {"kernel", "timeout_s", "fail_on_budget", "show_code", "db", "notebooks", "redact"}
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,7 @@ class WeeklyConfig:
     fail_on_budget: bool = True
     show_code: bool = False
     db: str | None = None
+    redact: bool = True  # personal data and secrets replaced by placeholders in every report
 
 
 @dataclass
@@ -160,7 +161,16 @@ def parse_config(doc: Any, where: str = "config") -> WeeklyConfig:
         fail_on_budget=bool(doc.get("fail_on_budget", True)),
         show_code=bool(doc.get("show_code", False)),
         db=doc.get("db"),
+        redact=_flag(doc, "redact", True, where),
     )
+
+
+def _flag(doc: Mapping[str, Any], key: str, default: bool, where: str) -> bool:
+    """A yes/no config value; anything but a boolean is refused rather than guessed."""
+    value = doc.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: {key} must be true or false, got {value!r}")
+    return value
 
 
 def demo_config() -> WeeklyConfig:
@@ -176,8 +186,12 @@ def run_weekly(
     week: str | None = None,
     db: str | Path | None = None,
     on_report: Callable[[publish.Report], None] | None = None,
+    redact: bool | None = None,
 ) -> WeeklyResult:
-    """Execute and publish every notebook of the config into ``out/<week>/``, then the index."""
+    """Execute and publish every notebook of the config into ``out/<week>/``, then the index.
+
+    ``redact`` overrides the config's ``redact`` (on by default).
+    """
     week = week or iso_week()
     folder = out / week
     folder.mkdir(parents=True, exist_ok=True)
@@ -195,6 +209,7 @@ def run_weekly(
             show_code=config.show_code,
             kernel=config.kernel,
             timeout_s=job.timeout_s or config.timeout_s,
+            redact=config.redact if redact is None else redact,
         )
         summaries[job.name] = report.summary
         reports.append(report)
