@@ -267,3 +267,9 @@ def test_eval_redact_stores_redacted_outputs_but_scores_the_originals(tmp_path: 
     with Store(db) as store:
         outputs = [r["output"] for r in store.db.query("SELECT output FROM results")]
     assert any("jane.doe@example.com" in o for o in outputs)
+
+
+def test_the_header_says_whether_redaction_was_on() -> None:
+    assert "<td><b>redaction</b></td><td>on:" in publish.provenance_header("r", {"redacted": True})
+    off = publish.provenance_header("r", {"redacted": False})
+    assert "<td><b>redaction</b></td><td>OFF:" in off
