@@ -669,12 +669,13 @@ def demo_serve(
     help="OTLP JSON lines file (.gz compresses).",
 )
 @click.option("--fault-rate", type=click.FloatRange(0, 1), default=0.03, show_default=True)
+@click.option("--week", help="Replay as if in this ISO week, e.g. 2026-W49 (default: now).")
 @translate_errors
-def demo_traffic(requests: int, seed: int, out: Path, fault_rate: float) -> None:
+def demo_traffic(requests: int, seed: int, out: Path, fault_rate: float, week: str | None) -> None:
     """Generate realistic traced traffic through the demo app into an OTLP JSON lines file."""
     from workbench.demo import traffic
 
-    report = traffic.generate(out, requests=requests, seed=seed, fault_rate=fault_rate)
+    report = traffic.generate(out, requests=requests, seed=seed, fault_rate=fault_rate, week=week)
     click.echo(json.dumps(report.to_dict(), indent=2, default=str))
 
 

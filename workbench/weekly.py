@@ -200,7 +200,7 @@ def run_weekly(
     reports: list[publish.Report] = []
     for job in config.notebooks:
         params = {"db": str(Path(database).resolve())}
-        params.update({k: _resolve(v, summaries) for k, v in job.parameters.items()})
+        params.update({k: _resolve(v, summaries, week) for k, v in job.parameters.items()})
         report = publish.publish(
             job.notebook,
             folder,
@@ -219,8 +219,13 @@ def run_weekly(
     return WeeklyResult(week, folder, index, reports, config.fail_on_budget)
 
 
-def _resolve(value: Any, summaries: Mapping[str, Mapping[str, Any]]) -> Any:
-    """``${job.path.to.value}`` from an earlier job's summary; None when it is missing."""
+def _resolve(value: Any, summaries: Mapping[str, Mapping[str, Any]], week: str = "") -> Any:
+    """``${week}``: this run's ISO week; ``${job.path.to.value}``: from an earlier job's summary.
+
+    A missing summary value resolves to None.
+    """
+    if value == "${week}":
+        return week
     if not isinstance(value, str):
         return value
     match = _REF.match(value)
