@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
-import random
-import statistics
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,13 +12,9 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from workbench.demo.server import (
-    DEFAULT_KINDS,
     KINDS,
-    DemoProcess,
     DemoServer,
     FaultSpec,
     LatencySpec,
@@ -406,65 +398,7 @@ def test_retrying_the_same_body_rolls_again(make_server: Factory) -> None:
     assert set(a) == {"ok", "500"}
 
 
-def test_default_fault_mix() -> None:
-    spec = FaultSpec.parse(0.25)
-    assert tuple(k for k, _ in spec.rates) == DEFAULT_KINDS
-    assert all(r == pytest.approx(0.05) for _, r in spec.rates)
-    assert spec.total == pytest.approx(0.25)
-    assert FaultSpec.parse(0.0).rates == ()
-
-
-def test_fault_spec_parsing() -> None:
-    even = FaultSpec.parse(0.1, "timeout, 429")
-    assert even.rates == (("429", 0.05), ("timeout", 0.05))
-    per_kind = FaultSpec.parse(0.0, "500=0.02,429=0.05")
-    assert per_kind == FaultSpec.parse("429=0.05,500=0.02")
-    assert per_kind.rate("429") == 0.05 and per_kind.rate("reset") == 0.0
-    assert per_kind.total == pytest.approx(0.07)
-    assert FaultSpec.parse(str(per_kind)) == per_kind
-    assert per_kind.pick(0.01) == "429" and per_kind.pick(0.06) == "500"
-    assert per_kind.pick(0.5) is None
-    for bad in [(0.1, "429,boom"), (1.5, None), (0.0, "429=0.7,500=0.6"), (0.3, "429=0.1")]:
-        with pytest.raises(ConfigError):
-            FaultSpec.parse(*bad)
-    with pytest.raises(ConfigError, match="known kinds"):
-        FaultSpec.parse(0.1, "teapot")
-
-
 # -- latency -----------------------------------------------------------------------------
-
-
-def test_latency_spec_parsing() -> None:
-    assert LatencySpec.parse("0") == LatencySpec()
-    assert LatencySpec.parse("50") == LatencySpec(50.0)
-    assert LatencySpec.parse(" 80 , 400 ") == LatencySpec(80.0, 400.0)
-    assert LatencySpec.parse("80,80") == LatencySpec(80.0)
-    assert LatencySpec.parse("80,400").sigma == pytest.approx(math.log(5) / 1.645)
-    for bad in ["", "abc", "400,80", "1,2,3", "-5", "0,100", "nan"]:
-        with pytest.raises(ConfigError):
-            LatencySpec.parse(bad)
-
-
-def test_lognormal_median_and_p95() -> None:
-    spec = LatencySpec.parse("80,400")
-    rng = random.Random(1)
-    samples = sorted(spec.sample(rng) * 1000 for _ in range(20_000))
-    assert statistics.median(samples) == pytest.approx(80, rel=0.05)
-    assert samples[int(0.95 * len(samples))] == pytest.approx(400, rel=0.1)
-
-
-@given(st.floats(min_value=0, max_value=1e6, allow_nan=False), st.integers(0, 2**32))
-def test_fixed_latency_is_always_the_fixed_value(ms: float, seed: int) -> None:
-    spec = LatencySpec(ms)
-    rng = random.Random(seed)
-    assert all(spec.sample(rng) == ms / 1000 for _ in range(5))
-    assert LatencySpec.parse(str(spec)) == spec
-
-
-@given(st.floats(0.001, 1e4), st.floats(1.0, 100.0))
-def test_latency_spec_round_trips(median: float, spread: float) -> None:
-    spec = LatencySpec(median, median * spread)
-    assert LatencySpec.parse(str(spec)) == spec
 
 
 def test_fixed_latency_is_applied(make_server: Factory) -> None:
@@ -538,33 +472,18 @@ def test_cli_refuses_non_loopback_hosts(capsys: pytest.CaptureFixture[str]) -> N
     assert "127.0.0.1 only" in capsys.readouterr().err
 
 
-def test_demo_process_reports_a_failed_start(monkeypatch: pytest.MonkeyPatch) -> None:
-    crash = [sys.executable, "-c", "import sys; sys.stderr.write('no port for you'); sys.exit(3)"]
-    monkeypatch.setattr(DemoProcess, "command", lambda self: crash)
-    with pytest.raises(RuntimeError, match=r"(?s)exited with code 3.*no port for you"):
-        DemoProcess().start()
+def test_server_module_keeps_its_public_names() -> None:
+    from workbench.demo import faults, process, server
 
-
-def test_demo_process_command_line() -> None:
-    cmd = DemoProcess(latency_ms="80,400", fault_rate=0.1, faults="429", seed=4).command()
-    assert cmd[:5] == [sys.executable, "-m", "workbench.demo.server", "--port", "0"]
-    assert cmd[5:] == [
-        "--latency-ms",
-        "80,400",
-        "--fault-rate",
-        "0.1",
-        "--seed",
-        "4",
-        "--faults",
-        "429",
+    assert server.__all__ == [
+        "DEFAULT_KINDS",
+        "KINDS",
+        "DemoProcess",
+        "DemoServer",
+        "FaultSpec",
+        "LatencySpec",
+        "serve",
     ]
-
-
-def test_demo_process_serves_models() -> None:
-    pytest.importorskip("workbench.demo.model")
-    with DemoProcess(latency_ms="5", seed=3) as proc:
-        assert proc.url.startswith("http://127.0.0.1:")
-        r = httpx.get(f"{proc.url}/models", timeout=10)
-        child = proc._proc
-    assert [m["id"] for m in r.json()["data"]] == ["triage-v1", "triage-v2"]
-    assert child is not None and child.poll() is not None
+    assert server.DemoProcess is process.DemoProcess
+    assert (server.FaultSpec, server.LatencySpec) == (faults.FaultSpec, faults.LatencySpec)
+    assert (server.KINDS, server.DEFAULT_KINDS) == (faults.KINDS, faults.DEFAULT_KINDS)
