@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -11,9 +12,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from workbench.demo.traffic import generate
 from workbench.store import Store
 
 from .conftest import ROOT
@@ -162,3 +165,121 @@ def test_weekly_killed_at_a_random_point_reruns_cleanly(tmp_path: Path, point: i
                 keys = [(r["case_id"], r["repeat"]) for r in s.result_rows(run["id"])]
                 assert len(keys) == len(set(keys)) == run["cases"] * run["repeats"]
     assert time.time() > 0
+
+
+# -- trace ingest ------------------------------------------------------------------------------
+
+INGEST_FILES = 3
+INGEST_COPIES = 15  # of the demo traffic per file: about 15,000 spans and 9 MB each
+
+
+def _respan(line: bytes, copy: int) -> bytes:
+    """A TracesData line with every trace id moved to its own copy (prefix = the copy number)."""
+    doc = json.loads(line)
+    for group in doc["resourceSpans"]:
+        for scope in group["scopeSpans"]:
+            for span in scope["spans"]:
+                span["traceId"] = f"{copy:08x}" + span["traceId"][8:]
+    return json.dumps(doc, separators=(",", ":")).encode() + b"\n"
+
+
+def _spans_digest(db: Path) -> tuple[int, str, int]:
+    """Rows, a sha256 over every column of every span in key order, and the files recorded."""
+    digest = hashlib.sha256()
+    with sqlite3.connect(db) as conn:
+        count = 0
+        for row in conn.execute("SELECT * FROM spans ORDER BY trace_id, span_id"):
+            digest.update(repr(row).encode())
+            count += 1
+        files = conn.execute("SELECT COUNT(*) FROM trace_files").fetchone()[0]
+    return count, digest.hexdigest(), files
+
+
+@pytest.fixture(scope="module")
+def ingest_case(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[list[str], tuple[Any, ...], float]:
+    """Trace files from the demo traffic (repeated under fresh trace ids), and a clean ingest.
+
+    Three files of about 15,000 spans: the first two are bulk loads (their indexes are
+    rebuilt at the end of their transaction), the third is not, so kills land in both paths
+    and between the files' commits.
+    """
+    folder = tmp_path_factory.mktemp("ingest-crash")
+    demo = folder / "demo.jsonl"
+    generate(demo, requests=200, seed=3)
+    lines = [line for line in demo.read_bytes().splitlines() if line.strip()]
+    files = []
+    for f in range(INGEST_FILES):
+        path = folder / f"traces-{f}.jsonl"
+        with open(path, "wb") as out:
+            for copy in range(f * INGEST_COPIES, (f + 1) * INGEST_COPIES):
+                out.writelines(_respan(line, copy) for line in lines)
+        files.append(str(path))
+    clean = folder / "clean.db"
+    started = time.monotonic()
+    result = subprocess.run(
+        _ingest_cmd(files, clean), cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300
+    )
+    seconds = time.monotonic() - started
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert " 0 skipped" in result.stdout
+    expected = _spans_digest(clean)
+    assert expected[0] > 30_000 and expected[2] == INGEST_FILES
+    return files, expected, seconds
+
+
+def _ingest_cmd(files: list[str], db: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "workbench.cli",
+        "traces",
+        "ingest",
+        *files,
+        "--db",
+        str(db),
+        *extra,
+    ]
+
+
+def _check_ingest_kill(tmp_path: Path, ingest_case: Any, seed: int) -> None:
+    files, expected, seconds = ingest_case
+    rng = random.Random(seed)
+    db = tmp_path / "crash.db"
+    extra = ("--strict",) if seed % 3 == 2 else ()  # strict: one transaction for all files
+    Store(db).close()  # the schema exists, so the kill always lands inside the ingest
+    _kill_after(_ingest_cmd(files, db, *extra), rng.uniform(0.5, seconds * 1.05))
+    _integrity(db)
+    with sqlite3.connect(db) as conn:
+        kept = conn.execute("SELECT COUNT(*) FROM spans").fetchone()[0]
+        indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+        recorded = conn.execute("SELECT COUNT(*) FROM trace_files").fetchone()[0]
+    assert {"idx_spans_route", "idx_spans_class", "idx_spans_cache"} <= indexes
+    assert kept == 0 or recorded > 0  # spans only ever land with their file's record
+    if extra:
+        assert kept in (0, expected[0])  # strict: all files or nothing
+    result = subprocess.run(
+        _ingest_cmd(files, db, *extra),
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    _integrity(db)
+    assert _spans_digest(db) == expected  # nothing lost, nothing doubled, same routes and costs
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_ingest_killed_at_a_random_point_reingests_exactly(
+    tmp_path: Path, ingest_case: Any, seed: int
+) -> None:
+    _check_ingest_kill(tmp_path, ingest_case, seed)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(10, 30))
+def test_ingest_killed_at_more_points(tmp_path: Path, ingest_case: Any, seed: int) -> None:
+    _check_ingest_kill(tmp_path, ingest_case, seed)

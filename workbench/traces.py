@@ -63,7 +63,7 @@ if TYPE_CHECKING:
 MAX_ERRORS = 100
 _CACHE_KIB = 64 * 1024  # SQLite page cache while ingesting
 # A bulk load (at least as many spans as the table holds, and this many) defers the indexes.
-_DEFER_MIN_SPANS = 20_000
+_DEFER_MIN_SPANS = 10_000
 _BYTES_PER_SPAN = 500  # an OTLP span with GenAI attributes takes about 600 bytes, a flat one 400
 _GZIP_BYTES_PER_SPAN = 60
 _INT64 = (-(2**63), 2**63 - 1)
