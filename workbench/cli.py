@@ -332,6 +332,11 @@ def compare_command(
 )
 @click.option("--no-fail-on-budget", is_flag=True, help="Exit 0 even when a budget broke.")
 @click.option(
+    "--rerun",
+    is_flag=True,
+    help="Run every notebook again, even those already published this week.",
+)
+@click.option(
     "--redact/--no-redact",
     default=None,
     help="Replace emails, phones, cards, IPs and secrets in the reports by placeholders "
@@ -345,6 +350,7 @@ def weekly_command(
     db: str | None,
     no_fail_on_budget: bool,
     redact: bool | None,
+    rerun: bool,
 ) -> None:
     """Run every configured notebook with papermill and publish the reports and an index."""
     from workbench import weekly
@@ -353,9 +359,12 @@ def weekly_command(
     out.mkdir(parents=True, exist_ok=True)
 
     def progress(report: Any) -> None:
-        click.echo(f"{'ok' if report.ok else 'FAILED':6} {report.html}", err=True)
+        status = "kept" if report.kept else "ok" if report.ok else "FAILED"
+        click.echo(f"{status:6} {report.html}", err=True)
 
-    result = weekly.run_weekly(config, out, week=week, db=db, on_report=progress, redact=redact)
+    result = weekly.run_weekly(
+        config, out, week=week, db=db, on_report=progress, redact=redact, rerun=rerun
+    )
     click.echo(result.table())
     ok = all(r.ok for r in result.reports) and (no_fail_on_budget or result.ok)
     if not ok:

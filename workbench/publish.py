@@ -57,6 +57,7 @@ class Report:
     html: Path
     error: str | None = None
     summary: Mapping[str, Any] = field(default_factory=dict)
+    kept: bool = False  # published earlier this week with the same parameters, not run again
 
     @property
     def ok(self) -> bool:

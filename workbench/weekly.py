@@ -78,7 +78,8 @@ class WeeklyResult:
             broken = [b["name"] for b in r.summary.get("budgets", []) if not b.get("ok", True)]
             held = len(r.summary.get("budgets", [])) - len(broken)
             verdict = f"{held} ok" + (f", BROKEN: {', '.join(broken)}" if broken else "")
-            lines.append(f"{r.name:<28} {'ok' if r.ok else 'FAILED':<7} {verdict}")
+            status = "kept" if r.kept else "ok" if r.ok else "FAILED"
+            lines.append(f"{r.name:<28} {status:<7} {verdict}")
             if r.error:
                 lines.append(f"{'':<28} error: {r.error[:150]}")
         lines.append(f"index: {self.index}")
@@ -100,8 +101,15 @@ def load_config(path: str | Path | None = None) -> WeeklyConfig:
         return demo_config()
     try:
         doc = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{file}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{file}: not valid UTF-8 (byte {exc.start}); save it as UTF-8") from None
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: a bad !!int, !!float or date
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{file}:{mark.line + 1}" if mark is not None else str(file)
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(f"{where}: not valid YAML: {first[:200]}") from None
+    except RecursionError:
+        raise ConfigError(f"{file}: nested too deeply to read") from None
     return parse_config(doc, str(file))
 
 
@@ -112,7 +120,8 @@ def parse_config(doc: Any, where: str = "config") -> WeeklyConfig:
     unknown = set(doc) - _CONFIG_KEYS
     if unknown:
         raise ConfigError(
-            f"{where}: unknown key {sorted(unknown)[0]!r}; allowed: {', '.join(sorted(_CONFIG_KEYS))}"
+            f"{where}: unknown key {_short(sorted(unknown, key=str)[0])}; "
+            f"allowed: {', '.join(sorted(_CONFIG_KEYS))}"
         )
     items = doc.get("notebooks")
     if not isinstance(items, list) or not items:
@@ -128,7 +137,8 @@ def parse_config(doc: Any, where: str = "config") -> WeeklyConfig:
         bad = set(item) - _JOB_KEYS
         if bad:
             raise ConfigError(
-                f"{at}: unknown key {sorted(bad)[0]!r}; allowed: {', '.join(sorted(_JOB_KEYS))}"
+                f"{at}: unknown key {_short(sorted(bad, key=str)[0])}; "
+                f"allowed: {', '.join(sorted(_JOB_KEYS))}"
             )
         params = item.get("parameters") or {}
         if not isinstance(params, dict):
@@ -138,22 +148,27 @@ def parse_config(doc: Any, where: str = "config") -> WeeklyConfig:
                 s in str(key).lower() for s in ("api_key", "apikey", "secret", "token", "password")
             ):
                 raise ConfigError(
-                    f"{at}.parameters.{key}: secrets never go in parameters; "
+                    f"{at}.parameters.{str(key)[:60]}: secrets never go in parameters; "
                     "read them from an environment variable in the notebook"
                 )
         name = str(item.get("name") or item["notebook"])
         if name in names:
-            raise ConfigError(f"{at}: the name {name!r} is used twice; give one a 'name'")
+            raise ConfigError(f"{at}: the name {_short(name)} is used twice; give one a 'name'")
         names.add(name)
         timeout = item.get("timeout_s")
-        if timeout is not None and (not isinstance(timeout, int) or timeout <= 0):
+        if timeout is not None and not _is_positive_int(timeout):
             raise ConfigError(f"{at}.timeout_s: must be a positive number of seconds")
         jobs.append(
             Job(name=name, notebook=str(item["notebook"]), parameters=params, timeout_s=timeout)
         )
     timeout_s = doc.get("timeout_s", publish.DEFAULT_TIMEOUT_S)
-    if not isinstance(timeout_s, int) or timeout_s <= 0:
+    if not _is_positive_int(timeout_s):
         raise ConfigError(f"{where}: timeout_s must be a positive number of seconds")
+    for key in ("fail_on_budget", "show_code"):
+        if not isinstance(doc.get(key, False), bool):  # bool("false") would be True
+            raise ConfigError(f"{where}: {key}: must be true or false, got {_short(doc[key])}")
+    if not isinstance(doc.get("db"), str | None):
+        raise ConfigError(f"{where}: db: must be the path of a SQLite database")
     return WeeklyConfig(
         notebooks=tuple(jobs),
         kernel=str(doc.get("kernel", publish.KERNEL)),
@@ -173,6 +188,15 @@ def _flag(doc: Mapping[str, Any], key: str, default: bool, where: str) -> bool:
     return value
 
 
+def _is_positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:60] + f"...({len(text):,} chars)"
+
+
 def demo_config() -> WeeklyConfig:
     """The bundled demo's weekly run (``workbench/demo/weekly.yaml``)."""
     path = Path(__file__).parent / "demo" / "weekly.yaml"
@@ -187,10 +211,14 @@ def run_weekly(
     db: str | Path | None = None,
     on_report: Callable[[publish.Report], None] | None = None,
     redact: bool | None = None,
+    rerun: bool = False,
 ) -> WeeklyResult:
     """Execute and publish every notebook of the config into ``out/<week>/``, then the index.
 
-    ``redact`` overrides the config's ``redact`` (on by default).
+    ``redact`` overrides the config's ``redact`` (on by default). A notebook already published
+    this week with the same parameters, without error, and from an unchanged source is kept,
+    not run again, so a second run in one week adds no runs to the database and no reports;
+    ``rerun`` runs everything again.
     """
     week = week or iso_week()
     folder = out / week
@@ -201,6 +229,13 @@ def run_weekly(
     for job in config.notebooks:
         params = {"db": str(Path(database).resolve())}
         params.update({k: _resolve(v, summaries, week) for k, v in job.parameters.items()})
+        kept = None if rerun else _finished(folder, job, params)
+        if kept is not None:
+            summaries[job.name] = kept.summary
+            reports.append(kept)
+            if on_report is not None:
+                on_report(kept)
+            continue
         report = publish.publish(
             job.notebook,
             folder,
@@ -217,6 +252,24 @@ def run_weekly(
             on_report(report)
     index = build_index(out, current=week)
     return WeeklyResult(week, folder, index, reports, config.fail_on_budget)
+
+
+def _finished(folder: Path, job: Job, params: Mapping[str, Any]) -> publish.Report | None:
+    """This week's report of ``job`` if it can stand: it ran cleanly, with these parameters."""
+    html, executed = folder / f"{job.name}.html", folder / f"{job.name}.ipynb"
+    summary_path = folder / f"{job.name}{publish.SUMMARY_SUFFIX}"
+    try:
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+        source = publish.resolve_notebook(job.notebook)
+        fresh = summary_path.stat().st_mtime >= source.stat().st_mtime
+    except (OSError, ValueError, ConfigError):
+        return None
+    same = summary.get("parameters") == json.loads(json.dumps(dict(params), default=str))
+    if not (isinstance(summary, dict) and summary.get("ok") and same and fresh):
+        return None
+    if not (html.is_file() and executed.is_file()):
+        return None
+    return publish.Report(job.name, executed, html, None, summary, kept=True)
 
 
 def _resolve(value: Any, summaries: Mapping[str, Mapping[str, Any]], week: str = "") -> Any:
