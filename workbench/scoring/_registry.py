@@ -8,7 +8,7 @@ import importlib
 import inspect
 import math
 import numbers
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Final, cast
 
 from workbench.errors import ScorerError
@@ -199,16 +199,21 @@ def _check_signature(spec: ScorerSpec, scorer: Scorer) -> None:
     if any(p.kind is p.VAR_KEYWORD for p in params):
         return
     keyword = [p for p in params[1:] if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    allowed = {p.name for p in keyword}
+    required = [p.name for p in keyword if p.default is p.empty]
+    _check_names(spec, {p.name for p in keyword}, required)
+
+
+def _check_names(spec: ScorerSpec, allowed: Collection[str], required: Sequence[str]) -> None:
+    """Reject an option name not in ``allowed``, then a missing ``required`` one."""
     unknown = sorted((key for key in spec.options if key not in allowed), key=str)
     if unknown:
         raise ScorerError(
             f"scorer {spec.label!r}: unknown option {unknown[0]!r}; "
             f"allowed options: {', '.join(sorted(allowed)) or 'none'}"
         )
-    for p in keyword:
-        if p.default is p.empty and p.name not in spec.options:
-            raise ScorerError(f"scorer {spec.label!r}: option {p.name!r} is required")
+    for key in required:
+        if key not in spec.options:
+            raise ScorerError(f"scorer {spec.label!r}: option {key!r} is required")
 
 
 _Rule = tuple[Callable[[Any], bool], str]
@@ -221,15 +226,7 @@ def _check_options(
     spec: ScorerSpec, rules: Mapping[str, _Rule], required: Sequence[str] = ()
 ) -> None:
     """Reject unknown option names, missing required ones and values of the wrong kind."""
-    unknown = sorted((key for key in spec.options if key not in rules), key=str)
-    if unknown:
-        raise ScorerError(
-            f"scorer {spec.label!r}: unknown option {unknown[0]!r}; "
-            f"allowed options: {', '.join(sorted(rules)) or 'none'}"
-        )
-    for key in required:
-        if key not in spec.options:
-            raise ScorerError(f"scorer {spec.label!r}: option {key!r} is required")
+    _check_names(spec, rules, required)
     for key, value in spec.options.items():
         accepts, wanted = rules[key]
         if not accepts(value):
