@@ -96,24 +96,16 @@ def requests_frame(
     Columns: trace_id, start_ns, route, duration_ms, failed, retry_count, tenant, kind
     (see :func:`route_kinds`; ``kinds`` maps route patterns to ``api`` or ``llm``).
     """
-    where, args = ["parent_span_id IS NULL", "route IS NOT NULL", "duration_ms IS NOT NULL"], []
-    for clause, value in (("start_ns >= ?", since_ns), ("start_ns < ?", until_ns)):
-        if value is not None:
-            where.append(clause)
-            args.append(value)
-    frame = pd.read_sql_query(
-        "SELECT trace_id, start_ns, route, duration_ms, status_code, error_type, retry_count, "
-        f"tenant FROM spans WHERE {' AND '.join(where)} ORDER BY start_ns, trace_id",
-        store.conn,
-        params=args,
+    window, args = _window(since_ns, until_ns)
+    frame = _spans(
+        store,
+        "trace_id, start_ns, route, duration_ms, status_code, error_type, retry_count, tenant",
+        "parent_span_id IS NULL AND route IS NOT NULL AND duration_ms IS NOT NULL" + window,
+        args,
     )
-    frame["failed"] = (frame.pop("status_code") == "error") | frame.pop("error_type").notna()
     frame["retry_count"] = frame["retry_count"].fillna(0).astype("int64")
-    llm_sql = " AND ".join(["span_class = 'llm'", *where[3:]])
-    llm_traces = {
-        r[0]
-        for r in store.conn.execute(f"SELECT DISTINCT trace_id FROM spans WHERE {llm_sql}", args)
-    }
+    sql = f"SELECT DISTINCT trace_id FROM spans WHERE span_class = 'llm'{window}"
+    llm_traces = {r[0] for r in store.conn.execute(sql, args)}
     frame["kind"] = frame["route"].map(route_kinds(frame, llm_traces, kinds))
     return frame
 
@@ -142,17 +134,32 @@ def model_calls(
     store: Store, *, since_ns: int | None = None, until_ns: int | None = None
 ) -> pd.DataFrame:
     """Model-call spans (``span_class = 'llm'``): start, model, latency, TTFT, failure."""
-    where, args = ["span_class = 'llm'", "duration_ms IS NOT NULL"], []
-    for clause, value in (("start_ns >= ?", since_ns), ("start_ns < ?", until_ns)):
+    window, args = _window(since_ns, until_ns)
+    return _spans(
+        store,
+        "start_ns, COALESCE(request_model, response_model, '?') AS model, duration_ms, ttft_ms, "
+        "status_code, error_type, retry_count, input_tokens, output_tokens",
+        "span_class = 'llm' AND duration_ms IS NOT NULL" + window,
+        args,
+    )
+
+
+def _window(since_ns: int | None, until_ns: int | None) -> tuple[str, list[int]]:
+    """SQL conditions (each led by AND) and arguments for a [since, until) window on start_ns."""
+    sql, args = "", []
+    for clause, value in ((" AND start_ns >= ?", since_ns), (" AND start_ns < ?", until_ns)):
         if value is not None:
-            where.append(clause)
+            sql += clause
             args.append(value)
+    return sql, args
+
+
+def _spans(store: Store, columns: str, where: str, args: Sequence[int]) -> pd.DataFrame:
+    """Spans in start order with a ``failed`` flag from their status and error type."""
     frame = pd.read_sql_query(
-        "SELECT start_ns, COALESCE(request_model, response_model, '?') AS model, duration_ms, "
-        "ttft_ms, status_code, error_type, retry_count, input_tokens, output_tokens "
-        f"FROM spans WHERE {' AND '.join(where)} ORDER BY start_ns",
+        f"SELECT {columns} FROM spans WHERE {where} ORDER BY start_ns, trace_id",
         store.conn,
-        params=args,
+        params=list(args),
     )
     frame["failed"] = (frame.pop("status_code") == "error") | frame.pop("error_type").notna()
     return frame
