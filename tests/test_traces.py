@@ -704,3 +704,50 @@ def test_truncated_gzip_keeps_what_was_read(store: Store, tmp_path: Path) -> Non
     assert "cannot read further" in report.errors[0]
     with pytest.raises(DatasetError, match="cannot read further"):
         ingest(store, [path], strict=True)
+
+
+# -- the fast paths keep the slow paths' answers ------------------------------------------------
+
+
+def test_what_orjson_refuses_is_read_by_the_standard_decoder(store: Store, tmp_path: Path) -> None:
+    attrs = {"note": "x", "gen_ai.usage.input_tokens": 5}
+    line = json.dumps(traces_data([otlp_span(ROOT, attrs=attrs)]))
+    # NaN (a bare word), a lone surrogate and an integer past 64 bits: orjson refuses each
+    line = line.replace('{"stringValue": "x"}', '{"doubleValue": NaN}')
+    path = tmp_path / "odd.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + line.encode() + b"\n")  # and a byte-order mark
+    report = ingest(store, [path])
+    assert (report.stored, report.skipped) == (1, 0)
+    assert json.loads(one(store, ROOT)["attributes"]) == {
+        "note": "NaN",
+        "gen_ai.usage.input_tokens": 5,
+    }
+    big = {"huge": str(2**70), "odd": "\ud800"}
+    flat = {"trace_id": TRACE, "span_id": CHILD, "start_ns": T0, "attributes": big}
+    report = ingest(store, [write_lines(tmp_path / "flat.jsonl", [flat])])
+    assert report.skipped == 1 and "cannot store span" in report.errors[0]  # the surrogate
+    flat["attributes"] = {"huge": 2**70}
+    report = ingest(store, [write_lines(tmp_path / "flat2.jsonl", [flat])])
+    assert report.stored == 1
+    assert json.loads(one(store, CHILD)["attributes"]) == {"huge": 2**70}  # no float rounding
+
+
+def test_a_bulk_load_rebuilds_the_indexes_and_keeps_unique_ones(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from workbench import traces
+
+    monkeypatch.setattr(traces, "_DEFER_MIN_SPANS", 1)  # every file is a bulk load
+    store.conn.execute("CREATE INDEX mine ON spans(tenant)")
+    store.conn.execute("CREATE UNIQUE INDEX mine_unique ON spans(span_id, trace_id)")
+    schema = "SELECT name, sql FROM sqlite_master WHERE type = 'index' ORDER BY name"
+    before = store.conn.execute(schema).fetchall()
+    spans = [otlp_span(ROOT, attrs={"http.route": "/r"}), otlp_span(CHILD, ROOT)]
+    assert ingest_spans(store, tmp_path, *spans).stored == 2
+    assert store.conn.execute(schema).fetchall() == before
+    assert ingest_spans(store, tmp_path, *spans).duplicates == 2  # re-ingest is still a no-op
+    assert one(store, CHILD)["route"] == "/r"
+    plan = store.conn.execute(
+        "EXPLAIN QUERY PLAN SELECT * FROM spans WHERE route = '/r' ORDER BY start_ns"
+    ).fetchall()
+    assert "idx_spans_route" in str(plan)
