@@ -273,3 +273,78 @@ def test_the_header_says_whether_redaction_was_on() -> None:
     assert "<td><b>redaction</b></td><td>on:" in publish.provenance_header("r", {"redacted": True})
     off = publish.provenance_header("r", {"redacted": False})
     assert "<td><b>redaction</b></td><td>OFF:" in off
+
+
+# -- trace attributes in the trace reports --------------------------------------------------------
+
+
+def _hostile_trace(path: Path) -> Path:
+    """Requests whose route, model, tenant, cache layer and key carry the payloads."""
+    t0, rows = 1_700_000_000_000_000_000, []
+    for i in range(120):
+        payload = PAYLOADS[i % len(PAYLOADS)]
+        trace, root, start = f"{i + 1:032x}", f"{i + 1:016x}", t0 + i * 50_000_000
+        route = PAYLOADS[i % 4]
+        rows.append(
+            {"trace_id": trace, "span_id": root, "name": payload, "start_ns": start,
+             "end_ns": start + 20_000_000, "status": "error" if i % 9 == 0 else "ok",
+             "attributes": {"http.route": route, "tenant.id": payload, "workbench.span_class": "api"}}
+        )  # fmt: skip
+        rows.append(
+            {"trace_id": trace, "span_id": f"{i + 1:015x}a", "parent_span_id": root, "name": payload,
+             "start_ns": start + 1, "end_ns": start + 2_000_000,
+             "attributes": {"workbench.cache.layer": PAYLOADS[4 + i % 3],
+                            "workbench.cache.key_hash": PAYLOADS[i % 7], "workbench.cache.hit": i % 3 > 0}}
+        )  # fmt: skip
+        if i % 3 == 0:
+            rows.append(
+                {"trace_id": trace, "span_id": f"{i + 1:015x}b", "parent_span_id": root,
+                 "name": payload, "start_ns": start + 3, "end_ns": start + 15_000_000,
+                 "attributes": {"workbench.span_class": "llm", "gen_ai.request.model": PAYLOADS[7 + i % 2],
+                                "gen_ai.usage.input_tokens": 100, "gen_ai.usage.output_tokens": 10}}
+            )  # fmt: skip
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def trace_reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, publish.Report]:
+    tmp = tmp_path_factory.mktemp("xss-traces")
+    trace = _hostile_trace(tmp / "hostile.jsonl")
+    db, reports = str(tmp / "workbench.db"), {}
+    for name in ("latency_budgets", "cache_effectiveness"):
+        params = {"traces": [str(trace)], "demo_requests": 0, "db": db}
+        reports[name] = publish.publish(name, tmp / "reports", params)
+        assert reports[name].ok, reports[name].error
+    return reports
+
+
+def test_trace_attributes_are_escaped_in_the_trace_reports(
+    trace_reports: dict[str, publish.Report],
+) -> None:
+    for report in trace_reports.values():
+        text = report.html.read_text(encoding="utf-8")
+        for payload in PAYLOADS[:9]:
+            assert "<" not in payload or payload not in text, (report.name, payload)
+
+
+@needs_chromium
+def test_no_trace_attribute_runs_in_a_real_browser(
+    trace_reports: dict[str, publish.Report],
+) -> None:
+    seen = ""
+    for name, report in trace_reports.items():
+        visit = browser.visit(
+            report.html,
+            {
+                "xss": "typeof window.__xss",
+                "text": "document.body.innerText",
+                "charts": "document.querySelectorAll('.plotly .main-svg').length",
+            },
+        )
+        assert visit.dialogs == [], name
+        assert visit.values["xss"] == "undefined", name
+        assert visit.external == [], name
+        assert visit.values["charts"] >= 1, name
+        seen += visit.values["text"]
+    assert [m for m in MARKERS[:9] if m not in seen] == []

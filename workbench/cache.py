@@ -615,6 +615,19 @@ def _window(since_ns: int | None, until_ns: int | None) -> tuple[str, list[int]]
     return sql, args
 
 
+_NUMERIC_COLUMNS = (
+    "duration_ms",
+    "cache_hit",
+    "obj_bytes",
+    "ttl_s",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cost_usd",
+)
+
+
 def _spans(store: Store, since_ns: int | None, until_ns: int | None) -> pd.DataFrame:
     """Lookups and model calls in the window, plus the roots and calls of their traces."""
     where, args = _window(since_ns, until_ns)
@@ -625,7 +638,11 @@ def _spans(store: Store, since_ns: int | None, until_ns: int | None) -> pd.DataF
         "AND (parent_span_id IS NULL OR span_class IN ('llm', 'embedding', 'template') "
         f"OR {picked}) ORDER BY start_ns, trace_id"
     )
-    return pd.read_sql_query(sql, store.conn, params=[*args, *args, *args])
+    frame = pd.read_sql_query(sql, store.conn, params=[*args, *args, *args])
+    # A column that is NULL throughout comes back as objects; the arithmetic wants floats.
+    for column in _NUMERIC_COLUMNS:
+        frame[column] = pd.to_numeric(frame[column]).astype("float64")
+    return frame
 
 
 def _price_columns(calls: pd.DataFrame, prices: PriceBook) -> pd.DataFrame:
