@@ -8,7 +8,9 @@ Reads plain or gzip files (detected by content), streaming line by line:
 - one span per line: an OTLP span object (``traceId``, attribute list) or a flat record
   (``trace_id``, ``span_id``, ``start_ns`` or ``start`` ISO time, ``attributes`` dict).
 
-Ids may be hex or base64, enums integers or names, 64-bit integers strings or numbers.
+Ids may be hex or base64, enums integers or names, 64-bit integers strings or numbers
+(a JSON number past 64 bits is read as a float, as orjson does: a column refuses it as out
+of range, the raw attributes keep the float).
 Attributes of the OTel GenAI conventions (new and deprecated names), OpenInference and
 OpenLLMetry land in the same columns (``docs/schema.md``; the raw attributes are kept too).
 
