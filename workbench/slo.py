@@ -254,13 +254,16 @@ def _verdicts(figures: Mapping[str, Any], limits: LatencyBudget) -> list[BudgetR
     return out
 
 
-def over_time(requests: pd.DataFrame, *, bucket_s: int | None = None) -> pd.DataFrame:
-    """Per route and time bucket: requests, p50/p95/p99, error and retry rates.
+def over_time(
+    requests: pd.DataFrame, *, by: str = "route", bucket_s: int | None = None
+) -> pd.DataFrame:
+    """Per ``by`` (route, or model for :func:`model_calls`) and time bucket: requests,
+    p50/p95/p99, error and retry rates.
 
     ``bucket_s`` defaults to the smallest of 1 s, 5 s, ... 1 day giving at most 60 buckets.
     """
     if requests.empty:
-        return pd.DataFrame(columns=["bucket", "route", "requests", "p50_ms", "p95_ms", "p99_ms",
+        return pd.DataFrame(columns=["bucket", by, "requests", "p50_ms", "p95_ms", "p99_ms",
                                      "errors", "error_rate", "retry_rate"])  # fmt: skip
     if bucket_s is None:
         span_s = (requests["start_ns"].max() - requests["start_ns"].min()) / NS_PER_S
@@ -268,23 +271,30 @@ def over_time(requests: pd.DataFrame, *, bucket_s: int | None = None) -> pd.Data
     if bucket_s <= 0:
         raise ConfigError(f"bucket_s must be positive, got {bucket_s}")
     width = bucket_s * NS_PER_S
-    keyed = requests.assign(bucket=(requests["start_ns"] // width) * width)
+    keyed = requests.assign(
+        bucket=(requests["start_ns"] // width) * width,
+        retry_count=requests["retry_count"].fillna(0),
+    )
     rows = [
-        {"bucket": pd.Timestamp(int(b), unit="ns", tz="UTC"), "route": route, **_figures(group)}
-        for (b, route), group in keyed.groupby(["bucket", "route"], sort=True)
+        {"bucket": pd.Timestamp(int(b), unit="ns", tz="UTC"), by: key, **_figures(group)}
+        for (b, key), group in keyed.groupby(["bucket", by], sort=True)
     ]
     return pd.DataFrame(rows)
 
 
 def over_time_figure(
-    frame: pd.DataFrame, metric: str = "p95_ms", limits: Mapping[str, float] | None = None
+    frame: pd.DataFrame,
+    metric: str = "p95_ms",
+    limits: Mapping[str, float] | None = None,
+    *,
+    by: str = "route",
 ) -> go.Figure:
-    """One line per route of ``metric`` over time, each route's limit dashed (``limits``)."""
+    """One line per route (or ``by``) of ``metric`` over time, each limit dashed (``limits``)."""
     import plotly.graph_objects as go
 
     percent = metric.endswith("_rate")
     fig = go.Figure()
-    for route, group in frame.groupby("route", sort=True):
+    for route, group in frame.groupby(by, sort=True):
         y = group[metric] * (100 if percent else 1)
         x = group["bucket"].dt.strftime("%Y-%m-%d %H:%M:%S").tolist()  # plotly reads these as dates
         fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=str(route)))
@@ -301,7 +311,7 @@ def over_time_figure(
             )
     label = metric.removesuffix("_ms").replace("_", " ")
     fig.update_layout(
-        title=f"{label} per route",
+        title=f"{label} per {by}",
         xaxis_title="UTC",
         yaxis_title="%" if percent else "ms (log)",
         template="plotly_white",
