@@ -585,9 +585,10 @@ def traces_group() -> None:
 def traces_ingest(files: tuple[str, ...], db: Path, strict: bool, prices_path: str | None) -> None:
     """Ingest OTLP JSON (lines, documents, gzip) or plain JSONL span files; idempotent."""
     from workbench import traces
+    from workbench.prices import load_prices
     from workbench.store import Store
 
-    prices = traces.load_prices(prices_path) if prices_path else None
+    prices = load_prices(prices_path) if prices_path else None
     with Store(db) as store:
         report = traces.ingest(store, list(files), strict=strict, prices=prices)
     click.echo(traces.render_text(report))
