@@ -99,7 +99,3 @@ def test_load_prices_names_an_unreadable_file(tmp_path: Path) -> None:
     latin.write_bytes("m\xe9: {input: 1, output: 2}\n".encode("latin-1"))
     with pytest.raises(ConfigError, match=r"latin\.yaml: not valid YAML"):
         load_prices(latin)
-
-
-def test_the_cache_notebook_reads_prices_through_the_same_loader() -> None:
-    assert cache.load_prices is prices.load_prices  # notebooks/cache_effectiveness.ipynb

@@ -29,7 +29,6 @@ from numpy.typing import ArrayLike
 from workbench.errors import ConfigError
 from workbench.prices import FIELDS as PRICE_FIELDS
 from workbench.prices import Price, PriceBook
-from workbench.prices import load_prices as load_prices  # notebooks/cache_effectiveness
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
