@@ -3,7 +3,7 @@
 Usage: ``python benchmarks/bench_cache.py [--quick] [--requests N] [--keys M] [--alpha A]``
 
 Builds an IID Zipf(alpha = 1.0) trace of 10M requests over 1M keys (``--quick``: 1M over
-100k), then times ``workbench.cache.mrc`` (exact Mattson stack distances and the curve)
+100k), then times ``workbench.mrc.mrc`` (exact Mattson stack distances and the curve)
 and ``shards_mrc`` at R = 0.01, and measures SHARDS' mean absolute error against the exact
 curve over several hash salts, with and without SHARDS_adj. The issue's bars: exact >= 1M
 requests/s and SHARDS >= 20M input requests/s, on one core. numba compiles the kernels on
@@ -38,15 +38,15 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from workbench import cache  # noqa: E402
+from workbench import mrc  # noqa: E402
 
 EXACT_TARGET = 1_000_000  # requests/s
 SHARDS_TARGET = 20_000_000  # input requests/s
 SHARDS_RATE = 0.01
 SALTS = 10
 _LOAD_FROM_CACHE = (
-    "import time, numpy as np; from workbench import cache; t = time.perf_counter(); "
-    "cache.mrc(np.arange(8) % 3); cache.mrc(np.arange(8) % 3, sizes=np.ones(8)); "
+    "import time, numpy as np; from workbench import mrc; t = time.perf_counter(); "
+    "mrc.mrc(np.arange(8) % 3); mrc.mrc(np.arange(8) % 3, sizes=np.ones(8)); "
     "print(time.perf_counter() - t)"
 )
 
@@ -84,7 +84,7 @@ def main() -> int:
     n = args.requests or (1_000_000 if args.quick else 10_000_000)
     m = args.keys or n // 10
 
-    kernels = cache._kernels()
+    kernels = mrc._kernels()
     numba_version = "not installed (NumPy fallback)"
     compile_s = load_s = None
     if kernels is not None:
@@ -92,8 +92,8 @@ def main() -> int:
 
         numba_version = numba.__version__
         start = time.perf_counter()
-        cache.mrc(np.arange(8) % 3)
-        cache.mrc(np.arange(8) % 3, sizes=np.ones(8))
+        mrc.mrc(np.arange(8) % 3)
+        mrc.mrc(np.arange(8) % 3, sizes=np.ones(8))
         compile_s = time.perf_counter() - start
         out = subprocess.run(
             [sys.executable, "-c", _LOAD_FROM_CACHE], capture_output=True, text=True, cwd=ROOT
@@ -104,24 +104,24 @@ def main() -> int:
     trace = zipf_trace(n, m, args.alpha)
     gen_s = time.perf_counter() - start
 
-    exact_s, exact_runs, exact = timed(lambda: cache.mrc(trace), args.repeats)
-    dist_s, _, _ = timed(lambda: cache.stack_distances(trace), args.repeats)
+    exact_s, exact_runs, exact = timed(lambda: mrc.mrc(trace), args.repeats)
+    dist_s, _, _ = timed(lambda: mrc.stack_distances(trace), args.repeats)
     shards_s, shards_runs, shards = timed(
-        lambda: cache.shards_mrc(trace, rate=SHARDS_RATE), max(5, args.repeats)
+        lambda: mrc.shards_mrc(trace, rate=SHARDS_RATE), max(5, args.repeats)
     )
     adj = [
-        cache.mrc_error(exact, cache.shards_mrc(trace, rate=SHARDS_RATE, seed=s))
+        mrc.mrc_error(exact, mrc.shards_mrc(trace, rate=SHARDS_RATE, seed=s))
         for s in range(SALTS)
     ]
     raw = [
-        cache.mrc_error(exact, cache.shards_mrc(trace, rate=SHARDS_RATE, seed=s, adjust=False))
+        mrc.mrc_error(exact, mrc.shards_mrc(trace, rate=SHARDS_RATE, seed=s, adjust=False))
         for s in range(SALTS)
     ]
     sizes = np.random.default_rng(1).integers(100, 20_000, m)[trace]
-    bytes_s, _, _ = timed(lambda: cache.mrc(trace, sizes=sizes), 1)
+    bytes_s, _, _ = timed(lambda: mrc.mrc(trace, sizes=sizes), 1)
     sub = trace if n <= 1_000_000 else zipf_trace(1_000_000, 100_000, args.alpha, seed=1)
     ids = sub.astype(np.int64)
-    fallback_s, _, _ = timed(lambda: cache._numpy_distances(ids, None, None, None), 1)
+    fallback_s, _, _ = timed(lambda: mrc._numpy_distances(ids, None, None, None), 1)
 
     load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"# Cache MRC benchmark ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})")
