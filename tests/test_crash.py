@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from workbench import weekly
 from workbench.demo.traffic import generate
 from workbench.store import Store
 
@@ -148,7 +149,7 @@ def test_weekly_killed_at_a_random_point_reruns_cleanly(tmp_path: Path, point: i
     rng = random.Random(100 + point)
     out = tmp_path / "reports"
     cmd = [sys.executable, "-m", "workbench.cli", "weekly", "--out", str(out), "--week", "2026-W48"]
-    _kill_after(cmd, rng.uniform(1.0, 15.0))
+    _kill_after(cmd, rng.uniform(1.0, 60.0))  # the demo run takes 60-120 s
     db = out / "workbench.db"
     if db.exists():
         _integrity(db)
@@ -156,15 +157,14 @@ def test_weekly_killed_at_a_random_point_reruns_cleanly(tmp_path: Path, point: i
     assert result.returncode == 0, result.stderr[-2000:]
     _integrity(db)
     folder = out / "2026-W48"
-    for name in ("golden_eval-triage-v1", "golden_eval-triage-v2", "model_delta"):
-        summary = json.loads((folder / f"{name}.summary.json").read_text())
-        assert summary["ok"] and (folder / f"{name}.html").exists()
+    for job in weekly.demo_config().notebooks:
+        summary = json.loads((folder / f"{job.name}.summary.json").read_text())
+        assert summary["ok"] and (folder / f"{job.name}.html").exists()
     with Store(db) as s:
         for run in s.runs():  # every run that finished has every one of its results, once
             if run["status"] == "finished" and run["kind"] == "eval":
                 keys = [(r["case_id"], r["repeat"]) for r in s.result_rows(run["id"])]
                 assert len(keys) == len(set(keys)) == run["cases"] * run["repeats"]
-    assert time.time() > 0
 
 
 # -- trace ingest ------------------------------------------------------------------------------
