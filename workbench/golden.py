@@ -194,17 +194,23 @@ def parse_card(data: bytes, path: Path, *, default_name: str = "") -> Card:
             doc = yaml.safe_load(text)
     except (yaml.YAMLError, json.JSONDecodeError, ValueError) as exc:
         line = getattr(getattr(exc, "problem_mark", None), "line", None)
-        line = line + 1 if line is not None else getattr(exc, "lineno", 0)
-        raise DatasetError(f"{path}:{line}: not valid {_kind(path)}: {_first_line(exc)}") from None
+        line = line + 1 if line is not None else getattr(exc, "lineno", 1)
+        raise DatasetError(
+            f"{path}:{line}: not valid {_kind(path)}: {_clip(_first_line(exc))}"
+        ) from None
+    except RecursionError:
+        raise DatasetError(
+            f"{path}:1: nested too deeply to read; a card is a few levels of mappings and lists"
+        ) from None
     if not isinstance(doc, dict):
         raise DatasetError(f"{path}:1: the card must be a mapping with keys {sorted(_CARD_KEYS)}")
 
     errors: list[str] = []
 
     def err(key: tuple[str | int, ...], message: str) -> None:
-        field_name = ".".join(str(k) if isinstance(k, str) else f"[{k}]" for k in key)
+        field_name = ".".join(_clip(k, 60) if isinstance(k, str) else f"[{k}]" for k in key)
         errors.append(
-            f"{path}:{_nearest_line(lines, key)}: {field_name.replace('.[', '[')}: {message}"
+            f"{path}:{_nearest_line(lines, key)}: {field_name.replace('.[', '[')}: {_clip(message)}"
         )
 
     for key in doc:
@@ -233,9 +239,13 @@ def parse_card(data: bytes, path: Path, *, default_name: str = "") -> Card:
                 _jinja.parse(value)
             except TemplateError as exc:
                 err(("prompt", key), f"template does not parse: {exc}")
+            except RecursionError:
+                err(("prompt", key), "template is nested too deeply to parse")
     schema = doc.get("output_schema")
     if schema is not None:
-        schema_error = _check_schema(schema) if isinstance(schema, dict) else "not a mapping"
+        schema_error = _not_json(schema) or (
+            _check_schema(schema) if isinstance(schema, dict) else "not a mapping"
+        )
         if schema_error:
             err(("output_schema",), f"not a valid JSON Schema: {schema_error}")
     specs = _parse_scorers(doc.get("scorers"), err)
@@ -251,18 +261,20 @@ def parse_card(data: bytes, path: Path, *, default_name: str = "") -> Card:
                     f"unknown budget; known: {', '.join(sorted(_BUDGET_KEYS))}",
                 )
             elif not _is_number(value) or value < 0:
-                err(("budgets", key), f"must be a non-negative number, got {value!r}")
+                err(("budgets", key), f"must be a non-negative number, got {_short(value)}")
             elif key in ("error_rate", "pass_rate", "mean_score") and value > 1:
-                err(("budgets", key), f"is a fraction between 0 and 1, got {value!r}")
+                err(("budgets", key), f"is a fraction between 0 and 1, got {_short(value)}")
             else:
                 budgets[key] = float(value)
     parameters = doc.get("parameters", {}) or {}
     if not isinstance(parameters, dict):
         err(("parameters",), "must be a mapping")
         parameters = {}
-    for key in parameters:
+    for key, value in parameters.items():
         if key not in _PARAMETER_KEYS:
             err(("parameters", str(key)), f"unknown; known: {', '.join(sorted(_PARAMETER_KEYS))}")
+        elif problem := _not_json(value):
+            err(("parameters", key), problem)
     if errors:
         raise DatasetError(_join(errors))
     return Card(
@@ -296,7 +308,7 @@ def _parse_scorers(raw: Any, err: Any) -> list[scoring.ScorerSpec]:
         unknown = set(item) - {"name", "weight", "threshold", "field", "options"}
         if unknown:
             err(
-                ("scorers", i, sorted(unknown)[0]),
+                ("scorers", i, str(sorted(unknown, key=str)[0])),
                 "unknown key; use name, weight, threshold, field, options",
             )
             continue
@@ -309,16 +321,22 @@ def _parse_scorers(raw: Any, err: Any) -> list[scoring.ScorerSpec]:
             err(("scorers", i, "name"), "must be a scorer name")
             continue
         if not _is_number(weight) or weight < 0:
-            err(("scorers", i, "weight"), f"must be a number >= 0, got {weight!r}")
+            err(("scorers", i, "weight"), f"must be a number >= 0, got {_short(weight)}")
             continue
         if threshold is not None and (not _is_number(threshold) or not 0 <= threshold <= 1):
-            err(("scorers", i, "threshold"), f"must be a number between 0 and 1, got {threshold!r}")
+            err(
+                ("scorers", i, "threshold"),
+                f"must be a number between 0 and 1, got {_short(threshold)}",
+            )
             continue
         if fld is not None and not isinstance(fld, str):
-            err(("scorers", i, "field"), f"must be a field name, got {fld!r}")
+            err(("scorers", i, "field"), f"must be a field name, got {_short(fld)}")
             continue
         if not isinstance(options, dict):
             err(("scorers", i, "options"), "must be a mapping")
+            continue
+        if problem := _not_json(options):
+            err(("scorers", i, "options"), problem)
             continue
         spec = scoring.ScorerSpec(
             name=name,
@@ -394,12 +412,12 @@ def parse_cases(data: bytes, path: Path, *, card: Card | None = None) -> tuple[C
             continue
         problem = _check_case(doc, needed)
         if problem:
-            errors.append(f"{path}:{lineno}: {problem}")
+            errors.append(f"{path}:{lineno}: {_clip(problem)}")
             continue
         case_id = doc["id"]
         if case_id in first_seen:
             errors.append(
-                f"{path}:{lineno}: id: duplicate {case_id!r} (first on line {first_seen[case_id]}); "
+                f"{path}:{lineno}: id: duplicate {_short(case_id)} (first on line {first_seen[case_id]}); "
                 "ids must be unique"
             )
             continue
@@ -425,12 +443,12 @@ def _check_case(doc: Any, needed: set[str]) -> str | None:
         return f"a case must be a JSON object, got {type(doc).__name__}"
     unknown = set(doc) - _CASE_KEYS
     if unknown:
-        return f"{sorted(unknown)[0]}: unknown key; a case has {', '.join(sorted(_CASE_KEYS))}"
+        return f"{_clip(sorted(unknown)[0], 60)}: unknown key; a case has {', '.join(sorted(_CASE_KEYS))}"
     case_id = doc.get("id")
     if case_id is None:
         return 'id: missing; every case needs a unique string "id"'
     if not isinstance(case_id, str) or not case_id.strip():
-        return f"id: must be a non-empty string, got {case_id!r}"
+        return f"id: must be a non-empty string, got {_short(case_id)}"
     if "input" not in doc:
         return 'input: missing; give template variables or {"messages": [...]}'
     inp = doc["input"]
@@ -440,7 +458,7 @@ def _check_case(doc: Any, needed: set[str]) -> str | None:
         return "expected: missing; give the expected output (use null if there is none)"
     tags = doc.get("tags", [])
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        return f"tags: must be a list of strings, got {tags!r}"
+        return f"tags: must be a list of strings, got {_short(tags)}"
     if "messages" in inp:
         msgs = inp["messages"]
         if not isinstance(msgs, list) or not msgs:
@@ -449,7 +467,7 @@ def _check_case(doc: Any, needed: set[str]) -> str | None:
             if not isinstance(msg, dict) or not isinstance(msg.get("role"), str):
                 return f"input.messages[{i}]: must be an object with a string 'role'"
             if msg["role"] not in ("system", "user", "assistant", "tool", "developer"):
-                return f"input.messages[{i}].role: unknown role {msg['role']!r}"
+                return f"input.messages[{i}].role: unknown role {_short(msg['role'])}"
             if not isinstance(msg.get("content"), str | list):
                 return f"input.messages[{i}].content: must be a string or a list of parts"
     else:
@@ -525,7 +543,9 @@ def _check_schema(schema: dict[str, Any]) -> str | None:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
         where = "/".join(str(p) for p in exc.path) or "(root)"
-        return f"{where}: {exc.message}"
+        return f"{_clip(where, 100)}: {_clip(exc.message)}"
+    except RecursionError:
+        return "nested too deeply to check"
     return None
 
 
@@ -534,7 +554,45 @@ def _reject_constant(name: str) -> Any:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False
+
+
+def _not_json(value: Any, where: str = "") -> str | None:
+    """Why a YAML value has no JSON form (a date, bytes, a set, a non-string key, NaN), or None."""
+    if value is None or isinstance(value, str | bool | int):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"{where or 'value'}: {value!r} is not valid JSON"
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            if problem := _not_json(item, f"{where}[{i}]"):
+                return problem
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"{where or 'key'}: key {_short(key)} must be a string; quote it"
+            if problem := _not_json(item, f"{where}.{key}" if where else key):
+                return problem
+        return None
+    return (
+        f"{_clip(where, 60) or 'value'}: a YAML {type(value).__name__} has no JSON form; "
+        "quote it as a string"
+    )
+
+
+def _short(value: Any, width: int = 80) -> str:
+    """A value's repr, cut to ``width`` characters so a huge value cannot flood a message."""
+    return _clip(repr(value), width)
+
+
+def _clip(text: str, width: int = 500) -> str:
+    return text if len(text) <= width else f"{text[: width - 20]}...({len(text):,} chars)"
 
 
 def _kind(path: Path) -> str:
