@@ -603,6 +603,26 @@ def snapshot_key(provider_kind: str, model: str, request: Request) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def _snapshot_problem(entry: Any) -> str | None:
+    """What is wrong with a parsed snapshot line, or None for a usable entry."""
+    if not isinstance(entry, dict):
+        return f"a JSON object, not {type(entry).__name__}"
+    if not isinstance(entry.get("key"), str) or not entry["key"]:
+        return "key: missing or not a string"
+    response = entry.get("response")
+    if not isinstance(response, dict):
+        return "response: missing or not an object"
+    if not isinstance(response.get("text"), str):
+        return "response.text: missing or not a string"
+    if not isinstance(response.get("finish_reason"), str | None):
+        return "response.finish_reason: not a string"
+    for field_name in ("tokens_in", "tokens_out"):
+        value = response.get(field_name)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            return f"response.{field_name}: not an integer"
+    return None
+
+
 class Snapshots:
     """Committable JSONL snapshots of responses for one target, one file per target."""
 
@@ -622,16 +642,23 @@ class Snapshots:
             for lineno, raw in enumerate(fh, start=1):
                 if not raw.strip():
                     continue
+                problem: str | None
                 try:
                     entry = json.loads(raw.decode("utf-8"))
-                    key = entry["key"]
-                    entry["response"]["text"]
-                except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+                except UnicodeDecodeError as exc:
+                    problem = f"not valid UTF-8 at byte {exc.start}"
+                except ValueError as exc:
+                    problem = f"not valid JSON: {str(exc)[:200]}"
+                except RecursionError:
+                    problem = "JSON nested too deeply"
+                else:
+                    problem = _snapshot_problem(entry)
+                if problem:
                     raise DatasetError(
-                        f"{self.path}:{lineno}: not a snapshot entry ({type(exc).__name__}: {exc}); "
+                        f"{self.path}:{lineno}: not a snapshot entry ({problem}); "
                         "fix or delete the line and re-record"
-                    ) from None
-                self.entries[key] = entry
+                    )
+                self.entries[entry["key"]] = entry
 
     def get(self, key: str) -> dict[str, Any] | None:
         """The stored entry for a key, or None."""
