@@ -43,7 +43,8 @@ def parse_collapsed(text: str) -> dict[str, int]:
     for raw in text.splitlines():
         line = raw.rstrip()
         stack, _, count = line.rpartition(" ")
-        if not count.isdigit():
+        # str.isdigit() also accepts "²" and "١"; and no profile has 10**18 samples.
+        if not (count.isascii() and count.isdigit()) or len(count) > 18:
             continue
         stacks[stack] = stacks.get(stack, 0) + int(count)
     return stacks

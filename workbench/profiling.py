@@ -510,7 +510,7 @@ def _signal(proc: subprocess.Popen[Any], sig: int, *, group: bool) -> None:
 def _read_status(path: Path) -> dict[str, Any] | None:
     try:
         status = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     return status if isinstance(status, dict) else None
 
@@ -751,34 +751,83 @@ def _scalene_frame(entry: str) -> str:
     return f"{func} ({file})" if file else text
 
 
+def _read_output(
+    tool: str, output: Path, roots: Sequence[str]
+) -> tuple[dict[str, int], dict[str, dict[str, float | None]], list[dict[str, Any]], float | None]:
+    """Raw stacks, per-function and per-line figures and wall time from a profiler's output file."""
+    try:
+        data = output.read_bytes()
+    except OSError as exc:
+        raise RunError(f"{output}: cannot read the {tool} output: {exc}") from None
+    if tool == "py-spy":
+        # Frame names come from the workload's own files, whatever their encoding.
+        return flamegraph.parse_collapsed(data.decode("utf-8", errors="replace")), {}, [], None
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise RunError(f"{output}:{line}: scalene's JSON is not valid UTF-8") from None
+    except ValueError as exc:
+        raise RunError(f"{output}: scalene wrote JSON that does not parse: {exc}") from None
+    except RecursionError:
+        raise RunError(f"{output}: scalene's JSON is nested too deeply to read") from None
+    if not isinstance(doc, dict):
+        raise RunError(
+            f"{output}: scalene's JSON is {type(doc).__name__}, not an object with "
+            "'stacks' and 'files'; was it written by scalene --json?"
+        )
+    for key, kind in (("stacks", list), ("files", dict)):
+        if doc.get(key) is not None and not isinstance(doc[key], kind):
+            raise RunError(
+                f"{output}: {key}: scalene's JSON holds a {type(doc[key]).__name__}, "
+                f"expected {'a list' if kind is list else 'an object'}; re-run the profile"
+            )
+    stacks, functions, lines = _parse_scalene(doc, roots)
+    elapsed = _finite(doc.get("elapsed_time_sec"))
+    return stacks, functions, lines, elapsed
+
+
 def _parse_scalene(
     doc: Mapping[str, Any], roots: Sequence[str]
 ) -> tuple[dict[str, int], dict[str, dict[str, float | None]], list[dict[str, Any]]]:
-    """Collapsed stacks, per-function CPU/memory and per-line rows from scalene's JSON."""
+    """Collapsed stacks, per-function CPU/memory and per-line rows from scalene's JSON.
+
+    Entries of a shape this version does not know are skipped, not fatal: the rest of
+    the profile is still worth having.
+    """
     stacks: dict[str, int] = {}
     for entry in doc.get("stacks") or []:
         try:
             frames, info = entry
             count = int(info.get("count", 0))
-        except (TypeError, ValueError, AttributeError):
+        except (TypeError, ValueError, AttributeError, OverflowError):
+            continue
+        if (
+            count <= 0
+            or not isinstance(frames, list)
+            or not all(isinstance(f, str) for f in frames)
+        ):
             continue
         key = ";".join(_scalene_frame(f) for f in frames)
         stacks[key] = stacks.get(key, 0) + count
     functions: dict[str, dict[str, float | None]] = {}
     lines: list[dict[str, Any]] = []
     for file, detail in (doc.get("files") or {}).items():
+        if not isinstance(detail, dict):
+            continue
         rel = relative_path(file, roots)
-        for fn in detail.get("functions") or []:
+        for fn in _records(detail.get("functions")):
             frame = normalize_frame(f"{fn.get('line', '?')} ({file})", roots) or str(fn.get("line"))
             functions[frame] = _scalene_figures(fn)
-        for ln in detail.get("lines") or []:
+        for ln in _records(detail.get("lines")):
             figures = _scalene_figures(ln)
-            if not any(figures.values()):
+            lineno = ln.get("lineno", 0)
+            if not any(figures.values()) or not isinstance(lineno, int) or lineno < 0:
                 continue
             lines.append(
                 {
                     "file": rel,
-                    "line": int(ln.get("lineno", 0)),
+                    "line": lineno,
                     "source": str(ln.get("line", "")).rstrip("\n"),
                     **figures,
                 }
@@ -786,12 +835,25 @@ def _parse_scalene(
     return stacks, functions, lines
 
 
+def _records(value: Any) -> list[dict[str, Any]]:
+    """The mappings of a list from scalene's JSON (anything else is not a record)."""
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _finite(value: Any) -> float | None:
+    """A finite number as float; None for anything else (bool, text, NaN, infinity)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _scalene_figures(row: Mapping[str, Any]) -> dict[str, float | None]:
     def num(key: str) -> float | None:
-        value = row.get(key)
-        return (
-            float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-        )
+        return _finite(row.get(key))
 
     return {
         "cpu_python_pct": num("n_cpu_percent_python"),
@@ -897,17 +959,11 @@ def _build(
     functions_extra: dict[str, dict[str, float | None]] = {}
     lines: list[dict[str, Any]] = []
     wall_s: float | None = outcome.wall_s
+    raw, functions_extra, lines, tool_wall_s = _read_output(tool, output, spec.roots)
     if tool == "py-spy":
-        raw = flamegraph.parse_collapsed(output.read_text(encoding="utf-8", errors="replace"))
         artifacts["raw"] = str(output)
     else:
-        try:
-            doc = json.loads(output.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            raise RunError(f"{output}: scalene wrote JSON that does not parse: {exc}") from None
-        raw, functions_extra, lines = _parse_scalene(doc, spec.roots)
-        if isinstance(doc.get("elapsed_time_sec"), int | float):
-            wall_s = float(doc["elapsed_time_sec"])
+        wall_s = tool_wall_s if tool_wall_s is not None else wall_s
         artifacts["scalene"] = str(output)
         folded = out_dir / "raw.txt"
         folded.write_text(flamegraph.format_collapsed(raw), encoding="utf-8")
@@ -1191,12 +1247,17 @@ def load_pins(path: str | os.PathLike[str]) -> list[Pin]:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1
         raise ConfigError(f"{file}:{line}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    except RecursionError:
+        raise ConfigError(
+            f"{file}:1: nested too deeply to read; pins are a list of flat mappings"
+        ) from None
     if isinstance(node, yaml.MappingNode):
         items = [v for k, v in node.value if k.value == "pins"]
         unknown = [k for k, _ in node.value if k.value != "pins"]
         if unknown:
             raise ConfigError(
-                f"{file}:{unknown[0].start_mark.line + 1}: {unknown[0].value}: unknown key; the file holds 'pins:'"
+                f"{file}:{unknown[0].start_mark.line + 1}: {_clip(str(unknown[0].value), 60)}: "
+                "unknown key; the file holds 'pins:'"
             )
         node = items[0] if items else None
     if not isinstance(node, yaml.SequenceNode):
@@ -1230,9 +1291,15 @@ def _parse_pin(item: yaml.MappingNode, label: str, file: str) -> tuple[Pin | Non
     limits: dict[str, float] = {}
     name = ""
     for key_node, value_node in item.value:
-        key = str(key_node.value)
+        key = _clip(str(key_node.value), 60)
         at = f"{file}:{key_node.start_mark.line + 1}: {label}.{key}"
-        value = yaml.safe_load(yaml.serialize(value_node)) if value_node is not None else None
+        try:
+            value = yaml.safe_load(yaml.serialize(value_node))
+        except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
+            # compose() checks only the syntax; tags such as !!int x fail here, on construction
+            first = (str(exc).splitlines() or [type(exc).__name__])[0]
+            errors.append(f"{at}: cannot read the value: {_clip(first, 200)}")
+            continue
         if key not in _PIN_KEYS:
             errors.append(f"{at}: unknown key; allowed keys are {', '.join(sorted(_PIN_KEYS))}")
         elif key in _SELECTORS:
@@ -1247,18 +1314,19 @@ def _parse_pin(item: yaml.MappingNode, label: str, file: str) -> tuple[Pin | Non
                     try:
                         re.compile(value)
                     except re.error as exc:
-                        errors.append(f"{at}: not a valid regular expression: {exc}")
+                        errors.append(
+                            f"{at}: not a valid regular expression: {_clip(str(exc), 200)}"
+                        )
+                    except (RecursionError, OverflowError):
+                        errors.append(f"{at}: the regular expression is too large or too deep")
                 selector = (key, value.strip())
         elif key == "name":
             name = str(value)
         else:
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or not math.isfinite(value)
-            ):
-                errors.append(f"{at}: {value!r} is not a number")
-            elif value < 0 or (key.endswith("share") and value > 1):
+            number = _finite(value)
+            if number is None:
+                errors.append(f"{at}: {_clip(repr(value), 80)} is not a number")
+            elif number < 0 or (key.endswith("share") and number > 1):
                 bound = (
                     "between 0 and 1 (a share: 0.3 = 30%)"
                     if key.endswith("share")
@@ -1266,7 +1334,7 @@ def _parse_pin(item: yaml.MappingNode, label: str, file: str) -> tuple[Pin | Non
                 )
                 errors.append(f"{at}: {value!r} must be {bound}")
             else:
-                limits[key] = float(value)
+                limits[key] = number
     if selector is None:
         errors.append(f"{where}: {label}: give a function, pattern or regex to pin")
     if not limits and not any(str(k.value) in THRESHOLDS for k, _ in item.value):
