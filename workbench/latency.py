@@ -14,6 +14,7 @@ import importlib
 import inspect
 import ipaddress
 import json
+import math
 import random
 import time
 from collections.abc import Iterator, Sequence
@@ -156,46 +157,97 @@ def load_endpoints(path: str | Path) -> list[Endpoint]:
     file = Path(path)
     try:
         doc = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{file}: cannot read endpoints: {str(exc).splitlines()[0]}") from None
+    except (OSError, ValueError, yaml.YAMLError) as exc:  # ValueError: bad UTF-8, bad !!int
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{file}:{mark.line + 1}" if mark is not None else str(file)
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(f"{where}: cannot read endpoints: {first[:200]}") from None
+    except RecursionError:
+        raise ConfigError(f"{file}: cannot read endpoints: nested too deeply") from None
     items = doc.get("endpoints") if isinstance(doc, dict) else None
     if not isinstance(items, list) or not items:
         raise ConfigError(f"{file}: expected 'endpoints:' with a list of {{name, url, kind}}")
-    out = []
-    allowed = {"name", "url", "kind", "method", "stream", "bodies", "body", "weight", "budget"}
-    for i, item in enumerate(items):
-        where = f"{file}: endpoints[{i}]"
-        if not isinstance(item, dict) or "url" not in item:
-            raise ConfigError(f"{where}: needs at least a url")
-        unknown = set(item) - allowed
-        if unknown:
-            raise ConfigError(
-                f"{where}: unknown key {sorted(unknown)[0]!r}; allowed: {', '.join(sorted(allowed))}"
-            )
-        kind = item.get("kind", "api")
-        if kind not in DEFAULT_BUDGETS:
-            raise ConfigError(f"{where}.kind: {kind!r}; use 'api' or 'llm'")
-        budget = None
-        if "budget" in item:
-            b = item["budget"]
-            try:
-                budget = LatencyBudget(**{**asdict(DEFAULT_BUDGETS[kind]), **b})
-            except TypeError as exc:
-                raise ConfigError(f"{where}.budget: {exc}") from None
-        bodies = item.get("bodies") or ([item["body"]] if "body" in item else [])
-        out.append(
-            Endpoint(
-                name=str(item.get("name", f"endpoint{i}")),
-                url=str(item["url"]),
-                kind=kind,
-                method=str(item.get("method", "POST")).upper(),
-                bodies=tuple(bodies),
-                stream=bool(item.get("stream", False)),
-                weight=float(item.get("weight", 1.0)),
-                budget=budget,
-            )
+    return [_endpoint(item, f"{file}: endpoints[{i}]", i) for i, item in enumerate(items)]
+
+
+_ENDPOINT_KEYS = {"name", "url", "kind", "method", "stream", "bodies", "body", "weight", "budget"}
+
+
+def _endpoint(item: Any, where: str, i: int) -> Endpoint:
+    """One checked entry of an endpoints file; ``where`` names the file and the entry."""
+    if not isinstance(item, dict) or not isinstance(item.get("url"), str) or not item["url"]:
+        raise ConfigError(f"{where}: needs at least a url")
+    unknown = set(item) - _ENDPOINT_KEYS
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key {_short(sorted(unknown, key=str)[0])}; "
+            f"allowed: {', '.join(sorted(_ENDPOINT_KEYS))}"
         )
-    return out
+    kind = item.get("kind", "api")
+    if not isinstance(kind, str) or kind not in DEFAULT_BUDGETS:
+        raise ConfigError(f"{where}.kind: {_short(kind)}; use 'api' or 'llm'")
+    budget = None
+    if "budget" in item:
+        budget = _budget(item["budget"], DEFAULT_BUDGETS[kind], f"{where}.budget")
+    if "bodies" in item and not isinstance(item["bodies"], list):
+        raise ConfigError(f"{where}.bodies: must be a list of request bodies")
+    bodies = item.get("bodies") or ([item["body"]] if "body" in item else [])
+    try:
+        json.dumps(bodies, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise ConfigError(f"{where}.bodies: not sendable as JSON: {str(exc)[:200]}") from None
+    weight = item.get("weight", 1.0)
+    if not _is_finite(weight) or weight <= 0:
+        raise ConfigError(f"{where}.weight: must be a number > 0, got {_short(weight)}")
+    for key in ("name", "method"):
+        if isinstance(item.get(key), dict | list):
+            raise ConfigError(f"{where}.{key}: must be a string, got {_short(item[key])}")
+    if not isinstance(item.get("stream", False), bool):
+        raise ConfigError(f"{where}.stream: must be true or false, got {_short(item['stream'])}")
+    return Endpoint(
+        name=str(item.get("name", f"endpoint{i}")),
+        url=item["url"],
+        kind=kind,
+        method=str(item.get("method", "POST")).upper(),
+        bodies=tuple(bodies),
+        stream=item.get("stream", False),
+        weight=float(weight),
+        budget=budget,
+    )
+
+
+def _budget(raw: Any, default: LatencyBudget, where: str) -> LatencyBudget:
+    """An endpoint's budget: its own limits over the defaults of its kind."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: must be a mapping such as {{p95_ms: 300, error_rate: 0.005}}")
+    limits = asdict(default)
+    for key, value in raw.items():
+        if key not in limits:
+            raise ConfigError(
+                f"{where}: unknown limit {_short(key)}; allowed: {', '.join(sorted(limits))}"
+            )
+        if value is None and key != "p95_ms" and key != "error_rate":
+            limits[key] = None
+        elif not _is_finite(value) or value < 0 or (key == "error_rate" and value > 1):
+            bound = "a fraction between 0 and 1" if key == "error_rate" else "a number >= 0 (ms)"
+            raise ConfigError(f"{where}.{key}: must be {bound}, got {_short(value)}")
+        else:
+            limits[key] = float(value)
+    return LatencyBudget(**limits)
+
+
+def _is_finite(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:60] + f"...({len(text):,} chars)"
 
 
 def run_load(
