@@ -164,17 +164,14 @@ def parse_config(doc: Any, where: str = "config") -> WeeklyConfig:
     timeout_s = doc.get("timeout_s", publish.DEFAULT_TIMEOUT_S)
     if not _is_positive_int(timeout_s):
         raise ConfigError(f"{where}: timeout_s must be a positive number of seconds")
-    for key in ("fail_on_budget", "show_code"):
-        if not isinstance(doc.get(key, False), bool):  # bool("false") would be True
-            raise ConfigError(f"{where}: {key}: must be true or false, got {_short(doc[key])}")
     if not isinstance(doc.get("db"), str | None):
         raise ConfigError(f"{where}: db: must be the path of a SQLite database")
     return WeeklyConfig(
         notebooks=tuple(jobs),
         kernel=str(doc.get("kernel", publish.KERNEL)),
         timeout_s=timeout_s,
-        fail_on_budget=bool(doc.get("fail_on_budget", True)),
-        show_code=bool(doc.get("show_code", False)),
+        fail_on_budget=_flag(doc, "fail_on_budget", True, where),
+        show_code=_flag(doc, "show_code", False, where),
         db=doc.get("db"),
         redact=_flag(doc, "redact", True, where),
     )
@@ -184,7 +181,7 @@ def _flag(doc: Mapping[str, Any], key: str, default: bool, where: str) -> bool:
     """A yes/no config value; anything but a boolean is refused rather than guessed."""
     value = doc.get(key, default)
     if not isinstance(value, bool):
-        raise ConfigError(f"{where}: {key} must be true or false, got {value!r}")
+        raise ConfigError(f"{where}: {key} must be true or false, got {_short(value)}")
     return value
 
 
