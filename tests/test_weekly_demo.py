@@ -131,3 +131,12 @@ def test_changed_parameters_run_the_notebook_again(two_weeks: dict, tmp_path: Pa
     params = kept.summary["parameters"]
     assert weekly._finished(folder, job, params) is not None
     assert weekly._finished(folder, job, {**params, "model": "demo:triage-v2"}) is None
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", "{", "[" * 100_000, '{"ok": true}'])
+def test_a_bad_summary_runs_the_notebook_again(tmp_path: Path, text: str) -> None:
+    job = weekly.parse_config({"notebooks": ["golden_eval"]}).notebooks[0]
+    for suffix in (".html", ".ipynb"):
+        (tmp_path / f"golden_eval{suffix}").write_text("x")
+    (tmp_path / "golden_eval.summary.json").write_text(text)
+    assert weekly._finished(tmp_path, job, {"db": "x"}) is None

@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from deepdiff import DeepDiff
 
 from workbench import stats
+from workbench.configfile import read_yaml
 from workbench.errors import ConfigError, DatasetError, RunError
 from workbench.store import Store
 
@@ -239,16 +239,8 @@ def latest_pair(store: Store, dataset: str) -> tuple[str, str]:
 def load_allowlist(path: str | os.PathLike[str]) -> dict[str, str]:
     """Case ids allowed to regress, each with a reason: YAML/JSON mapping or list of {id, reason}."""
     file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{file}: cannot read the allowlist: {exc}") from None
-    try:
-        doc = yaml.safe_load(text) if text.strip() else {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        raise ConfigError(f"{file}:{line}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    doc = read_yaml(file, "allowlist", empty={})
+    text = file.read_text(encoding="utf-8")  # readable: read_yaml just read it
     entries: dict[str, str] = {}
     items: Iterable[tuple[Any, Any]]
     if isinstance(doc, dict):

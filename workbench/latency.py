@@ -25,9 +25,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
-import yaml
 
 from workbench.budgets import BudgetResult
+from workbench.configfile import read_yaml
 from workbench.errors import ConfigError
 from workbench.store import Store
 
@@ -155,15 +155,7 @@ def check_loopback(url: str) -> None:
 def load_endpoints(path: str | Path) -> list[Endpoint]:
     """Endpoints from a YAML file: ``endpoints: [{name, url, kind, method, stream, bodies, budget}]``."""
     file = Path(path)
-    try:
-        doc = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except (OSError, ValueError, yaml.YAMLError) as exc:  # ValueError: bad UTF-8, bad !!int
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{file}:{mark.line + 1}" if mark is not None else str(file)
-        first = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise ConfigError(f"{where}: cannot read endpoints: {first[:200]}") from None
-    except RecursionError:
-        raise ConfigError(f"{file}: cannot read endpoints: nested too deeply") from None
+    doc = read_yaml(file, "endpoints file")
     items = doc.get("endpoints") if isinstance(doc, dict) else None
     if not isinstance(items, list) or not items:
         raise ConfigError(f"{file}: expected 'endpoints:' with a list of {{name, url, kind}}")

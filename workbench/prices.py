@@ -20,9 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from workbench import providers
+from workbench.configfile import read_yaml
 from workbench.errors import ConfigError
 
 FIELDS = ("input", "output", "cache_read", "cache_write")
@@ -89,13 +88,7 @@ def default_prices() -> dict[str, Price]:
 def load_prices(path: str | os.PathLike[str]) -> dict[str, Price]:
     """Read a YAML price file ``{model: {input, output, cache_read?, cache_write?}}`` (USD/Mtok)."""
     path = Path(path)
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the price file: {exc.strerror}") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ConfigError(f"{path}: not valid YAML: {first}") from None
+    doc = read_yaml(path, "price file")
     if not isinstance(doc, dict) or not doc:
         raise ConfigError(
             f"{path}: a price file maps model names to {{input, output, cache_read, "

@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from workbench import publish
+from workbench.configfile import read_yaml
 from workbench.errors import ConfigError
 
 DEFAULT_CONFIG = "weekly.yaml"
@@ -99,17 +100,7 @@ def load_config(path: str | Path | None = None) -> WeeklyConfig:
         if path:
             raise ConfigError(f"{file}: no such weekly config")
         return demo_config()
-    try:
-        doc = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{file}: not valid UTF-8 (byte {exc.start}); save it as UTF-8") from None
-    except (yaml.YAMLError, ValueError) as exc:  # ValueError: a bad !!int, !!float or date
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{file}:{mark.line + 1}" if mark is not None else str(file)
-        first = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise ConfigError(f"{where}: not valid YAML: {first[:200]}") from None
-    except RecursionError:
-        raise ConfigError(f"{file}: nested too deeply to read") from None
+    doc = read_yaml(file, "weekly config")
     return parse_config(doc, str(file))
 
 
@@ -259,10 +250,11 @@ def _finished(folder: Path, job: Job, params: Mapping[str, Any]) -> publish.Repo
         summary = json.loads(summary_path.read_text(encoding="utf-8"))
         source = publish.resolve_notebook(job.notebook)
         fresh = summary_path.stat().st_mtime >= source.stat().st_mtime
-    except (OSError, ValueError, ConfigError):
+    except (OSError, ValueError, RecursionError, ConfigError):
+        return None  # no usable summary: run the notebook
+    if not (isinstance(summary, dict) and summary.get("ok") and fresh):
         return None
-    same = summary.get("parameters") == json.loads(json.dumps(dict(params), default=str))
-    if not (isinstance(summary, dict) and summary.get("ok") and same and fresh):
+    if summary.get("parameters") != json.loads(json.dumps(dict(params), default=str)):
         return None
     if not (html.is_file() and executed.is_file()):
         return None

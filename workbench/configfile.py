@@ -1,0 +1,44 @@
+"""Reading a YAML (or JSON) configuration file with one kind of error for every way it fails.
+
+A missing or unreadable file, bytes that are not UTF-8, YAML that does not parse or a tag
+that does not construct (``!!int x``), and nesting too deep to read all become a
+:class:`~workbench.errors.ConfigError` that names the file, the line where YAML knows it,
+and what the file was for.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from workbench.errors import ConfigError
+
+_MAX_MESSAGE = 200
+
+
+def read_yaml(path: str | Path, what: str, *, empty: Any = None) -> Any:
+    """The document in ``path`` (``empty`` for a blank file); ``what`` names it in errors."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{file}: cannot read the {what}: not UTF-8 (byte {exc.start}); save it as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read the {what}: {exc.strerror or exc}") from None
+    if not text.strip():
+        return empty
+    try:
+        return yaml.safe_load(text)
+    except (yaml.YAMLError, ValueError, TypeError) as exc:  # ValueError: !!int x, bad dates
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{file}:{mark.line + 1}" if mark is not None else str(file)
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(
+            f"{where}: the {what} is not valid YAML: {first[:_MAX_MESSAGE]}"
+        ) from None
+    except RecursionError:
+        raise ConfigError(f"{file}: the {what} is nested too deeply to read") from None
