@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from workbench import providers
+from workbench import prices
 from workbench.errors import ConfigError
 from workbench.prices import Price, PriceBook, default_prices, load_prices, span_cost
 
@@ -17,15 +17,22 @@ def test_default_table_has_the_demo_models_and_list_prices() -> None:
     assert table["triage-v2"].cache_write == pytest.approx(1.25 * 0.20)
     assert table["claude-sonnet-4"] == Price(3.0, 15.0, 0.30, 3.75)
     assert table["gpt-4o"].rates("gpt-4o") == (2.5, 10.0, 1.25, 3.125)
-    assert set(providers.PRICES) <= set(table)
 
 
-def test_default_prices_follow_the_provider_table(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(providers.PRICES, "gpt-4.1", (4.0, 16.0))
-    monkeypatch.setitem(providers.PRICES, "mine", (1.0, 1.0))
-    table = default_prices()
-    assert table["gpt-4.1"] == Price(4.0, 16.0, cache_read=0.50)  # its known cache rate kept
-    assert table["mine"] == Price(1.0, 1.0)
+def test_set_price_changes_the_built_in_table_and_call_costs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(prices, "_LIST_PRICES", dict(prices._LIST_PRICES))
+    monkeypatch.setattr(prices, "_BOOK", [])
+    assert prices.cost_usd("triage-v1", 1_000_000, 0) == pytest.approx(0.15)
+    assert prices.cost_usd("triage-v1-2026-01-01", 0, 1_000_000) == pytest.approx(0.60)
+    assert prices.cost_usd("unpriced", 10, 10) is None
+    assert prices.cost_usd("triage-v1", None, 10) is None
+    prices.set_price("mine", 1.0, 2.0)
+    assert default_prices()["mine"] == Price(1.0, 2.0)
+    assert prices.cost_usd("mine", 1_000_000, 1_000_000) == pytest.approx(3.0)
+    with pytest.raises(ConfigError, match=r"mine\.output: -1"):
+        prices.set_price("mine", 1.0, -1)
 
 
 def test_unset_cache_rates_follow_the_model_family() -> None:

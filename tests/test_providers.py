@@ -278,8 +278,3 @@ def test_corrupt_snapshot_names_file_and_line(tmp_path: Path) -> None:
 
     with pytest.raises(DatasetError, match=r"demo_triage-v1\.jsonl:2: not a snapshot entry"):
         providers.build("demo:triage-v1", replay=tmp_path)
-
-
-def test_cost_from_price_table() -> None:
-    assert providers.cost_usd("triage-v1", 1_000_000, 0) == pytest.approx(0.15)
-    assert providers.cost_usd("unpriced", 10, 10) is None

@@ -7,8 +7,7 @@ models (Anthropic's rate) and 0.5x for the others (OpenAI-style), writes 1.25x (
 the record's provider, decides, so one call costs the same however it was sent.
 
 The built-in table (``default_prices()``) holds the demo models and list prices with cache
-rates; ``providers.PRICES`` (changed by ``providers.set_price``) has the last word on input
-and output. A YAML file read by ``load_prices`` and prices passed as ``prices=`` are laid
+rates; ``set_price`` adds or changes a model in it for this process. A YAML file read by ``load_prices`` and prices passed as ``prices=`` are laid
 over it. Lookups fall back from a dated or prefixed name to its base: ``openai/gpt-4o`` and
 ``gpt-4o-mini-2024-07-18`` are priced as ``gpt-4o`` and ``gpt-4o-mini``.
 """
@@ -20,7 +19,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from workbench import providers
 from workbench.configfile import read_yaml
 from workbench.errors import ConfigError
 
@@ -77,12 +75,37 @@ _LIST_PRICES: dict[str, Price] = {
 
 
 def default_prices() -> dict[str, Price]:
-    """The built-in table: list prices, with ``providers.PRICES`` over input and output."""
-    table = dict(_LIST_PRICES)
-    for model, (inp, out) in providers.PRICES.items():
-        known = table.get(model, Price(inp, out))
-        table[model] = Price(inp, out, known.cache_read, known.cache_write)
-    return table
+    """The built-in table: list prices with cache rates, and any ``set_price`` changes."""
+    return dict(_LIST_PRICES)
+
+
+def set_price(
+    model: str,
+    input_per_mtok: float,
+    output_per_mtok: float,
+    *,
+    cache_read: float | None = None,
+    cache_write: float | None = None,
+) -> None:
+    """Price a model (USD per million tokens) in the built-in table, for this process."""
+    for name, value in (("input", input_per_mtok), ("output", output_per_mtok),
+                        ("cache_read", cache_read), ("cache_write", cache_write)):  # fmt: skip
+        if value is not None and (isinstance(value, bool) or not value >= 0):
+            raise ConfigError(f"{model}.{name}: {value!r} is not a price >= 0 (USD per million)")
+    _LIST_PRICES[model] = Price(input_per_mtok, output_per_mtok, cache_read, cache_write)
+    _BOOK.clear()
+
+
+_BOOK: list[PriceBook] = []  # the built-in table's book, made on first use
+
+
+def cost_usd(model: str, tokens_in: int | None, tokens_out: int | None) -> float | None:
+    """USD of one call without cache details, None when the model or a count is unknown."""
+    if tokens_in is None or tokens_out is None:
+        return None
+    if not _BOOK:
+        _BOOK.append(PriceBook())
+    return _BOOK[0].cost(model, tokens_in, tokens_out, 0, 0)
 
 
 def load_prices(path: str | os.PathLike[str]) -> dict[str, Price]:

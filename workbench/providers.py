@@ -43,15 +43,6 @@ from workbench.errors import (
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_API_KEY_ENV = "OPENAI_API_KEY"
-# USD per million tokens (input, output); a user's own models can be added with set_price().
-PRICES: dict[str, tuple[float, float]] = {
-    "triage-v1": (0.15, 0.60),
-    "triage-v2": (0.20, 0.80),
-    "gpt-4o-mini": (0.15, 0.60),
-    "gpt-4o": (2.50, 10.00),
-    "gpt-4.1-mini": (0.40, 1.60),
-    "gpt-4.1": (2.00, 8.00),
-}
 
 
 @dataclass(frozen=True)
@@ -133,19 +124,6 @@ def get(target: str, **options: Any) -> Provider:
     if prefix not in _REGISTRY:
         raise ConfigError(f"no provider named {prefix!r}; known providers: {', '.join(names())}")
     return _REGISTRY[prefix](rest, target=target, **options)
-
-
-def set_price(model: str, input_per_mtok: float, output_per_mtok: float) -> None:
-    """Set a model's price in USD per million input and output tokens."""
-    PRICES[model] = (input_per_mtok, output_per_mtok)
-
-
-def cost_usd(model: str, tokens_in: int | None, tokens_out: int | None) -> float | None:
-    """The cost of one call from the price table, or None when the model has no price."""
-    price = PRICES.get(model)
-    if price is None or tokens_in is None or tokens_out is None:
-        return None
-    return (tokens_in * price[0] + tokens_out * price[1]) / 1_000_000
 
 
 # -- retries and the circuit breaker ---------------------------------------------
@@ -789,7 +767,6 @@ __all__ = [
     "Response",
     "RetryPolicy",
     "build",
-    "cost_usd",
     "get",
     "register",
 ]

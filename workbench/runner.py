@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from workbench import budgets as budgets_mod
-from workbench import providers, scoring
+from workbench import prices, providers, scoring
 from workbench.errors import CircuitOpenError, ConfigError, ProviderError, ReplayMissError, RunError
 from workbench.golden import Case, Dataset, load_dataset
 from workbench.store import ResultRow, ScoreRow, Store
@@ -260,9 +260,7 @@ async def _drive(
             row.passed, row.score = result.passed, result.score
             row.latency_ms, row.ttft_ms = response.latency_ms, response.ttft_ms
             row.tokens_in, row.tokens_out = response.tokens_in, response.tokens_out
-            row.cost_usd = providers.cost_usd(
-                provider.model, response.tokens_in, response.tokens_out
-            )
+            row.cost_usd = prices.cost_usd(provider.model, response.tokens_in, response.tokens_out)
             row.finish_reason, row.attempts = response.finish_reason, response.attempts
             score_rows = [
                 ScoreRow(label, value, result.passed_by[label], result.details.get(label, ""))
