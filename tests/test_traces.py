@@ -16,13 +16,8 @@ from hypothesis import strategies as st
 from workbench.errors import ConfigError, DatasetError, StoreError, WorkbenchError
 from workbench.prices import Price, span_cost
 from workbench.store import Store
-from workbench.traces import (
-    _SPEC,
-    IngestReport,
-    ingest,
-    render_text,
-    spans_frame,
-)
+from workbench.traces import IngestReport, ingest, render_text, spans_frame
+from workbench.traces._mapping import _SPEC
 
 TRACE = "5b8efff798038103d269b633813fc60c"
 ROOT = "eee19b7ec3c1b174"
@@ -734,9 +729,9 @@ def test_what_orjson_refuses_is_read_by_the_standard_decoder(store: Store, tmp_p
 def test_a_bulk_load_rebuilds_the_indexes_and_keeps_unique_ones(
     store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from workbench import traces
+    from workbench.traces import _ingest
 
-    monkeypatch.setattr(traces, "_DEFER_MIN_SPANS", 1)  # every file is a bulk load
+    monkeypatch.setattr(_ingest, "_DEFER_MIN_SPANS", 1)  # every file is a bulk load
     store.conn.execute("CREATE INDEX mine ON spans(tenant)")
     store.conn.execute("CREATE UNIQUE INDEX mine_unique ON spans(span_id, trace_id)")
     schema = "SELECT name, sql FROM sqlite_master WHERE type = 'index' ORDER BY name"

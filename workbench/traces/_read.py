@@ -1,0 +1,199 @@
+"""Trace files as batches of rows: plain or gzip, JSON Lines or one document, routes filled."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from workbench.prices import PriceBook
+from workbench.traces._mapping import _loads, _record_rows, _show
+from workbench.traces._report import MAX_ERRORS, IngestReport
+
+
+def _gzipped(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(2) == b"\x1f\x8b"
+
+
+def _open(path: Path) -> io.BufferedIOBase:
+    if _gzipped(path):
+        return gzip.open(path, "rb")
+    return open(path, "rb")
+
+
+def _parses(line: bytes) -> bool:
+    try:
+        _loads(line)
+    except (ValueError, RecursionError):
+        return False
+    return True
+
+
+def _records(path: Path, report: IngestReport, digest: Any) -> Iterator[tuple[str, str, Any]]:
+    """(where, source, JSON) per record of a file, hashing what is read; bad lines reported."""
+    name = str(path)
+    lineno = 0
+    with _open(path) as f:
+        try:
+            # The first two non-blank lines tell JSON Lines from one (pretty-printed) document.
+            seen: list[bytes] = []
+            head: list[tuple[int, bytes]] = []
+            for raw in f:
+                lineno += 1
+                digest.update(raw)
+                seen.append(raw)
+                if raw.strip():
+                    head.append((lineno, raw))
+                    if len(head) == 2:
+                        break
+            first = head[0][1].strip() if head else b""
+            if (
+                first[:1] in (b"{", b"[")
+                and not _parses(first)
+                and (len(head) < 2 or not _parses(head[1][1]))
+            ):
+                rest = f.read()
+                digest.update(rest)
+                yield from _document(name, head[0][0], b"".join(seen) + rest, report)
+                return
+            for n, raw in head:
+                yield from _line(name, n, raw, report)
+            for raw in f:
+                lineno += 1
+                digest.update(raw)
+                if raw.strip():
+                    yield from _line(name, lineno, raw, report)
+        except (OSError, EOFError, zlib.error) as exc:
+            report._error(f"{name}:{lineno + 1}: cannot read further: {_reason(exc)}")
+
+
+def _document(
+    name: str, start: int, data: bytes, report: IngestReport
+) -> Iterator[tuple[str, str, Any]]:
+    """The records of a whole-file document, or of its lines when it is not one."""
+    source = f"{name}:{start}"
+    try:
+        doc = _loads(data)
+    except (ValueError, RecursionError) as exc:
+        # Not one document: JSON Lines whose first lines are broken, or a broken document.
+        lines = IngestReport()
+        records = [
+            record
+            for n, raw in enumerate(data.split(b"\n"), start=1)
+            if raw.strip()
+            for record in _line(name, n, raw, lines)
+        ]
+        if any(type(rec) is dict for _, _, rec in records):
+            report.skipped += lines.skipped
+            report.errors.extend(lines.errors[: MAX_ERRORS - len(report.errors)])
+            yield from records
+        else:
+            at = getattr(exc, "lineno", start)
+            report._error(f"{name}:{at}: not valid JSON: {_reason(exc)}")
+        return
+    if type(doc) is list:
+        for i, rec in enumerate(doc):
+            yield f"{source}: [{i}]", source, rec
+    else:
+        yield source, source, doc
+
+
+def _line(
+    name: str, lineno: int, raw: bytes, report: IngestReport
+) -> Iterator[tuple[str, str, Any]]:
+    try:
+        rec = _loads(raw)
+    except (ValueError, RecursionError) as exc:
+        report._error(f"{name}:{lineno}: not valid JSON: {_reason(exc)}")
+        return
+    where = f"{name}:{lineno}"
+    yield where, where, rec
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{exc.msg} at column {exc.colno}"
+    if isinstance(exc, UnicodeDecodeError):
+        return "not UTF-8"
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return _show(str(exc) or type(exc).__name__)
+
+
+class _Strict(Exception):
+    """The first malformed record of a strict ingest."""
+
+
+@dataclass
+class _Batch:
+    """Rows ready to insert, grouped by the columns they set, and the traces left without a route.
+
+    Binding only the columns a row sets saves binding None, which is slow in CPython's sqlite3;
+    a file has few shapes of rows (one or two per kind of span).
+    """
+
+    shapes: dict[tuple[str, ...], list[tuple[Any, ...]]]
+    open_traces: list[tuple[str]]
+    rows: int
+
+
+def _batches(
+    path: Path, book: PriceBook, batch_size: int, strict: bool, report: IngestReport, digest: Any
+) -> Iterator[_Batch]:
+    """The rows of one file in batches; counts and malformed records go to ``report``.
+
+    With ``strict``, raises _Strict at the first malformed record.
+    """
+    rows: list[dict[str, Any]] = []
+    add = rows.append
+    for where, source, rec in _records(path, report, digest):
+        _record_rows(rec, where, source, book, report, add)
+        if strict and report.skipped:
+            raise _Strict(report.errors[0])
+        if len(rows) >= batch_size:
+            yield _batch(rows)
+            rows = []
+            add = rows.append
+    if strict and report.skipped:  # a read error after the last record
+        raise _Strict(report.errors[0])
+    if rows:
+        yield _batch(rows)
+
+
+def _batch(rows: list[dict[str, Any]]) -> _Batch:
+    open_traces = _inherit_routes(rows)
+    shapes: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+    for row in rows:
+        shape = tuple(row)
+        group = shapes.get(shape)
+        if group is None:
+            group = shapes[shape] = []
+        group.append(tuple(row.values()))
+    return _Batch(shapes, open_traces, len(rows))
+
+
+def _inherit_routes(rows: list[dict[str, Any]]) -> list[tuple[str]]:
+    """Fill routes from the batch's root (or earliest routed) spans; return traces left open."""
+    best: dict[str, tuple[bool, int, str]] = {}
+    for row in rows:
+        route = row.get("route")
+        if route is not None:
+            key = ("parent_span_id" in row, row.get("start_ns", 0), route)
+            tid = row["trace_id"]
+            if tid not in best or key < best[tid]:
+                best[tid] = key
+    pending: set[str] = set()
+    for row in rows:
+        if "route" not in row:
+            found = best.get(row["trace_id"])
+            if found is None:
+                pending.add(row["trace_id"])
+            else:
+                row["route"] = found[2]
+    return [(tid,) for tid in pending]
