@@ -93,6 +93,9 @@ def test_every_job_kind_publishes_in_both_weeks(two_weeks: dict) -> None:
         assert all(r.html.is_file() for r in result.reports)
     index = (two_weeks["out"] / "index.html").read_text(encoding="utf-8")
     assert THIS_WEEK in index and NEXT_WEEK in index
+    week = (two_weeks["out"] / NEXT_WEEK / "index.html").read_text(encoding="utf-8")
+    links = [week.index(f"/{job['name']}.html'") for job in CONFIG["notebooks"]]
+    assert links == sorted(links)  # in the order they ran
 
 
 def test_a_second_run_in_the_same_week_keeps_everything(two_weeks: dict) -> None:

@@ -288,15 +288,17 @@ def _resolve(value: Any, summaries: Mapping[str, Mapping[str, Any]], week: str =
 
 
 def collect(out: Path) -> list[dict[str, Any]]:
-    """Every recorded summary under ``out/<week>/``, oldest week first."""
+    """Every recorded summary under ``out/<week>/``, oldest week first, each week in run order."""
     rows = []
     for folder in sorted(
         p for p in out.iterdir() if p.is_dir() and re.fullmatch(r"\d{4}-W\d{2}", p.name)
     ):
+        week = []
         for path in sorted(folder.glob(f"*{publish.SUMMARY_SUFFIX}")):
             summary = publish.read_summary(path)
             name = path.name.removesuffix(publish.SUMMARY_SUFFIX)
-            rows.append({"week": folder.name, "name": name, **summary})
+            week.append({"week": folder.name, "name": name, **summary})
+        rows += sorted(week, key=lambda r: str(r.get("started_at", "")))  # stable: ties by name
     return rows
 
 
