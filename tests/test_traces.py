@@ -745,3 +745,166 @@ def test_a_bulk_load_rebuilds_the_indexes_and_keeps_unique_ones(
         "EXPLAIN QUERY PLAN SELECT * FROM spans WHERE route = '/r' ORDER BY start_ns"
     ).fetchall()
     assert "idx_spans_route" in str(plan)
+
+
+# -- the parser process ---------------------------------------------------------------------------
+
+
+def _mixed_files(folder: Path) -> list[Path]:
+    """Files that exercise every path: routes across batches and files, malformed records,
+    a duplicate, gzip, a whole document, flat spans and a value SQLite refuses."""
+    trace2 = "6b8efff798038103d269b633813fc60c"
+    first = [traces_data([otlp_span(f"{i + 1:016x}", ROOT) for i in range(7)])]
+    first += [
+        "not json",
+        {"neither": 1},
+        traces_data([otlp_span(ROOT, attrs={"http.route": "/r"})]),
+    ]
+    first.append(traces_data([otlp_span(CHILD, ROOT, dict(LLM_ATTRS)), {"spanId": "bad"}]))
+    a = write_lines(folder / "a.jsonl", first)
+    b = folder / "b.jsonl.gz"
+    later = [otlp_span("00000000000000aa", ROOT), otlp_span(ROOT, attrs={"http.route": "/r"})]
+    b.write_bytes(gzip.compress(json.dumps(traces_data(later), indent=2).encode()))
+    flat = [
+        {"trace_id": trace2, "span_id": ROOT, "start_ns": T0, "attributes": {"odd": "\ud800"}},
+        {
+            "trace_id": trace2,
+            "span_id": CHILD,
+            "parent_span_id": ROOT,
+            "start": "2025-01-31T12:00:00Z",
+        },
+    ]
+    c = write_lines(folder / "c.jsonl", flat)
+    return [a, b, c]
+
+
+def _everything(store: Store) -> tuple[Any, ...]:
+    spans = store.conn.execute("SELECT * FROM spans ORDER BY trace_id, span_id").fetchall()
+    files = store.conn.execute("SELECT sha256, path, spans, skipped FROM trace_files").fetchall()
+    return spans, sorted(files)
+
+
+def test_the_parser_process_gives_the_same_rows_and_report(tmp_path: Path) -> None:
+    files = _mixed_files(tmp_path)
+    results = []
+    for parallel in (False, True):
+        with Store(tmp_path / f"{parallel}.db") as store:
+            report = ingest(store, files, batch_size=2, parallel=parallel)
+            again = ingest(store, files, batch_size=2, parallel=parallel)
+            results.append((report.seconds, _everything(store), report, again))
+    (_, rows_serial, serial, again_serial), (_, rows_parallel, parallel, again_parallel) = results
+    assert rows_parallel == rows_serial and len(rows_serial[0]) == 11
+    for one_way, other in ((serial, parallel), (again_serial, again_parallel)):
+        one_way.seconds = other.seconds = 0.0
+        assert one_way == other
+    assert serial.skipped == 4 and [e.split(": ")[0] for e in serial.errors] == [
+        f"{files[0]}:2",
+        f"{files[0]}:3",
+        f"{files[0]}:5",
+        f"{files[2]}:1",  # the lone surrogate SQLite refuses
+    ]
+    assert (again_parallel.stored, again_parallel.duplicates) == (0, 12)
+
+
+@pytest.mark.parametrize(
+    ("order", "message"),
+    [
+        ((1, 0), r"a\.jsonl:2: expected a JSON object"),  # found by the parser process
+        ((1, 2), r"c\.jsonl:1: cannot store span"),  # found by SQLite, in the parent
+    ],
+)
+def test_the_parser_process_in_strict_mode_changes_nothing(
+    store: Store, tmp_path: Path, order: tuple[int, int], message: str
+) -> None:
+    files = _mixed_files(tmp_path)
+    before = counts(store)
+    with pytest.raises(DatasetError, match=message + ".*strict: nothing was ingested"):
+        ingest(store, [files[i] for i in order], strict=True, batch_size=2, parallel=True)
+    assert counts(store) == before
+
+
+def _child_that(monkeypatch: pytest.MonkeyPatch, after: int, how: str) -> None:
+    """Make the parser process send ``after`` batches, then fail ``how``."""
+    from workbench.traces import _pipeline
+
+    code = _pipeline._CHILD_CODE.replace(
+        "from workbench.traces._pipeline import _child",
+        f"""import os
+from workbench.traces import _pipeline
+real = _pipeline._batches
+def failing(*args):
+    for i, batch in enumerate(real(*args)):
+        if i == {after}:
+            {how}
+        yield batch
+_pipeline._batches = failing
+_child = _pipeline._child""",
+    )
+    monkeypatch.setattr(_pipeline, "_CHILD_CODE", code)
+
+
+@pytest.mark.parametrize(
+    ("how", "message"),
+    [
+        ("os._exit(3)", "parser process exited with code 3"),
+        ("os.kill(os.getpid(), 9)", "parser process was killed by signal 9"),
+        ("raise MemoryError('out of memory')", "parser process failed: MemoryError"),
+    ],
+)
+def test_a_parser_process_crash_is_an_error_and_rolls_its_file_back(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str, message: str
+) -> None:
+    spans = [otlp_span(f"{i + 1:016x}") for i in range(6)]
+    path = write_lines(tmp_path / "t.jsonl", [traces_data([span]) for span in spans])
+    _child_that(monkeypatch, after=2, how=how)
+    with pytest.raises(WorkbenchError, match=message) as caught:
+        ingest(store, [path], batch_size=2, parallel=True)
+    assert "t.jsonl" in str(caught.value) and "rolled back" in str(caught.value)
+    assert counts(store) == (0, [])  # two batches had been inserted: rolled back
+    assert not store.conn.in_transaction
+    assert ingest(store, [path], parallel=False).stored == 6
+
+
+def test_a_killed_parent_leaves_no_parser_process(tmp_path: Path) -> None:
+    """kill -9 of the ingesting process: its parser process exits when the pipe breaks."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    spans = [otlp_span(f"{i + 1:016x}", attrs={"pad": "x" * 2000}) for i in range(3000)]
+    path = write_lines(tmp_path / "big.jsonl", [traces_data([s]) for s in spans])
+    script = f"""
+import sys, time
+from workbench.store import Store
+from workbench.traces import _ingest, _pipeline
+start = _pipeline._Parser.__init__
+def started(self, *args):
+    start(self, *args)
+    print(self.proc.pid, flush=True)
+_pipeline._Parser.__init__ = started
+_ingest._Writer.write = lambda self, batch: time.sleep(3600)  # stuck inserting
+with Store({str(tmp_path / "k.db")!r}) as store:
+    _ingest.ingest(store, [{str(path)!r}], batch_size=10, parallel=True)
+"""
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    time.sleep(1.0)  # the child fills the pipe and its queue, then blocks writing
+    alive = Path(f"/proc/{child}/stat").read_text().split(")")[-1].split()[0]
+    assert alive in ("S", "R", "D")  # still there, to be left behind
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait(10)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{child}/stat").read_text().split(")")[-1].split()[0]
+        except FileNotFoundError:
+            break
+        if state == "Z":  # exited, waiting to be reaped
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(child, signal.SIGKILL)
+        raise AssertionError("the parser process outlived its parent")
