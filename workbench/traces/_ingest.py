@@ -121,13 +121,18 @@ def ingest(
     started = time.perf_counter()
     if parallel is None:
         parallel = _pipeline.available() and _estimate(files) >= _PARALLEL_MIN_SPANS
+    parser = None
+    if parallel:
+        try:
+            parser = _pipeline._Parser(files, book, batch_size, strict)
+        except OSError:  # no interpreter to start: parse here, with the same result
+            parser = None
     # Parsed JSON makes millions of short-lived containers and no reference cycles; the
     # cyclic collector would only rescan them (about a fifth of the parse time).
     collecting = gc.isenabled()
     gc.disable()
     # A bigger page cache for the random-order primary key inserts; restored afterwards.
     cache_size = conn.execute("PRAGMA cache_size").fetchone()[0]
-    parser = _pipeline._Parser(files, book, batch_size, strict) if parallel else None
     try:
         conn.execute(f"PRAGMA cache_size = {-_CACHE_KIB}")
         conn.execute("CREATE TEMP TABLE IF NOT EXISTS wb_ingest_traces (trace_id TEXT PRIMARY KEY)")
