@@ -8,6 +8,8 @@ and what the file was for.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -42,3 +44,31 @@ def read_yaml(path: str | Path, what: str, *, empty: Any = None) -> Any:
         ) from None
     except RecursionError:
         raise ConfigError(f"{file}: the {what} is nested too deeply to read") from None
+
+
+def short(value: Any, width: int = 80) -> str:
+    """A value's repr, cut to ``width`` characters so a huge value cannot flood a message."""
+    text = repr(value)
+    return text if len(text) <= width else f"{text[: width - 20]}...({len(text):,} chars)"
+
+
+def finite(value: Any) -> float | None:
+    """A finite int or float as float; None for anything else (bool, text, NaN, infinity,
+    an integer too large for a float)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def check_keys(mapping: Mapping[Any, Any], allowed: Collection[str], where: str) -> None:
+    """Refuse the first key of ``mapping`` not in ``allowed``, naming every allowed key."""
+    unknown = set(mapping) - set(allowed)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key {short(sorted(unknown, key=str)[0])}; "
+            f"allowed: {', '.join(sorted(allowed))}"
+        )

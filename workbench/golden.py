@@ -22,6 +22,7 @@ import yaml
 from jinja2 import StrictUndefined, Template, TemplateError, meta
 from jinja2.sandbox import SandboxedEnvironment
 
+from workbench.configfile import finite, short
 from workbench.errors import DatasetError, ScorerError
 
 if TYPE_CHECKING:
@@ -260,10 +261,10 @@ def parse_card(data: bytes, path: Path, *, default_name: str = "") -> Card:
                     ("budgets", str(key)),
                     f"unknown budget; known: {', '.join(sorted(_BUDGET_KEYS))}",
                 )
-            elif not _is_number(value) or value < 0:
-                err(("budgets", key), f"must be a non-negative number, got {_short(value)}")
+            elif finite(value) is None or value < 0:
+                err(("budgets", key), f"must be a non-negative number, got {short(value)}")
             elif key in ("error_rate", "pass_rate", "mean_score") and value > 1:
-                err(("budgets", key), f"is a fraction between 0 and 1, got {_short(value)}")
+                err(("budgets", key), f"is a fraction between 0 and 1, got {short(value)}")
             else:
                 budgets[key] = float(value)
     parameters = doc.get("parameters", {}) or {}
@@ -320,17 +321,17 @@ def _parse_scorers(raw: Any, err: Any) -> list[scoring.ScorerSpec]:
         if not isinstance(name, str) or not name:
             err(("scorers", i, "name"), "must be a scorer name")
             continue
-        if not _is_number(weight) or weight < 0:
-            err(("scorers", i, "weight"), f"must be a number >= 0, got {_short(weight)}")
+        if finite(weight) is None or weight < 0:
+            err(("scorers", i, "weight"), f"must be a number >= 0, got {short(weight)}")
             continue
-        if threshold is not None and (not _is_number(threshold) or not 0 <= threshold <= 1):
+        if threshold is not None and (finite(threshold) is None or not 0 <= threshold <= 1):
             err(
                 ("scorers", i, "threshold"),
-                f"must be a number between 0 and 1, got {_short(threshold)}",
+                f"must be a number between 0 and 1, got {short(threshold)}",
             )
             continue
         if fld is not None and not isinstance(fld, str):
-            err(("scorers", i, "field"), f"must be a field name, got {_short(fld)}")
+            err(("scorers", i, "field"), f"must be a field name, got {short(fld)}")
             continue
         if not isinstance(options, dict):
             err(("scorers", i, "options"), "must be a mapping")
@@ -417,7 +418,7 @@ def parse_cases(data: bytes, path: Path, *, card: Card | None = None) -> tuple[C
         case_id = doc["id"]
         if case_id in first_seen:
             errors.append(
-                f"{path}:{lineno}: id: duplicate {_short(case_id)} (first on line {first_seen[case_id]}); "
+                f"{path}:{lineno}: id: duplicate {short(case_id)} (first on line {first_seen[case_id]}); "
                 "ids must be unique"
             )
             continue
@@ -448,7 +449,7 @@ def _check_case(doc: Any, needed: set[str]) -> str | None:
     if case_id is None:
         return 'id: missing; every case needs a unique string "id"'
     if not isinstance(case_id, str) or not case_id.strip():
-        return f"id: must be a non-empty string, got {_short(case_id)}"
+        return f"id: must be a non-empty string, got {short(case_id)}"
     if "input" not in doc:
         return 'input: missing; give template variables or {"messages": [...]}'
     inp = doc["input"]
@@ -458,7 +459,7 @@ def _check_case(doc: Any, needed: set[str]) -> str | None:
         return "expected: missing; give the expected output (use null if there is none)"
     tags = doc.get("tags", [])
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        return f"tags: must be a list of strings, got {_short(tags)}"
+        return f"tags: must be a list of strings, got {short(tags)}"
     if "messages" in inp:
         msgs = inp["messages"]
         if not isinstance(msgs, list) or not msgs:
@@ -467,7 +468,7 @@ def _check_case(doc: Any, needed: set[str]) -> str | None:
             if not isinstance(msg, dict) or not isinstance(msg.get("role"), str):
                 return f"input.messages[{i}]: must be an object with a string 'role'"
             if msg["role"] not in ("system", "user", "assistant", "tool", "developer"):
-                return f"input.messages[{i}].role: unknown role {_short(msg['role'])}"
+                return f"input.messages[{i}].role: unknown role {short(msg['role'])}"
             if not isinstance(msg.get("content"), str | list):
                 return f"input.messages[{i}].content: must be a string or a list of parts"
     else:
@@ -553,15 +554,6 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON; use null or a finite number")
 
 
-def _is_number(value: Any) -> bool:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an integer too large for a float
-        return False
-
-
 def _not_json(value: Any, where: str = "") -> str | None:
     """Why a YAML value has no JSON form (a date, bytes, a set, a non-string key, NaN), or None."""
     if value is None or isinstance(value, str | bool | int):
@@ -576,7 +568,7 @@ def _not_json(value: Any, where: str = "") -> str | None:
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
-                return f"{where or 'key'}: key {_short(key)} must be a string; quote it"
+                return f"{where or 'key'}: key {short(key)} must be a string; quote it"
             if problem := _not_json(item, f"{where}.{key}" if where else key):
                 return problem
         return None
@@ -584,11 +576,6 @@ def _not_json(value: Any, where: str = "") -> str | None:
         f"{_clip(where, 60) or 'value'}: a YAML {type(value).__name__} has no JSON form; "
         "quote it as a string"
     )
-
-
-def _short(value: Any, width: int = 80) -> str:
-    """A value's repr, cut to ``width`` characters so a huge value cannot flood a message."""
-    return _clip(repr(value), width)
 
 
 def _clip(text: str, width: int = 500) -> str:

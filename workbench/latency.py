@@ -14,7 +14,6 @@ import importlib
 import inspect
 import ipaddress
 import json
-import math
 import random
 import time
 from collections.abc import Iterator, Sequence
@@ -27,7 +26,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from workbench.budgets import BudgetResult
-from workbench.configfile import read_yaml
+from workbench.configfile import check_keys, finite, read_yaml, short
 from workbench.errors import ConfigError
 from workbench.store import Store
 
@@ -169,15 +168,10 @@ def _endpoint(item: Any, where: str, i: int) -> Endpoint:
     """One checked entry of an endpoints file; ``where`` names the file and the entry."""
     if not isinstance(item, dict) or not isinstance(item.get("url"), str) or not item["url"]:
         raise ConfigError(f"{where}: needs at least a url")
-    unknown = set(item) - _ENDPOINT_KEYS
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown key {_short(sorted(unknown, key=str)[0])}; "
-            f"allowed: {', '.join(sorted(_ENDPOINT_KEYS))}"
-        )
+    check_keys(item, _ENDPOINT_KEYS, where)
     kind = item.get("kind", "api")
     if not isinstance(kind, str) or kind not in DEFAULT_BUDGETS:
-        raise ConfigError(f"{where}.kind: {_short(kind)}; use 'api' or 'llm'")
+        raise ConfigError(f"{where}.kind: {short(kind)}; use 'api' or 'llm'")
     budget = None
     if "budget" in item:
         budget = _budget(item["budget"], DEFAULT_BUDGETS[kind], f"{where}.budget")
@@ -189,13 +183,13 @@ def _endpoint(item: Any, where: str, i: int) -> Endpoint:
     except (TypeError, ValueError, RecursionError) as exc:
         raise ConfigError(f"{where}.bodies: not sendable as JSON: {str(exc)[:200]}") from None
     weight = item.get("weight", 1.0)
-    if not _is_finite(weight) or weight <= 0:
-        raise ConfigError(f"{where}.weight: must be a number > 0, got {_short(weight)}")
+    if finite(weight) is None or weight <= 0:
+        raise ConfigError(f"{where}.weight: must be a number > 0, got {short(weight)}")
     for key in ("name", "method"):
         if isinstance(item.get(key), dict | list):
-            raise ConfigError(f"{where}.{key}: must be a string, got {_short(item[key])}")
+            raise ConfigError(f"{where}.{key}: must be a string, got {short(item[key])}")
     if not isinstance(item.get("stream", False), bool):
-        raise ConfigError(f"{where}.stream: must be true or false, got {_short(item['stream'])}")
+        raise ConfigError(f"{where}.stream: must be true or false, got {short(item['stream'])}")
     return Endpoint(
         name=str(item.get("name", f"endpoint{i}")),
         url=item["url"],
@@ -216,30 +210,16 @@ def _budget(raw: Any, default: LatencyBudget, where: str) -> LatencyBudget:
     for key, value in raw.items():
         if key not in limits:
             raise ConfigError(
-                f"{where}: unknown limit {_short(key)}; allowed: {', '.join(sorted(limits))}"
+                f"{where}: unknown limit {short(key)}; allowed: {', '.join(sorted(limits))}"
             )
         if value is None and key != "p95_ms" and key != "error_rate":
             limits[key] = None
-        elif not _is_finite(value) or value < 0 or (key == "error_rate" and value > 1):
+        elif finite(value) is None or value < 0 or (key == "error_rate" and value > 1):
             bound = "a fraction between 0 and 1" if key == "error_rate" else "a number >= 0 (ms)"
-            raise ConfigError(f"{where}.{key}: must be {bound}, got {_short(value)}")
+            raise ConfigError(f"{where}.{key}: must be {bound}, got {short(value)}")
         else:
             limits[key] = float(value)
     return LatencyBudget(**limits)
-
-
-def _is_finite(value: Any) -> bool:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an integer too large for a float
-        return False
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:60] + f"...({len(text):,} chars)"
 
 
 def run_load(

@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from workbench import publish
-from workbench.configfile import read_yaml
+from workbench.configfile import check_keys, read_yaml, short
 from workbench.errors import ConfigError
 
 DEFAULT_CONFIG = "weekly.yaml"
@@ -108,12 +108,7 @@ def parse_config(doc: Any, where: str = "config") -> WeeklyConfig:
     """Validate a weekly config document."""
     if not isinstance(doc, dict):
         raise ConfigError(f"{where}: expected a mapping with 'notebooks:'")
-    unknown = set(doc) - _CONFIG_KEYS
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown key {_short(sorted(unknown, key=str)[0])}; "
-            f"allowed: {', '.join(sorted(_CONFIG_KEYS))}"
-        )
+    check_keys(doc, _CONFIG_KEYS, where)
     items = doc.get("notebooks")
     if not isinstance(items, list) or not items:
         raise ConfigError(f"{where}: 'notebooks' must list at least one {{notebook, parameters}}")
@@ -128,7 +123,7 @@ def parse_config(doc: Any, where: str = "config") -> WeeklyConfig:
         bad = set(item) - _JOB_KEYS
         if bad:
             raise ConfigError(
-                f"{at}: unknown key {_short(sorted(bad, key=str)[0])}; "
+                f"{at}: unknown key {short(sorted(bad, key=str)[0])}; "
                 f"allowed: {', '.join(sorted(_JOB_KEYS))}"
             )
         params = item.get("parameters") or {}
@@ -144,7 +139,7 @@ def parse_config(doc: Any, where: str = "config") -> WeeklyConfig:
                 )
         name = str(item.get("name") or item["notebook"])
         if name in names:
-            raise ConfigError(f"{at}: the name {_short(name)} is used twice; give one a 'name'")
+            raise ConfigError(f"{at}: the name {short(name)} is used twice; give one a 'name'")
         names.add(name)
         timeout = item.get("timeout_s")
         if timeout is not None and not _is_positive_int(timeout):
@@ -172,17 +167,12 @@ def _flag(doc: Mapping[str, Any], key: str, default: bool, where: str) -> bool:
     """A yes/no config value; anything but a boolean is refused rather than guessed."""
     value = doc.get(key, default)
     if not isinstance(value, bool):
-        raise ConfigError(f"{where}: {key} must be true or false, got {_short(value)}")
+        raise ConfigError(f"{where}: {key} must be true or false, got {short(value)}")
     return value
 
 
 def _is_positive_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:60] + f"...({len(text):,} chars)"
 
 
 def demo_config() -> WeeklyConfig:

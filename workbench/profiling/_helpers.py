@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import math
-from typing import Any
-
 from workbench import flamegraph
 
 
@@ -28,14 +25,3 @@ def _fmt_metric(metric: str, value: float) -> str:
 
 def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _finite(value: Any) -> float | None:
-    """A finite number as float; None for anything else (bool, text, NaN, infinity)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:
-        return None
-    return number if math.isfinite(number) else None

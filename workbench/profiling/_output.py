@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from workbench import flamegraph
+from workbench.configfile import finite
 from workbench.errors import RunError
-from workbench.profiling._helpers import _finite
 from workbench.profiling._stacks import normalize_frame, relative_path
 
 
@@ -55,7 +55,7 @@ def _read_output(
                 f"expected {'a list' if kind is list else 'an object'}; re-run the profile"
             )
     stacks, functions, lines = _parse_scalene(doc, roots)
-    elapsed = _finite(doc.get("elapsed_time_sec"))
+    elapsed = finite(doc.get("elapsed_time_sec"))
     return stacks, functions, lines, elapsed
 
 
@@ -114,7 +114,7 @@ def _records(value: Any) -> list[dict[str, Any]]:
 
 def _scalene_figures(row: Mapping[str, Any]) -> dict[str, float | None]:
     def num(key: str) -> float | None:
-        return _finite(row.get(key))
+        return finite(row.get(key))
 
     return {
         "cpu_python_pct": num("n_cpu_percent_python"),

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import yaml
 
+from workbench.configfile import finite
 from workbench.errors import ConfigError
-from workbench.profiling._helpers import _clip, _finite
+from workbench.profiling._helpers import _clip
 from workbench.profiling._results import Pin, PinResult
 from workbench.profiling._store import _profile_row, load_stacks
 from workbench.store import Store
@@ -109,7 +110,7 @@ def _parse_pin(item: yaml.MappingNode, label: str, file: str) -> tuple[Pin | Non
         elif key == "name":
             name = str(value)
         else:
-            number = _finite(value)
+            number = finite(value)
             if number is None:
                 errors.append(f"{at}: {_clip(repr(value), 80)} is not a number")
             elif number < 0 or (key.endswith("share") and number > 1):
