@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from workbench.errors import ConfigError, DatasetError, StoreError, WorkbenchError
 from workbench.prices import Price, span_cost
 from workbench.store import Store
-from workbench.traces import IngestReport, ingest, render_text, spans_frame
+from workbench.traces import MAX_ERRORS, IngestReport, ingest, render_text, spans_frame
 from workbench.traces._mapping import _SPEC
 
 TRACE = "5b8efff798038103d269b633813fc60c"
@@ -823,8 +823,9 @@ def test_the_parser_process_in_strict_mode_changes_nothing(
     assert counts(store) == before
 
 
-def _child_that(monkeypatch: pytest.MonkeyPatch, after: int, how: str) -> None:
-    """Make the parser process send ``after`` batches, then fail ``how``."""
+def _child_that(monkeypatch: pytest.MonkeyPatch, after: int, how: str, part: int) -> list[Any]:
+    """Make parser process ``part`` send ``after`` batches of rows, then fail ``how``;
+    the children started, to check on afterwards."""
     from workbench.traces import _pipeline
 
     code = _pipeline._CHILD_CODE.replace(
@@ -833,40 +834,54 @@ def _child_that(monkeypatch: pytest.MonkeyPatch, after: int, how: str) -> None:
 from workbench.traces import _pipeline
 real = _pipeline._batches
 def failing(*args):
-    for i, batch in enumerate(real(*args)):
-        if i == {after}:
+    sent = 0
+    for batch in real(*args):
+        if args[-1].part == {part} and sent == {after}:
             {how}
+        sent += batch.rows > 0
         yield batch
 _pipeline._batches = failing
 _child = _pipeline._child""",
     )
     monkeypatch.setattr(_pipeline, "_CHILD_CODE", code)
+    started: list[Any] = []
+    start = _pipeline._Child.__init__
+
+    def keep(self: Any, job: Any) -> None:
+        start(self, job)
+        started.append(self.proc)
+
+    monkeypatch.setattr(_pipeline._Child, "__init__", keep)
+    return started
 
 
 @pytest.mark.parametrize(
-    ("how", "message"),
+    ("how", "part", "message"),
     [
-        ("os._exit(3)", "parser process exited with code 3"),
-        ("os.kill(os.getpid(), 9)", "parser process was killed by signal 9"),
-        ("raise MemoryError('out of memory')", "parser process failed: MemoryError"),
+        ("os._exit(3)", 0, "parser process exited with code 3"),
+        ("os._exit(3)", 1, "parser process exited with code 3"),
+        ("os.kill(os.getpid(), 9)", 1, "parser process was killed by signal 9"),
+        ("raise MemoryError('out of memory')", 1, "parser process failed: MemoryError"),
     ],
 )
 def test_a_parser_process_crash_is_an_error_and_rolls_its_file_back(
-    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str, message: str
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str, part: int, message: str
 ) -> None:
-    spans = [otlp_span(f"{i + 1:016x}") for i in range(6)]
+    spans = [otlp_span(f"{i + 1:016x}") for i in range(40)]
     path = write_lines(tmp_path / "t.jsonl", [traces_data([span]) for span in spans])
-    _child_that(monkeypatch, after=2, how=how)
+    started = _child_that(monkeypatch, after=2, how=how, part=part)
     with pytest.raises(WorkbenchError, match=message) as caught:
         ingest(store, [path], batch_size=2, parallel=True)
     assert "t.jsonl" in str(caught.value) and "rolled back" in str(caught.value)
-    assert counts(store) == (0, [])  # two batches had been inserted: rolled back
+    assert counts(store) == (0, [])  # batches of both children had been inserted: rolled back
     assert not store.conn.in_transaction
-    assert ingest(store, [path], parallel=False).stored == 6
+    assert len(started) == 2 and all(p.returncode is not None for p in started)  # none left
+    monkeypatch.undo()
+    assert ingest(store, [path], parallel=False).stored == 40
 
 
 def test_a_killed_parent_leaves_no_parser_process(tmp_path: Path) -> None:
-    """kill -9 of the ingesting process: its parser process exits when the pipe breaks."""
+    """kill -9 of the ingesting process: its parser processes exit when their pipes break."""
     import os
     import signal
     import subprocess
@@ -879,32 +894,168 @@ def test_a_killed_parent_leaves_no_parser_process(tmp_path: Path) -> None:
 import sys, time
 from workbench.store import Store
 from workbench.traces import _ingest, _pipeline
-start = _pipeline._Parser.__init__
+start = _pipeline._Child.__init__
 def started(self, *args):
     start(self, *args)
     print(self.proc.pid, flush=True)
-_pipeline._Parser.__init__ = started
+_pipeline._Child.__init__ = started
 _ingest._Writer.write = lambda self, batch: time.sleep(3600)  # stuck inserting
 with Store({str(tmp_path / "k.db")!r}) as store:
     _ingest.ingest(store, [{str(path)!r}], batch_size=10, parallel=True)
 """
     parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     assert parent.stdout is not None
-    child = int(parent.stdout.readline())
-    time.sleep(1.0)  # the child fills the pipe and its queue, then blocks writing
-    alive = Path(f"/proc/{child}/stat").read_text().split(")")[-1].split()[0]
-    assert alive in ("S", "R", "D")  # still there, to be left behind
+    children = [int(parent.stdout.readline()) for _ in range(2)]
+    time.sleep(1.0)  # the children fill their pipes and queues, then block writing
+
+    def state(pid: int) -> str:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+        except FileNotFoundError:
+            return "gone"
+
+    assert all(state(child) in ("S", "R", "D") for child in children)  # there, to be left
     os.kill(parent.pid, signal.SIGKILL)
     parent.wait(10)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        try:
-            state = Path(f"/proc/{child}/stat").read_text().split(")")[-1].split()[0]
-        except FileNotFoundError:
-            break
-        if state == "Z":  # exited, waiting to be reaped
+        if all(state(child) in ("Z", "gone") for child in children):  # exited (maybe unreaped)
             break
         time.sleep(0.1)
     else:
-        os.kill(child, signal.SIGKILL)
-        raise AssertionError("the parser process outlived its parent")
+        for child in children:
+            if state(child) not in ("Z", "gone"):
+                os.kill(child, signal.SIGKILL)
+        raise AssertionError("a parser process outlived its parent")
+
+
+# -- two parser processes share a file ----------------------------------------------------------
+
+
+def _lines_file(folder: Path, name: str, bad_at: set[int], n: int = 240) -> Path:
+    """A JSON Lines file of ``n`` lines of various sizes; the lines in ``bad_at`` malformed
+    in various ways, every 7th blank. Children sit in later lines than their roots."""
+    out = []
+    for i in range(1, n + 1):
+        trace = f"{i // 5 + 1:032x}"
+        if i in bad_at:
+            out.append(
+                ["{oops", "[1, 2]", '{"neither": 1}', json.dumps(traces_data([{"spanId": "x"}]))][
+                    i % 4
+                ]
+            )
+        elif i % 7 == 0:
+            out.append("   ")
+        elif i % 5 == 0:
+            out.append(
+                json.dumps(
+                    traces_data(
+                        [otlp_span(ROOT, attrs={"http.route": f"/r{i}"}, kind=2, trace_id=trace)]
+                    )
+                )
+            )
+        else:
+            pad = {"pad": "y" * (i * 37 % 900)}
+            out.append(json.dumps(traces_data([otlp_span(f"{i:016x}", ROOT, pad, trace_id=trace)])))
+    path = folder / name
+    path.write_text("\n".join(out) + "\n")
+    return path
+
+
+def test_two_parser_processes_give_the_serial_rows_and_report(tmp_path: Path) -> None:
+    """Malformed lines early, in the middle (more than MAX_ERRORS in a row, so the cap falls in
+    a chunk of either child) and last; plain and gzip; a batch or a chunk is a few lines."""
+    bad = {2, 3, 17, 18, 19, 41} | set(range(60, 190)) | {239, 240}
+    plain = _lines_file(tmp_path, "mixed.jsonl", bad)
+    zipped = tmp_path / "mixed.jsonl.gz"
+    zipped.write_bytes(gzip.compress(_lines_file(tmp_path, "other.jsonl", {1, 100}).read_bytes()))
+    assert plain.stat().st_size > 40 * 3 * 500  # many chunks of batch_size=3 for each child
+    results = []
+    for parallel in (False, True):
+        with Store(tmp_path / f"{parallel}.db") as store:
+            report = ingest(store, [plain, zipped], batch_size=3, parallel=parallel)
+            report.seconds = 0.0
+            results.append((_everything(store), report))
+            # a child whose root is in an earlier line, maybe another chunk or child
+            assert one(store, f"{6:016x}")["route"] == "/r5"
+    (rows_serial, serial), (rows_parallel, parallel_) = results
+    assert rows_parallel == rows_serial and len(rows_serial[0]) > 150
+    assert parallel_ == serial
+    assert serial.skipped == len(bad) + 2 and len(serial.errors) == MAX_ERRORS
+    lines = [int(e.split(":")[1]) for e in serial.errors]
+    assert lines[:6] == [2, 3, 17, 18, 19, 41] and lines == sorted(lines)
+
+
+@pytest.mark.parametrize("first_bad", [4, 30, 77, 150])
+def test_two_parser_processes_in_strict_mode_stop_at_the_first_malformed_line(
+    tmp_path: Path, first_bad: int
+) -> None:
+    path = _lines_file(tmp_path, "strict.jsonl", {first_bad, first_bad + 60, 200})
+    messages = []
+    for parallel in (False, True):
+        with Store(tmp_path / f"{parallel}.db") as store:
+            with pytest.raises(DatasetError) as caught:
+                ingest(store, [path], strict=True, batch_size=3, parallel=parallel)
+            assert counts(store) == (0, [])
+        messages.append(str(caught.value))
+    assert messages[0] == messages[1] and f"strict.jsonl:{first_bad}:" in messages[0]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    kinds=st.lists(st.sampled_from("ggggbbxw"), max_size=40),
+    sizes=st.lists(st.integers(0, 1500), min_size=40, max_size=40),
+    batch_size=st.integers(1, 6),
+    parts=st.integers(2, 3),
+    strict=st.booleans(),
+)
+def test_shares_merged_in_chunk_order_are_the_serial_reading(
+    kinds: list[str], sizes: list[int], batch_size: int, parts: int, strict: bool
+) -> None:
+    """The parent's merge of in-process children (``_messages``) against ``_batches``: the same
+    rows in the same order, the same counts and errors, the same strict error, one hash."""
+    import hashlib
+
+    from workbench.prices import PriceBook
+    from workbench.traces import _pipeline
+    from workbench.traces._read import _batches, _Share, _Strict
+
+    lines = []
+    for i, (kind, size) in enumerate(zip(kinds, sizes, strict=False)):
+        span = otlp_span(f"{i + 1:016x}", attrs={"pad": "z" * size})
+        lines.append(
+            {"g": json.dumps(traces_data([span])), "b": "{bad", "w": "  ", "x": "[3]"}[kind]
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "h.jsonl"
+        path.write_text("".join(line + "\n" for line in lines))
+        book = PriceBook(None)
+
+        def read(make: Any) -> tuple[Any, ...]:
+            report = IngestReport()
+            got: list[Any] = []
+            try:
+                for batch in make(report):
+                    got.extend(r for rows in batch.shapes.values() for r in rows)
+            except _Strict as exc:
+                return ("strict", str(exc))
+            return got, report
+
+        digest = hashlib.sha256()
+        serial = read(lambda r: _batches(path, book, batch_size, strict, r, digest, _Share()))
+        parser = object.__new__(_pipeline._Parser)
+        parser.sha256 = ""
+
+        class Fake:
+            def __init__(self, part: int) -> None:
+                share = _Share(part, parts, batch_size * _pipeline._CHUNK_BYTES_PER_ROW)
+                self.messages = _pipeline._messages([str(path)], book, batch_size, strict, share)
+
+            def receive(self, path: Path) -> Any:
+                return next(self.messages)
+
+        parser.children = [Fake(k) for k in range(parts)]  # type: ignore[list-item]
+        shared = read(lambda r: parser.batches(path, r))
+        assert shared == serial
+        if serial[0] != "strict":
+            assert parser.sha256 == digest.hexdigest()

@@ -1,13 +1,18 @@
-"""A second process that reads and maps trace files while the caller inserts the rows.
+"""Parser processes that read and map trace files while the caller inserts the rows.
 
 Parsing and mapping take about two thirds of an ingest, SQLite the rest, and threads cannot
-overlap them (the sqlite3 module binds each row holding the GIL). So for large inputs a child
-process runs ``_batches`` over the files and sends each batch, pickled, through its stdout;
-the parent inserts batch k while the child maps batch k+1. The child is a fresh interpreter
-(``subprocess``, no fork: safe in a Jupyter kernel, under pytest and with threads). It ignores
-Ctrl-C (the parent decides), holds at most a few batches (a bounded queue in front of the
-pipe: constant memory), and exits when the pipe breaks, so a parent killed with -9 leaves no
-orphan behind. The parent kills it on any error of its own.
+overlap them (the sqlite3 module binds each row holding the GIL). So for large inputs child
+processes run ``_batches`` over the files and send each batch, pickled, through their stdout;
+the parent inserts batch k while the children map the next ones. Two children share each
+JSON Lines file by chunks of whole lines (chunk k, of about ``batch_size`` spans, is child
+k % 2's; both read every line, so line numbers hold), and the parent takes the chunks in file
+order: rows, counts, errors (their order and cap) and the first malformed record of a strict
+ingest are those of one serial reader. A whole document goes to child 0, which also hashes.
+
+The children are fresh interpreters (``subprocess``, no fork: safe in a Jupyter kernel, under
+pytest and with threads). They ignore Ctrl-C (the parent decides), hold at most a few batches
+(a bounded queue in front of the pipe: constant memory), and exit when the pipe breaks, so a
+parent killed with -9 leaves no orphan behind. The parent kills them on any error of its own.
 
 Messages, one pickled tuple each, lengths first: ``("batch", _Batch, *counts)`` and, at the end
 of each file, ``("end", sha256, *counts)``, where counts are the spans read, records skipped
@@ -34,11 +39,13 @@ from typing import IO, Any
 
 from workbench.errors import WorkbenchError
 from workbench.prices import PriceBook
-from workbench.traces._read import _Batch, _batches, _Strict
+from workbench.traces._read import _Batch, _batches, _NoDigest, _Share, _Strict
 from workbench.traces._report import MAX_ERRORS, IngestReport
 
-_QUEUE_BATCHES = 2  # batches the child keeps ready beyond the one in the pipe
+_PARTS = 2  # parser processes: with the parent, enough to keep two cores busy
+_QUEUE_BATCHES = 2  # batches a child keeps ready beyond the one in the pipe
 _LENGTH = 8  # bytes of a message's length prefix
+_CHUNK_BYTES_PER_ROW = 500  # a chunk of lines holds about batch_size spans
 
 # Run by the child. The package __init__ files import the store, pandas and the runner (most
 # of a second); the parser needs none of them, so the packages are set up bare.
@@ -55,26 +62,28 @@ _child()
 
 
 def available() -> bool:
-    """Whether a parser process can start here (POSIX, an interpreter path, two CPUs or more)."""
+    """Whether parser processes can start here (POSIX, an interpreter path, two CPUs or more)."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return os.name == "posix" and bool(sys.executable) and (cpus or 1) >= 2
 
 
-class _Parser:
-    """The parent's end: starts the child on ``files`` and yields each file's batches in turn."""
+class _Child:
+    """One parser process and its pipe."""
 
-    def __init__(self, files: list[Path], book: PriceBook, batch_size: int, strict: bool) -> None:
+    def __init__(self, job: tuple[Any, ...]) -> None:
         self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", _CHILD_CODE],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self.stderr,
-        )
-        self.sha256 = ""
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", _CHILD_CODE],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self.stderr,
+            )
+        except BaseException:
+            self.stderr.close()
+            raise
         root = Path(__file__).resolve().parent
         packages = [("workbench", str(root.parent)), ("workbench.traces", str(root))]
-        job = ([str(p) for p in files], book, batch_size, strict)
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.out: IO[bytes] = self.proc.stdout
         try:
@@ -84,30 +93,8 @@ class _Parser:
         except BrokenPipeError:
             pass  # the child died at start-up: reported by the first read
 
-    def batches(self, path: Path, report: IngestReport) -> Iterator[_Batch]:
-        """The batches of ``path`` (the child's next file); counts go to ``report``."""
-        while True:
-            message = self._receive(path)
-            kind = message[0]
-            if kind == "batch":
-                _count(report, *message[2:])
-                yield message[1]
-            elif kind == "end":
-                _count(report, *message[2:])
-                self.sha256 = message[1]
-                return
-            elif kind == "strict":
-                raise _Strict(message[1])
-            elif kind == "oserror":
-                raise OSError(*message[1:])
-            else:
-                last = message[1].strip().splitlines()[-1]
-                raise WorkbenchError(
-                    f"{path}: the trace parser process failed: {last}; this file's spans were "
-                    "rolled back. Ingest with parallel=False to see where it happens."
-                )
-
-    def _receive(self, path: Path) -> Any:
+    def receive(self, path: Path) -> Any:
+        """The next message; a WorkbenchError naming ``path`` if the child died."""
         head = self.out.read(_LENGTH)
         body = self.out.read(int.from_bytes(head, "little")) if len(head) == _LENGTH else b""
         if len(head) < _LENGTH or len(body) < int.from_bytes(head, "little"):
@@ -133,6 +120,72 @@ class _Parser:
         self.stderr.close()
 
 
+class _Parser:
+    """The parent's end: starts the children on ``files`` and yields each file's batches in
+    file order."""
+
+    def __init__(
+        self, files: list[Path], book: PriceBook, batch_size: int, strict: bool, parts: int = _PARTS
+    ) -> None:
+        self.sha256 = ""
+        names = [str(p) for p in files]
+        chunk_bytes = batch_size * _CHUNK_BYTES_PER_ROW
+        self.children: list[_Child] = []
+        try:
+            for part in range(parts):
+                job = (names, book, batch_size, strict, _Share(part, parts, chunk_bytes))
+                self.children.append(_Child(job))
+        except BaseException:
+            self.close()
+            raise
+
+    def batches(self, path: Path, report: IngestReport) -> Iterator[_Batch]:
+        """The batches of ``path`` (the children's next file); counts go to ``report``."""
+        children = self.children
+        done = [False] * len(children)
+        k = 0  # the child whose chunk comes next in the file
+        while not all(done):
+            message = children[k].receive(path)
+            kind = message[0]
+            if kind == "batch":
+                _count(report, *message[2:])
+                batch = message[1]
+                if batch.rows:
+                    yield batch
+                if batch.ends_chunk:
+                    k = _next(k, done)
+            elif kind == "end":
+                # A child ends when its next chunk would be the file's next: none is left.
+                _count(report, *message[2:])
+                self.sha256 = message[1] or self.sha256
+                done[k] = True
+                k = _next(k, done)
+            elif kind == "strict":
+                # A row SQLite refused, in an earlier chunk, came first in the file.
+                raise _Strict(report.errors[0] if report.skipped else message[1])
+            elif kind == "oserror":
+                raise OSError(*message[1:])
+            else:
+                last = message[1].strip().splitlines()[-1]
+                raise WorkbenchError(
+                    f"{path}: the trace parser process failed: {last}; this file's spans were "
+                    "rolled back. Ingest with parallel=False to see where it happens."
+                )
+
+    def close(self) -> None:
+        """Stop the children that still run (an error in the parent) and release their pipes."""
+        for child in self.children:
+            child.close()
+
+
+def _next(k: int, done: list[bool]) -> int:
+    """The child after ``k`` that has not finished the file (``k`` again if it is the last)."""
+    for step in range(1, len(done) + 1):
+        if not done[(k + step) % len(done)]:
+            return (k + step) % len(done)
+    return k
+
+
 def _count(report: IngestReport, spans_read: int, skipped: int, errors: list[str]) -> None:
     report.spans_read += spans_read
     report.skipped += skipped
@@ -156,22 +209,31 @@ def _child() -> None:
         ready.put(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
 
     try:
-        names, book, batch_size, strict = pickle.load(sys.stdin.buffer)
-        for name in names:
-            report = IngestReport()
-            digest = hashlib.sha256()
-            news = _News(report)
-            for batch in _batches(Path(name), book, batch_size, strict, report, digest):
-                send(("batch", batch, *news.since()))
-            send(("end", digest.hexdigest(), *news.since()))
-    except _Strict as exc:
-        send(("strict", str(exc)))
-    except OSError as exc:
-        send(("oserror", exc.errno, exc.strerror, exc.filename))
+        for message in _messages(*pickle.load(sys.stdin.buffer)):
+            send(message)
     except BaseException:
         send(("crash", traceback.format_exc()))
     ready.put(None)
     writer.join()
+
+
+def _messages(
+    names: list[str], book: PriceBook, batch_size: int, strict: bool, share: _Share
+) -> Iterator[tuple[Any, ...]]:
+    """What a child sends for its share of ``names`` (crashes aside)."""
+    try:
+        for name in names:
+            report = IngestReport()
+            sha = hashlib.sha256() if share.part == 0 else None  # one child hashes
+            news = _News(report)
+            digest = sha or _NoDigest()
+            for batch in _batches(Path(name), book, batch_size, strict, report, digest, share):
+                yield ("batch", batch, *news.since())
+            yield ("end", sha.hexdigest() if sha else "", *news.since())
+    except _Strict as exc:
+        yield ("strict", str(exc))
+    except OSError as exc:
+        yield ("oserror", exc.errno, exc.strerror, exc.filename)
 
 
 class _News:

@@ -9,7 +9,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from workbench.prices import PriceBook
 from workbench.traces._mapping import _loads, _record_rows, _show
@@ -35,11 +35,40 @@ def _parses(line: bytes) -> bool:
     return True
 
 
-def _records(path: Path, report: IngestReport, digest: Any) -> Iterator[tuple[str, str, Any]]:
-    """(where, source, JSON) per record of a file, hashing what is read; bad lines reported."""
+class _Share(NamedTuple):
+    """Which lines of a JSON Lines file one of ``parts`` parsers reads: chunk k of about
+    ``chunk_bytes`` (whole lines) goes to parser k % parts. Whole documents go to parser 0."""
+
+    part: int = 0
+    parts: int = 1
+    chunk_bytes: int = 0  # 0: one chunk
+
+
+_WHOLE = _Share()
+
+
+class _NoDigest:
+    """Stands in for the sha256 in parsers that do not hash the file (another one does)."""
+
+    def update(self, data: bytes) -> None:
+        pass
+
+
+def _records(
+    path: Path, report: IngestReport, digest: Any, share: _Share = _WHOLE
+) -> Iterator[tuple[str, str, Any] | None]:
+    """(where, source, JSON) per record of a file, hashing what is read; bad lines reported.
+
+    With a share of the file, only the records of its chunks, and None after each chunk.
+    Every parser reads (and counts) every line, so line numbers stay those of the file.
+    """
     name = str(path)
     lineno = 0
+    part, parts, chunk_bytes = share
     with _open(path) as f:
+        # The chunk being read: its index, its bytes so far, whether it is ours.
+        chunk = filled = 0
+        mine = part == 0
         try:
             # The first two non-blank lines tell JSON Lines from one (pretty-printed) document.
             seen: list[bytes] = []
@@ -58,19 +87,43 @@ def _records(path: Path, report: IngestReport, digest: Any) -> Iterator[tuple[st
                 and not _parses(first)
                 and (len(head) < 2 or not _parses(head[1][1]))
             ):
-                rest = f.read()
-                digest.update(rest)
-                yield from _document(name, head[0][0], b"".join(seen) + rest, report)
+                if mine:
+                    rest = f.read()
+                    digest.update(rest)
+                    yield from _document(name, head[0][0], b"".join(seen) + rest, report)
                 return
-            for n, raw in head:
-                yield from _line(name, n, raw, report)
-            for raw in f:
+            if parts == 1:  # the whole file: the plain loop
+                for n, raw in head:
+                    yield from _line(name, n, raw, report)
+                for raw in f:
+                    lineno += 1
+                    digest.update(raw)
+                    if not raw.isspace():
+                        yield from _line(name, lineno, raw, report)
+                return
+            lineno = 0
+            for raw in _lines(seen, f, digest):
                 lineno += 1
-                digest.update(raw)
-                if raw.strip():
+                if mine and not raw.isspace():
                     yield from _line(name, lineno, raw, report)
+                filled += len(raw)
+                if filled >= chunk_bytes:
+                    if mine:
+                        yield None
+                    chunk += 1
+                    filled = 0
+                    mine = chunk % parts == part
         except (OSError, EOFError, zlib.error) as exc:
-            report._error(f"{name}:{lineno + 1}: cannot read further: {_reason(exc)}")
+            if mine:  # the chunk where reading stops reports it
+                report._error(f"{name}:{lineno + 1}: cannot read further: {_reason(exc)}")
+
+
+def _lines(seen: list[bytes], rest: Iterator[bytes], digest: Any) -> Iterator[bytes]:
+    """The lines already read, then the others, hashed as they are read."""
+    yield from seen
+    for raw in rest:
+        digest.update(raw)
+        yield raw
 
 
 def _document(
@@ -135,24 +188,39 @@ class _Batch:
     """Rows ready to insert, grouped by the columns they set, and the traces left without a route.
 
     Binding only the columns a row sets saves binding None, which is slow in CPython's sqlite3;
-    a file has few shapes of rows (one or two per kind of span).
+    a file has few shapes of rows (one or two per kind of span). ``ends_chunk``: the last batch
+    of a chunk of a shared file (it may hold no rows).
     """
 
     shapes: dict[tuple[str, ...], list[tuple[Any, ...]]]
     open_traces: list[tuple[str]]
     rows: int
+    ends_chunk: bool = False
 
 
 def _batches(
-    path: Path, book: PriceBook, batch_size: int, strict: bool, report: IngestReport, digest: Any
+    path: Path,
+    book: PriceBook,
+    batch_size: int,
+    strict: bool,
+    report: IngestReport,
+    digest: Any,
+    share: _Share = _WHOLE,
 ) -> Iterator[_Batch]:
-    """The rows of one file in batches; counts and malformed records go to ``report``.
-
-    With ``strict``, raises _Strict at the first malformed record.
+    """The rows of one file (or of its share) in batches; counts and malformed records go to
+    ``report``. With ``strict``, raises _Strict at the first malformed record.
     """
     rows: list[dict[str, Any]] = []
     add = rows.append
-    for where, source, rec in _records(path, report, digest):
+    for record in _records(path, report, digest, share):
+        if record is None:  # the end of a chunk of a shared file
+            batch = _batch(rows)
+            batch.ends_chunk = True
+            yield batch
+            rows = []
+            add = rows.append
+            continue
+        where, source, rec = record
         _record_rows(rec, where, source, book, report, add)
         if strict and report.skipped:
             raise _Strict(report.errors[0])
