@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from workbench.cache import demo_pairs, layer_report, sizing_report, threshold_sweep
+from workbench.cache import demo_pairs, layer_report, load_pairs, sizing_report, threshold_sweep
 from workbench.errors import ConfigError
 from workbench.prices import Price
 from workbench.store import Store
@@ -235,3 +236,42 @@ def test_threshold_sweep_on_hand_labelled_pairs() -> None:
     assert sweep.loc[0, "recall"] == 1
     with pytest.raises(ConfigError, match="demo_pairs"):
         threshold_sweep([])
+
+
+def test_load_pairs_reads_labelled_pairs(tmp_path: Path) -> None:
+    path = tmp_path / "pairs.jsonl"
+    path.write_text(
+        '{"query": "cancel my plan", "cached": "how do I cancel?", "same": true}\n\n'
+        '{"query": "turn on 2FA", "cached": "turn off 2FA", "same": false}\n',
+        encoding="utf-8",
+    )
+    assert load_pairs(path) == [
+        ("cancel my plan", "how do I cancel?", True),
+        ("turn on 2FA", "turn off 2FA", False),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '{"query": "a", "cached": "b", "same": "yes"}\n',
+            r"pairs\.jsonl:1: same: must be true or false",
+        ),
+        ('{"query": "a", "same": true}\n', r"pairs\.jsonl:1: cached: must be a string, got None"),
+        (
+            'ok\n{"query": "a", "cached": "b", "same": true}\n[1]\n',
+            r"pairs\.jsonl:1: not valid JSON(.|\n)*:3: expected an object",
+        ),
+        ("\n\n", r"pairs\.jsonl: no pairs"),
+        ("[" * 100_000, r"pairs\.jsonl:1: not valid JSON"),
+    ],
+)
+def test_load_pairs_names_every_bad_line(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "pairs.jsonl"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=message):
+        load_pairs(path)
+    path.write_bytes(b"\xff\xfe{")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_pairs(path)

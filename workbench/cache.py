@@ -7,9 +7,11 @@ misses. Sizing runs the LRU miss-ratio curves of :mod:`workbench.mrc` over one l
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -17,6 +19,7 @@ import numpy.typing as npt
 import pandas as pd
 from numpy.typing import ArrayLike
 
+from workbench.configfile import short
 from workbench.errors import ConfigError
 from workbench.mrc import (
     COLD,
@@ -44,6 +47,7 @@ __all__ = [
     "SizingReport",
     "demo_pairs",
     "layer_report",
+    "load_pairs",
     "mrc",
     "mrc_error",
     "mrc_figure",
@@ -579,3 +583,45 @@ def demo_pairs() -> list[tuple[str, str, bool]]:
     month), the cases where embedding similarity alone returns someone else's answer.
     """
     return [(a, b, True) for a, b in _PARAPHRASES] + [(a, b, False) for a, b in _NEAR_MISSES]
+
+
+def load_pairs(path: str | Path) -> list[tuple[str, str, bool]]:
+    """Labelled pairs from JSON Lines: ``{"query": ..., "cached": ..., "same": true|false}``.
+
+    ``same`` says whether the cached answer is right for the query (same intent). Every bad
+    line is named with its number and field; a file with none is refused.
+    """
+    file = Path(path)
+    try:
+        lines = file.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{file}: not UTF-8 (byte {exc.start}); save it as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read the pairs: {exc.strerror or exc}") from None
+    pairs, problems = [], []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            doc = json.loads(line)
+        except (ValueError, RecursionError) as exc:
+            problems.append(f"{file}:{number}: not valid JSON: {str(exc)[:120]}")
+            continue
+        if not isinstance(doc, dict):
+            problems.append(f"{file}:{number}: expected an object with query, cached, same")
+            continue
+        for key, kind in (("query", str), ("cached", str), ("same", bool)):
+            if not isinstance(doc.get(key), kind):
+                want = "true or false" if kind is bool else "a string"
+                problems.append(
+                    f"{file}:{number}: {key}: must be {want}, got {short(doc.get(key))}"
+                )
+                break
+        else:
+            pairs.append((doc["query"], doc["cached"], doc["same"]))
+    if problems:
+        more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
+        raise ConfigError("\n".join(problems[:10]) + more)
+    if not pairs:
+        raise ConfigError(f"{file}: no pairs; write one JSON object per line: query, cached, same")
+    return pairs
