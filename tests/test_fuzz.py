@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import TINY_CARD, tiny_cases
-from workbench import flamegraph, golden, latency, profiling, weekly
+from workbench import cache, flamegraph, golden, latency, profiling, weekly
 from workbench.errors import WorkbenchError
 from workbench.profiling._output import _read_output
 from workbench.providers import Snapshots
@@ -412,6 +412,25 @@ def test_load_endpoints(scratch: Path, data: bytes) -> None:
                 v is None or (isinstance(v, float) and math.isfinite(v) and v >= 0)
                 for v in (limits.p95_ms, limits.error_rate, limits.p99_ms, limits.ttft_p95_ms)
             )
+
+
+_PAIRS = [
+    {"query": "cancel my plan", "cached": "how do I cancel?", "same": True},
+    {"query": "turn on 2FA", "cached": "turn off 2FA", "same": False},
+]
+
+
+@FUZZ
+@given(data=jsonl(_PAIRS))
+def test_load_pairs(scratch: Path, data: bytes) -> None:
+    file = scratch / "pairs.jsonl"
+    file.write_bytes(data)
+    got = outcome(lambda: cache.load_pairs(file), file)
+    if not isinstance(got, WorkbenchError):
+        assert got and all(
+            isinstance(q, str) and isinstance(c, str) and isinstance(same, bool)
+            for q, c, same in got
+        )
 
 
 # -- the huge, the deep and the oddly encoded, once each per loader --------------------------
