@@ -115,6 +115,18 @@ def test_the_next_week_diffs_the_profile_against_last_week(two_weeks: dict) -> N
     assert "baseline: " in text and "<svg" in text
 
 
+
+def test_profile_artifacts_sit_next_to_the_report_and_are_linked(two_weeks: dict) -> None:
+    profile = {r.name: r for r in two_weeks["second"].reports}["profile_hot_paths"]
+    artifacts = profile.summary["artifacts"]
+    assert {"flamegraph", "speedscope"} <= set(artifacts)
+    text = profile.html.read_text(encoding="utf-8")
+    for link in artifacts.values():
+        assert link.startswith("profile_hot_paths.files/")
+        assert (profile.html.parent / link).is_file()
+        assert f'href="{link}"' in text or f"href='{link}'" in text
+
+
 def test_the_next_week_compares_traffic_with_last_week(two_weeks: dict) -> None:
     latency = {r.name: r for r in two_weeks["second"].reports}["latency_budgets"]
     drift = [b for b in latency.summary["budgets"] if b["name"].endswith(" drift")]

@@ -219,6 +219,9 @@ def publish(
         summary = read_summary(raw_summary)
     summary = {
         **summary,
+        "artifacts": _gather_artifacts(
+            summary.get("artifacts"), resolve_notebook(notebook).parent, out, name
+        ),
         "notebook": Path(str(notebook)).stem,
         "name": name,
         "ok": error is None,
@@ -236,6 +239,32 @@ def publish(
         executed, out / f"{name}.html", show_code=show_code, header=header, title=name
     )
     return Report(name=name, notebook=executed, html=html_path, error=error, summary=summary)
+
+
+def _gather_artifacts(artifacts: Any, cwd: Path, out: Path, name: str) -> dict[str, str]:
+    """Copy a notebook's artifact files next to its report; links relative to the report.
+
+    A relative path is the notebook's (it ran in ``cwd``). The files go to ``<name>.files/``
+    beside the HTML, so the report folder holds everything it links; a path that does not
+    exist stays as text, unlinked.
+    """
+    if not isinstance(artifacts, Mapping):
+        return {}
+    folder = out / f"{name}.files"
+    shutil.rmtree(folder, ignore_errors=True)  # this run's artifacts only
+    gathered: dict[str, str] = {}
+    for key, value in artifacts.items():
+        path = cwd / str(value)
+        if not path.is_file():
+            gathered[str(key)] = str(value)
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / path.name
+        if target.exists():  # two artifacts with one file name
+            target = folder / f"{key}-{path.name}"
+        shutil.copyfile(path, target)
+        gathered[str(key)] = target.relative_to(out).as_posix()
+    return gathered
 
 
 def check_parameters(parameters: Mapping[str, Any]) -> None:
