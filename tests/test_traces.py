@@ -880,6 +880,30 @@ def test_a_parser_process_crash_is_an_error_and_rolls_its_file_back(
     assert ingest(store, [path], parallel=False).stored == 40
 
 
+def test_parser_processes_that_cannot_start_leave_the_parsing_here(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second child fails to start: the first is stopped, the file is parsed in-process."""
+    import subprocess
+
+    from workbench.traces import _pipeline
+
+    real = subprocess.Popen
+    started: list[Any] = []
+
+    def popen(*args: Any, **kw: Any) -> Any:
+        if started:
+            raise OSError(11, "Resource temporarily unavailable")
+        started.append(real(*args, **kw))
+        return started[-1]
+
+    monkeypatch.setattr(_pipeline.subprocess, "Popen", popen)
+    files = _mixed_files(tmp_path)
+    report = ingest(store, files, batch_size=2, parallel=True)
+    assert (report.stored, report.skipped) == (11, 4)
+    assert len(started) == 1 and started[0].returncode is not None
+
+
 def test_a_killed_parent_leaves_no_parser_process(tmp_path: Path) -> None:
     """kill -9 of the ingesting process: its parser processes exit when their pipes break."""
     import os

@@ -29,10 +29,11 @@ trace's: the root's, else the earliest routed span's. It is filled from the same
 an UPDATE at the end of each file covers the traces left open (children in a later batch or
 file than their root). A child ingested in an earlier file than its root keeps NULL.
 
-Large inputs are parsed in a second process while this one inserts (``_pipeline``).
+Large inputs are parsed by two child processes, taking alternate chunks of lines, while this
+one inserts the chunks in file order (``_pipeline``): the same rows and report as one reader.
 
 Modules: ``_mapping`` (records to rows), ``_read`` (files to batches), ``_pipeline`` (the
-parser process), ``_ingest`` (transactions and inserts), ``_report``, ``_analysis``.
+parser processes), ``_ingest`` (transactions and inserts), ``_report``, ``_analysis``.
 """
 
 from workbench.prices import load_prices as load_prices  # the CLI's --prices

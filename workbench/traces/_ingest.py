@@ -21,7 +21,7 @@ from workbench.traces._report import MAX_ERRORS, IngestReport
 _CACHE_KIB = 64 * 1024  # SQLite page cache while ingesting
 # A bulk load (at least as many spans as the table holds, and this many) defers the indexes.
 _DEFER_MIN_SPANS = 10_000
-# Inputs of about this many spans are parsed in a second process (it takes ~0.2 s to start).
+# Inputs of about this many spans are parsed in child processes (they take ~0.1 s to start).
 _PARALLEL_MIN_SPANS = 30_000
 _BYTES_PER_SPAN = 500  # an OTLP span with GenAI attributes takes about 600 bytes, a flat one 400
 _GZIP_BYTES_PER_SPAN = 60
@@ -105,8 +105,9 @@ def ingest(
         strict: raise DatasetError at the first malformed record, leaving the database as it was.
         batch_size: rows per batch of inserts.
         prices: per-model prices over the built-in table (``workbench.prices``).
-        parallel: parse in a second process while this one inserts; by default when the files
-            hold about 30,000 spans or more and the machine has two CPUs. Same result either way.
+        parallel: parse in two child processes while this one inserts; by default when the
+            files hold about 30,000 spans or more and the machine has two CPUs. Same result
+            either way.
     """
     if batch_size < 1:
         raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
