@@ -15,10 +15,10 @@ finish reasons, time to first chunk). Then times, each the median of R runs:
   route inheritance, file hash).
 
 With ``--flat`` the same spans are written in the plain JSONL format, one per line; with
-``--serial`` the file is parsed in the ingesting process instead of a second one. The target
-is 50,000 spans/s of ingest, wall time; CPU time (both processes) is printed too, as the
-machine may be shared: with the parser process, CPU spans/s is below wall spans/s when the two
-overlap.
+``--serial`` the file is parsed in the ingesting process instead of two parser processes. The
+target is 50,000 spans/s of ingest, wall time; CPU time (all processes) is printed too, as the
+machine may be shared: with the parser processes, CPU spans/s is below wall spans/s when they
+overlap. The machine's speed drifts from minute to minute, so compare the ratio to JSON alone.
 """
 
 from __future__ import annotations
@@ -272,7 +272,7 @@ def _children_cpu() -> float:
 def time_ingest(
     path: Path, folder: Path, run: int, parallel: bool | None
 ) -> tuple[float, float, int]:
-    """Wall and CPU seconds (with the parser process's) to ingest the file into a fresh store,
+    """Wall and CPU seconds (with the parser processes') to ingest the file into a fresh store,
     and the spans stored."""
     with Store(folder / f"bench-{run}.db") as store:
         cpu = time.process_time() + _children_cpu()
@@ -319,7 +319,7 @@ def main() -> None:
         f"{ingests[0][2]:,} stored\n"
         f"json.loads only: {n / json_wall:>9,.0f} spans/s wall, {n / json_cpu:>9,.0f} spans/s CPU\n"
         f"ingest:          {rate:>9,.0f} spans/s wall, {n / cpu:>9,.0f} spans/s CPU "
-        f"({wall:.2f} s wall, {cpu:.2f} s CPU of both processes"
+        f"({wall:.2f} s wall, {cpu:.2f} s CPU of all processes"
         f"{', --serial' if args.serial else ''})\n"
         f"ratio ingest / json-only: {json_wall / wall:.3f} wall, {json_cpu / cpu:.3f} CPU\n"
         f"target >= {TARGET:,} spans/s (wall): {'PASS' if rate >= TARGET else 'MISS'}"
