@@ -699,6 +699,15 @@ def test_truncated_gzip_keeps_what_was_read(store: Store, tmp_path: Path) -> Non
     assert "cannot read further" in report.errors[0]
     with pytest.raises(DatasetError, match="cannot read further"):
         ingest(store, [path], strict=True)
+    for batch_size in (1, 2, 3):  # two parser processes: the child of the last chunk reports it
+        with Store(tmp_path / f"{batch_size}.db") as other:
+            shared = ingest(other, [path], batch_size=batch_size, parallel=True)
+            assert counts(other)[0] == report.stored
+        assert (shared.stored, shared.skipped, shared.errors) == (
+            report.stored,
+            1,
+            report.errors,
+        )
 
 
 # -- the fast paths keep the slow paths' answers ------------------------------------------------
