@@ -110,8 +110,7 @@ def main() -> int:
         lambda: mrc.shards_mrc(trace, rate=SHARDS_RATE), max(5, args.repeats)
     )
     adj = [
-        mrc.mrc_error(exact, mrc.shards_mrc(trace, rate=SHARDS_RATE, seed=s))
-        for s in range(SALTS)
+        mrc.mrc_error(exact, mrc.shards_mrc(trace, rate=SHARDS_RATE, seed=s)) for s in range(SALTS)
     ]
     raw = [
         mrc.mrc_error(exact, mrc.shards_mrc(trace, rate=SHARDS_RATE, seed=s, adjust=False))

@@ -142,7 +142,7 @@ def test_requests_are_root_spans_with_failures_and_kinds(store: Store) -> None:
                 "duration_ms": 90.0,
                 "span_class": "llm",
                 "request_model": "m1",
-            },  # fmt: skip
+            },
             req(2, t0 + S, 5.0, "/api/search", status_code="error"),
             req(3, t0 + 2 * S, 7.0, "/api/search", error_type="TimeoutError", retry_count=1),
             req(4, t0 + 3 * S, 9.0, "/api/search"),

@@ -115,7 +115,6 @@ def test_the_next_week_diffs_the_profile_against_last_week(two_weeks: dict) -> N
     assert "baseline: " in text and "<svg" in text
 
 
-
 def test_profile_artifacts_sit_next_to_the_report_and_are_linked(two_weeks: dict) -> None:
     profile = {r.name: r for r in two_weeks["second"].reports}["profile_hot_paths"]
     artifacts = profile.summary["artifacts"]

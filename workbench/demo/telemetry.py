@@ -191,7 +191,9 @@ class OTLPJsonLinesExporter(SpanExporter):
         """Write the batch as one line (nothing for an empty batch)."""
         if not spans:
             return SpanExportResult.SUCCESS
-        line = json.dumps(traces_data(spans, shift_ns=self.shift_ns), separators=(",", ":"), ensure_ascii=False)
+        line = json.dumps(
+            traces_data(spans, shift_ns=self.shift_ns), separators=(",", ":"), ensure_ascii=False
+        )
         with self._lock:
             if self._file is None:
                 return SpanExportResult.FAILURE
