@@ -273,3 +273,15 @@ def test_verdicts_for_the_index() -> None:
     assert by_name["/api/x p95_latency_ms"]["ok"]
     assert by_name["/api/x p95_ms drift"]["message"].startswith("no baseline")
     assert "/api/x errors burn rate" in by_name
+
+
+def test_large_samples_resample_the_p95_order_statistic_directly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    values = np.random.default_rng(1).lognormal(3, 0.5, 8000)
+    fast = slo._p95_resamples(values, np.random.default_rng(2), 4000)
+    monkeypatch.setattr(slo, "_DIRECT_MAX", 10**9)
+    slow = slo._p95_resamples(values, np.random.default_rng(3), 4000)
+    spread = np.percentile(slow, 97.5) - np.percentile(slow, 2.5)
+    for q in (2.5, 50, 97.5):
+        assert abs(np.percentile(fast, q) - np.percentile(slow, q)) < 0.1 * spread
