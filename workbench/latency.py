@@ -14,9 +14,10 @@ import importlib
 import inspect
 import ipaddress
 import json
+import math
 import random
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -42,6 +43,25 @@ class LatencyBudget:
     error_rate: float = 0.005
     p99_ms: float | None = None
     ttft_p95_ms: float | None = None
+
+    def verdicts(self, figures: Mapping[str, Any]) -> list[BudgetResult]:
+        """Verdicts on ``figures`` (p95_ms, error_rate, p99_ms, ttft_p95_ms; missing or NaN: n/a)."""
+
+        def value(name: str) -> float | None:
+            v = figures.get(name)
+            return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+
+        out = [
+            BudgetResult("p95_latency_ms", self.p95_ms, value("p95_ms"), "max", "ms"),
+            BudgetResult("error_rate", self.error_rate, value("error_rate"), "max", "%"),
+        ]
+        if self.p99_ms is not None:
+            out.append(BudgetResult("p99_latency_ms", self.p99_ms, value("p99_ms"), "max", "ms"))
+        if self.ttft_p95_ms is not None:
+            out.append(
+                BudgetResult("ttft_p95_ms", self.ttft_p95_ms, value("ttft_p95_ms"), "max", "ms")
+            )
+        return out
 
 
 DEFAULT_BUDGETS = {
@@ -388,18 +408,7 @@ def summarize_load(store: Store, run_id: str, endpoints: Sequence[Endpoint]) -> 
             for phase in sorted({r[0] for r in rows})
         }
         limits = ep.limits
-        budgets = [
-            BudgetResult("p95_latency_ms", limits.p95_ms, stats["p95_ms"], "max", "ms"),
-            BudgetResult("error_rate", limits.error_rate, stats["error_rate"], "max", "%"),
-        ]
-        if limits.p99_ms is not None:
-            budgets.append(
-                BudgetResult("p99_latency_ms", limits.p99_ms, stats["p99_ms"], "max", "ms")
-            )
-        if limits.ttft_p95_ms is not None:
-            budgets.append(
-                BudgetResult("ttft_p95_ms", limits.ttft_p95_ms, stats["ttft_p95_ms"], "max", "ms")
-            )
+        budgets = limits.verdicts(stats)
         out.append(
             EndpointStats(
                 endpoint=ep.name,

@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from workbench.budgets import BudgetResult
 from workbench.errors import ConfigError
 from workbench.latency import DEFAULT_BUDGETS, LatencyBudget
 from workbench.store import Store
@@ -223,7 +222,7 @@ def budget_table(
     for (route, kind), group in requests.groupby(["route", "kind"], sort=True):
         limits = _budget(str(kind), budgets)
         figures = _figures(group)
-        verdicts = _verdicts(figures, limits)
+        verdicts = limits.verdicts(figures)
         rows.append(
             {
                 "route": route,
@@ -238,20 +237,6 @@ def budget_table(
     columns = ["route", "kind", "requests", "p50_ms", "p95_ms", "p99_ms", "errors",
                "error_rate", "retry_rate", "p95_budget_ms", "error_budget", "ok", "verdicts"]  # fmt: skip
     return pd.DataFrame(rows, columns=columns).set_index("route")
-
-
-def _verdicts(figures: Mapping[str, Any], limits: LatencyBudget) -> list[BudgetResult]:
-    def value(name: str) -> float | None:
-        v = figures.get(name)
-        return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
-
-    out = [
-        BudgetResult("p95_latency_ms", limits.p95_ms, value("p95_ms"), "max", "ms"),
-        BudgetResult("error_rate", limits.error_rate, value("error_rate"), "max", "%"),
-    ]
-    if limits.p99_ms is not None:
-        out.append(BudgetResult("p99_latency_ms", limits.p99_ms, value("p99_ms"), "max", "ms"))
-    return out
 
 
 def over_time(
