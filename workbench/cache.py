@@ -35,6 +35,7 @@ from workbench.mrc import (
 )
 from workbench.prices import FIELDS as PRICE_FIELDS
 from workbench.prices import Price, PriceBook
+from workbench.traces import window_clause
 
 if TYPE_CHECKING:
     from workbench.store import Store
@@ -99,17 +100,6 @@ REPORT_COLUMNS = (
 )
 
 
-def _window(since_ns: int | None, until_ns: int | None) -> tuple[str, list[int]]:
-    sql, args = "", []
-    if since_ns is not None:
-        sql += " AND start_ns >= ?"
-        args.append(since_ns)
-    if until_ns is not None:
-        sql += " AND start_ns < ?"
-        args.append(until_ns)
-    return sql, args
-
-
 _NUMERIC_COLUMNS = (
     "duration_ms",
     "cache_hit",
@@ -125,7 +115,7 @@ _NUMERIC_COLUMNS = (
 
 def _spans(store: Store, since_ns: int | None, until_ns: int | None) -> pd.DataFrame:
     """Lookups and model calls in the window, plus the roots and calls of their traces."""
-    where, args = _window(since_ns, until_ns)
+    where, args = window_clause(since_ns, until_ns)
     picked = f"(cache_layer IS NOT NULL OR span_class = 'llm'){where}"
     sql = (
         f"SELECT {_SPAN_COLUMNS}, ({picked}) AS picked FROM spans "
@@ -402,7 +392,7 @@ def sizing_report(
     """
     if not 0.0 < target_hit_ratio <= 1.0:
         raise ConfigError(f"target_hit_ratio must be in (0, 1], got {target_hit_ratio}")
-    where, args = _window(since_ns, until_ns)
+    where, args = window_clause(since_ns, until_ns)
     frame = pd.read_sql_query(
         "SELECT start_ns, cache_key_hash, cache_hit, obj_bytes FROM spans WHERE cache_layer = ? "
         f"AND cache_key_hash IS NOT NULL{where} ORDER BY start_ns, trace_id, span_id",

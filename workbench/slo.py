@@ -31,6 +31,7 @@ import pandas as pd
 from workbench.errors import ConfigError
 from workbench.latency import DEFAULT_BUDGETS, LatencyBudget
 from workbench.store import Store
+from workbench.traces import window_clause
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -95,7 +96,7 @@ def requests_frame(
     Columns: trace_id, start_ns, route, duration_ms, failed, retry_count, tenant, kind
     (see :func:`route_kinds`; ``kinds`` maps route patterns to ``api`` or ``llm``).
     """
-    window, args = _window(since_ns, until_ns)
+    window, args = window_clause(since_ns, until_ns)
     frame = _spans(
         store,
         "trace_id, start_ns, route, duration_ms, status_code, error_type, retry_count, tenant",
@@ -133,7 +134,7 @@ def model_calls(
     store: Store, *, since_ns: int | None = None, until_ns: int | None = None
 ) -> pd.DataFrame:
     """Model-call spans (``span_class = 'llm'``): start, model, latency, TTFT, failure."""
-    window, args = _window(since_ns, until_ns)
+    window, args = window_clause(since_ns, until_ns)
     return _spans(
         store,
         "start_ns, COALESCE(request_model, response_model, '?') AS model, duration_ms, ttft_ms, "
@@ -141,16 +142,6 @@ def model_calls(
         "span_class = 'llm' AND duration_ms IS NOT NULL" + window,
         args,
     )
-
-
-def _window(since_ns: int | None, until_ns: int | None) -> tuple[str, list[int]]:
-    """SQL conditions (each led by AND) and arguments for a [since, until) window on start_ns."""
-    sql, args = "", []
-    for clause, value in ((" AND start_ns >= ?", since_ns), (" AND start_ns < ?", until_ns)):
-        if value is not None:
-            sql += clause
-            args.append(value)
-    return sql, args
 
 
 def _spans(store: Store, columns: str, where: str, args: Sequence[int]) -> pd.DataFrame:

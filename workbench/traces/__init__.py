@@ -37,8 +37,16 @@ parser processes), ``_ingest`` (transactions and inserts), ``_report``, ``_analy
 """
 
 from workbench.prices import load_prices as load_prices  # the CLI's --prices
-from workbench.traces._analysis import spans_frame
+from workbench.traces._analysis import spans_frame, window_clause
 from workbench.traces._ingest import ingest
 from workbench.traces._report import MAX_ERRORS, IngestReport, render_text
 
-__all__ = ["MAX_ERRORS", "IngestReport", "ingest", "load_prices", "render_text", "spans_frame"]
+__all__ = [
+    "MAX_ERRORS",
+    "IngestReport",
+    "ingest",
+    "load_prices",
+    "render_text",
+    "spans_frame",
+    "window_clause",
+]

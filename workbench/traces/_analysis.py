@@ -11,6 +11,16 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
+def window_clause(since_ns: int | None, until_ns: int | None) -> tuple[str, list[int]]:
+    """SQL conditions (each led by AND) and arguments for a [since, until) window on start_ns."""
+    sql, args = "", []
+    for clause, value in ((" AND start_ns >= ?", since_ns), (" AND start_ns < ?", until_ns)):
+        if value is not None:
+            sql += clause
+            args.append(value)
+    return sql, args
+
+
 def spans_frame(
     store: Store,
     *,
