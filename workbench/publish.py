@@ -383,10 +383,10 @@ def _budget_dict(b: Any) -> dict[str, Any]:
 
 
 def read_summary(path: Path) -> dict[str, Any]:
-    """A recorded summary, or an empty one when the notebook recorded none."""
+    """A recorded summary, or an empty one when there is none that reads as an object."""
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}
     return doc if isinstance(doc, dict) else {}
 

@@ -236,13 +236,13 @@ def _finished(folder: Path, job: Job, params: Mapping[str, Any]) -> publish.Repo
     """This week's report of ``job`` if it can stand: it ran cleanly, with these parameters."""
     html, executed = folder / f"{job.name}.html", folder / f"{job.name}.ipynb"
     summary_path = folder / f"{job.name}{publish.SUMMARY_SUFFIX}"
+    summary = publish.read_summary(summary_path)
     try:
-        summary = json.loads(summary_path.read_text(encoding="utf-8"))
         source = publish.resolve_notebook(job.notebook)
         fresh = summary_path.stat().st_mtime >= source.stat().st_mtime
-    except (OSError, ValueError, RecursionError, ConfigError):
-        return None  # no usable summary: run the notebook
-    if not (isinstance(summary, dict) and summary.get("ok") and fresh):
+    except (OSError, ConfigError):
+        return None  # no summary, or no source to compare it with: run the notebook
+    if not (summary.get("ok") and fresh):
         return None
     if summary.get("parameters") != json.loads(json.dumps(dict(params), default=str)):
         return None
