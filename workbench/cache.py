@@ -19,7 +19,7 @@ import numpy.typing as npt
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from workbench.configfile import short
+from workbench.configfile import read_text, short
 from workbench.errors import ConfigError
 from workbench.mrc import (
     COLD,
@@ -582,12 +582,7 @@ def load_pairs(path: str | Path) -> list[tuple[str, str, bool]]:
     line is named with its number and field; a file with none is refused.
     """
     file = Path(path)
-    try:
-        lines = file.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{file}: not UTF-8 (byte {exc.start}); save it as UTF-8") from None
-    except OSError as exc:
-        raise ConfigError(f"{file}: cannot read the pairs: {exc.strerror or exc}") from None
+    lines = read_text(file, "pairs").splitlines()
     pairs, problems = [], []
     for number, line in enumerate(lines, 1):
         if not line.strip():

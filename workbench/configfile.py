@@ -20,17 +20,23 @@ from workbench.errors import ConfigError
 _MAX_MESSAGE = 200
 
 
-def read_yaml(path: str | Path, what: str, *, empty: Any = None) -> Any:
-    """The document in ``path`` (``empty`` for a blank file); ``what`` names it in errors."""
+def read_text(path: str | Path, what: str) -> str:
+    """The UTF-8 text of ``path``; ``what`` names the file in errors."""
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        return file.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(
             f"{file}: cannot read the {what}: not UTF-8 (byte {exc.start}); save it as UTF-8"
         ) from None
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read the {what}: {exc.strerror or exc}") from None
+
+
+def read_yaml(path: str | Path, what: str, *, empty: Any = None) -> Any:
+    """The document in ``path`` (``empty`` for a blank file); ``what`` names it in errors."""
+    file = Path(path)
+    text = read_text(file, what)
     if not text.strip():
         return empty
     try:
