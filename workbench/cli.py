@@ -59,12 +59,30 @@ def main() -> None:
 @db_option
 @click.option("--concurrency", type=click.IntRange(1, 1024), default=8, show_default=True)
 @click.option(
-    "--seed", type=int, default=0, show_default=True, help="Seed (repeat r uses seed + r)."
+    "--seed", type=int, help="Seed (repeat r uses seed + r) [default: the card's, else 0]."
 )
-@click.option("--temperature", type=click.FloatRange(0, 2), default=0.0, show_default=True)
+@click.option(
+    "--temperature",
+    type=click.FloatRange(0, 2),
+    help="Sampling temperature [default: the card's, else 0].",
+)
 @click.option("--repeats", type=click.IntRange(1, 1000), default=1, show_default=True)
 @click.option(
-    "--max-tokens", type=click.IntRange(1), help="Cap on output tokens (default: the card's)."
+    "--max-tokens",
+    type=click.IntRange(1),
+    help="Cap on output tokens [default: the card's, else 1024].",
+)
+@click.option(
+    "--structured-output/--no-structured-output",
+    default=None,
+    help="Send the card's output_schema as the json_schema response format "
+    "[default: the card's structured_output].",
+)
+@click.option("--limit", type=click.IntRange(1), help="Run only the first N (selected) cases.")
+@click.option("--case", "case_ids", multiple=True, metavar="ID", help="Run this case (repeatable).")
+@click.option("--tag", "tags", multiple=True, help="Run the cases with this tag (repeatable).")
+@click.option(
+    "--sample", type=click.IntRange(1), help="Run a random sample of N cases (seeded by --seed)."
 )
 @click.option(
     "--timeout",
@@ -113,7 +131,7 @@ def main() -> None:
 @click.option(
     "--progress/--no-progress",
     default=None,
-    help="Progress bar (default: when stderr is a terminal).",
+    help="Progress bar [default: a bar on a terminal, else a line every 10 s on stderr].",
 )
 @click.option(
     "--redact",
@@ -128,10 +146,15 @@ def eval_command(
     base_url: str | None,
     db: Path,
     concurrency: int,
-    seed: int,
-    temperature: float,
+    seed: int | None,
+    temperature: float | None,
     repeats: int,
     max_tokens: int | None,
+    structured_output: bool | None,
+    limit: int | None,
+    case_ids: tuple[str, ...],
+    tags: tuple[str, ...],
+    sample: int | None,
     timeout_s: float,
     stream: bool,
     api_key_env: str,
@@ -146,6 +169,7 @@ def eval_command(
     redact: bool,
 ) -> None:
     """Evaluate TARGET on the golden set DATASET, storing every result."""
+    from workbench.golden import Selection
     from workbench.runner import EvalOptions, run_eval
     from workbench.store import Store
 
@@ -160,6 +184,8 @@ def eval_command(
         temperature=temperature,
         repeats=repeats,
         max_tokens=max_tokens,
+        structured_output=structured_output,
+        selection=Selection(case_ids, tags, sample, limit, seed or 0),
         base_url=base_url,
         timeout_s=timeout_s,
         stream=stream,
@@ -175,7 +201,7 @@ def eval_command(
             store=store,
             options=options,
             resume=resume,
-            progress=sys.stderr.isatty() if progress is None else progress,
+            progress=("bar" if sys.stderr.isatty() else "log") if progress is None else progress,
         )
     if as_json:
         click.echo(json.dumps(summary.to_dict(), indent=2, default=str))
@@ -196,10 +222,13 @@ def _summary_text(s: Any) -> str:
         f"  results {s.results}/{s.expected_results}  passed {s.passed}"
         f" ({_pct(s.pass_rate)})  errors {s.errors} ({_pct(s.error_rate)})",
         f"  latency p50 {_ms(s.p50_latency_ms)}  p95 {_ms(s.p95_latency_ms)}"
-        f"  tokens {s.tokens_in:,} in / {s.tokens_out:,} out",
+        f"  tokens {s.tokens_in:,} in ({s.cached_tokens:,} cached) / {s.tokens_out:,} out"
+        + (f" ({s.reasoning_tokens:,} reasoning)" if s.reasoning_tokens else "")
+        + ("" if s.cost_usd is None else f"  cost ${s.cost_usd:,.4f}"),
     ]
     if s.reason:
         lines.append(f"  reason: {s.reason}")
+    lines.extend(f"  note: {note}" for note in s.notes)
     lines.append("budgets:")
     lines.extend(f"  {'ok ' if b.ok else 'BAD'} {b.describe()}" for b in s.budgets)
     return "\n".join(lines)
@@ -592,6 +621,95 @@ def traces_ingest(files: tuple[str, ...], db: Path, strict: bool, prices_path: s
     with Store(db) as store:
         report = traces.ingest(store, list(files), strict=strict, prices=prices)
     click.echo(traces.render_text(report))
+
+
+@main.group("dataset")
+def dataset_group() -> None:
+    """Golden sets from your own data: import a table, start a skeleton, check one."""
+
+
+@dataset_group.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--name", required=True, help="Dataset name: the folder written under --out.")
+@click.option(
+    "--input", "inputs", required=True, metavar="COL[,COL]", help="Columns that fill the prompt."
+)
+@click.option(
+    "--expected",
+    required=True,
+    metavar="COL[,COL]",
+    help="Expected-output column; several make an object {column: value}.",
+)
+@click.option("--id", "id_column", metavar="COL", help="Unique case ids (default: NAME-0001...).")
+@click.option(
+    "--tags", "tags_column", metavar="COL", help="Tags: a list, or text split on , ; or |."
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to write NAME/ into (default: the nearest data/golden).",
+)
+@click.option("--force", is_flag=True, help="Replace an existing dataset folder NAME.")
+@translate_errors
+def dataset_import(
+    file: Path,
+    name: str,
+    inputs: str,
+    expected: str,
+    id_column: str | None,
+    tags_column: str | None,
+    out: Path | None,
+    force: bool,
+) -> None:
+    """Import a .csv, .jsonl or .parquet FILE as golden set NAME: cases plus a commented card."""
+    from workbench.dataset_import import import_table
+
+    report = import_table(
+        file,
+        name,
+        inputs=inputs,
+        expected=expected,
+        id_column=id_column,
+        tags_column=tags_column,
+        out=out,
+        force=force,
+    )
+    click.echo(report.render_text())
+
+
+@dataset_group.command("init")
+@click.argument("name")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to write NAME/ into (default: the nearest data/golden).",
+)
+@click.option("--force", is_flag=True, help="Replace an existing dataset folder NAME.")
+@translate_errors
+def dataset_init(name: str, out: Path | None, force: bool) -> None:
+    """Write a skeleton golden set NAME: a card explaining every key and one example case."""
+    from workbench.dataset_import import init_dataset
+
+    click.echo(init_dataset(name, out=out, force=force).render_text())
+
+
+@dataset_group.command("check")
+@click.argument("path_or_name")
+@click.option("--json", "as_json", is_flag=True, help="Print the counts or problems as JSON.")
+@translate_errors
+def dataset_check(path_or_name: str, as_json: bool) -> None:
+    """Validate a golden set; print its cases, tags, scorers and hash, or its first problems."""
+    from workbench.dataset_import import check_dataset
+
+    report = check_dataset(path_or_name)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+        if not report.ok:
+            sys.exit(1)  # the exit code of a ClickException, as in text mode
+    elif not report.ok:
+        raise click.ClickException(report.render_text())
+    else:
+        click.echo(report.render_text())
 
 
 @main.command("verify")

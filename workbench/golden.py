@@ -13,6 +13,8 @@ import hashlib
 import json
 import math
 import os
+import random
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,9 +42,21 @@ _CARD_KEYS = {
     "scorers",
     "budgets",
     "parameters",
+    "structured_output",
 }
 _BUDGET_KEYS = {"p95_latency_ms", "p50_latency_ms", "error_rate", "pass_rate", "mean_score"}
-_PARAMETER_KEYS = {"temperature", "seed", "max_tokens", "response_format"}
+# Sampling parameters a card may set; each reaches the request unless a run overrides it.
+PARAMETER_KEYS = (
+    "temperature",
+    "top_p",
+    "seed",
+    "max_tokens",
+    "stop",
+    "presence_penalty",
+    "frequency_penalty",
+    "response_format",
+)
+_RESPONSE_FORMATS = ("text", "json_object", "json_schema")
 _MAX_ERRORS = 20
 
 _jinja = SandboxedEnvironment(
@@ -73,6 +87,21 @@ class Card:
     scorers: tuple[scoring.ScorerSpec, ...] = ()
     budgets: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_BUDGETS))
     parameters: Mapping[str, Any] = field(default_factory=dict)
+    structured_output: bool = False
+
+    def response_format(self) -> dict[str, Any] | None:
+        """The ``response_format`` the card asks for: its own, or its output schema as json_schema."""
+        if self.structured_output and self.output_schema is not None:
+            return json_schema_format(self.name, self.output_schema)
+        value = self.parameters.get("response_format")
+        return dict(value) if isinstance(value, Mapping) else None
+
+
+def json_schema_format(name: str, schema: Mapping[str, Any]) -> dict[str, Any]:
+    """An OpenAI ``json_schema`` response format for an output schema (llama.cpp, vLLM, OpenAI)."""
+    body = {k: v for k, v in schema.items() if k != "$schema"}  # a meta-schema URL is no constraint
+    safe = re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_")[:64] or "output"
+    return {"type": "json_schema", "json_schema": {"name": safe, "schema": body, "strict": True}}
 
 
 @dataclass(frozen=True)
@@ -98,6 +127,72 @@ class Dataset:
     def messages(self, case: Case) -> list[dict[str, Any]]:
         """The chat messages sent to the model for a case."""
         return render_messages(self.card, case)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which cases a run takes: named ids or tags, then a seeded sample, then the first N."""
+
+    cases: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    sample: int | None = None
+    limit: int | None = None
+    seed: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.cases or self.tags or self.sample is not None or self.limit is not None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The selection as recorded on a run (empty parts left out)."""
+        out: dict[str, Any] = {}
+        if self.cases:
+            out["cases"] = list(self.cases)
+        if self.tags:
+            out["tags"] = list(self.tags)
+        if self.sample is not None:
+            out["sample"], out["sample_seed"] = self.sample, self.seed
+        if self.limit is not None:
+            out["limit"] = self.limit
+        return out
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any] | None) -> Selection:
+        """The selection recorded on a run."""
+        doc = doc or {}
+        return cls(
+            cases=tuple(doc.get("cases") or ()),
+            tags=tuple(doc.get("tags") or ()),
+            sample=doc.get("sample"),
+            limit=doc.get("limit"),
+            seed=int(doc.get("sample_seed") or 0),
+        )
+
+    def apply(self, dataset: Dataset) -> tuple[Case, ...]:
+        """The selected cases in dataset order; DatasetError naming an id or tag that matches none."""
+        cases = dataset.cases
+        if self.cases or self.tags:
+            ids = {c.id for c in cases}
+            unknown = [i for i in self.cases if i not in ids]
+            if unknown:
+                raise DatasetError(
+                    f"{dataset.name}: no case with id {', '.join(map(repr, unknown[:5]))}; "
+                    f"ids look like {', '.join(repr(c.id) for c in cases[:3])}"
+                )
+            known_tags = sorted({t for c in cases for t in c.tags})
+            missing = [t for t in self.tags if t not in known_tags]
+            if missing:
+                raise DatasetError(
+                    f"{dataset.name}: no case is tagged {', '.join(map(repr, missing))}; "
+                    f"tags: {', '.join(known_tags) or '(none)'}"
+                )
+            wanted, tags = set(self.cases), set(self.tags)
+            cases = tuple(c for c in cases if c.id in wanted or tags.intersection(c.tags))
+        if self.sample is not None and self.sample < len(cases):
+            picked = set(random.Random(self.seed).sample(range(len(cases)), self.sample))
+            cases = tuple(c for i, c in enumerate(cases) if i in picked)
+        if self.limit is not None:
+            cases = cases[: self.limit]
+        return cases
 
 
 def golden_root(start: Path | None = None) -> Path | None:
@@ -157,7 +252,7 @@ def load_dataset(name_or_path: str | os.PathLike[str]) -> Dataset:
 def dataset_hash(card: Card, cases: tuple[Case, ...]) -> str:
     """Content hash of a dataset: its card and cases in canonical JSON (formatting-proof)."""
     digest = hashlib.sha256()
-    card_doc = {
+    card_doc: dict[str, Any] = {
         "name": card.name,
         "system": card.system,
         "user": card.user,
@@ -168,6 +263,8 @@ def dataset_hash(card: Card, cases: tuple[Case, ...]) -> str:
         "budgets": dict(card.budgets),
         "parameters": dict(card.parameters),
     }
+    if card.structured_output:  # only when on, so the hashes of existing datasets stay
+        card_doc["structured_output"] = True
     digest.update(_canonical(card_doc))
     for case in cases:
         digest.update(_canonical([case.id, case.input, case.expected, list(case.tags)]))
@@ -269,13 +366,27 @@ def parse_card(data: bytes, path: Path, *, default_name: str = "") -> Card:
                 budgets[key] = float(value)
     parameters = doc.get("parameters", {}) or {}
     if not isinstance(parameters, dict):
-        err(("parameters",), "must be a mapping")
+        err(("parameters",), "must be a mapping, e.g. {temperature: 0, max_tokens: 512}")
         parameters = {}
     for key, value in parameters.items():
-        if key not in _PARAMETER_KEYS:
-            err(("parameters", str(key)), f"unknown; known: {', '.join(sorted(_PARAMETER_KEYS))}")
-        elif problem := _not_json(value):
+        if key not in PARAMETER_KEYS:
+            err(("parameters", str(key)), f"unknown; known: {', '.join(sorted(PARAMETER_KEYS))}")
+        elif problem := (_not_json(value) or _parameter_problem(key, value)):
             err(("parameters", key), problem)
+    structured = doc.get("structured_output", False)
+    if not isinstance(structured, bool):
+        err(("structured_output",), f"must be true or false, got {short(structured)}")
+        structured = False
+    elif structured and schema is None:
+        err(
+            ("structured_output",),
+            "needs an output_schema to send as the json_schema response format; add one",
+        )
+    elif structured and "response_format" in parameters:
+        err(
+            ("structured_output",),
+            "and parameters.response_format both set the response format; keep one",
+        )
     if errors:
         raise DatasetError(_join(errors))
     return Card(
@@ -287,7 +398,43 @@ def parse_card(data: bytes, path: Path, *, default_name: str = "") -> Card:
         scorers=tuple(specs),
         budgets=budgets,
         parameters=dict(parameters),
+        structured_output=structured,
     )
+
+
+def _parameter_problem(key: str, value: Any) -> str | None:
+    """Why a sampling parameter's value cannot be sent, or None (null means: do not send it)."""
+    if value is None:
+        return None
+    number = finite(value) if not isinstance(value, bool) else None
+    if key == "temperature" and (number is None or not 0 <= number <= 2):
+        return f"must be a number from 0 to 2, got {short(value)}"
+    if key == "top_p" and (number is None or not 0 < number <= 1):
+        return f"must be a number above 0 and at most 1, got {short(value)}"
+    if key in ("presence_penalty", "frequency_penalty") and (
+        number is None or not -2 <= number <= 2
+    ):
+        return f"must be a number from -2 to 2, got {short(value)}"
+    if key in ("seed", "max_tokens") and (not isinstance(value, int) or isinstance(value, bool)):
+        return f"must be an integer, got {short(value)}"
+    if key == "max_tokens" and value < 1:
+        return f"must be at least 1, got {value}"
+    if key == "stop" and not (
+        isinstance(value, str)
+        or (isinstance(value, list) and value and all(isinstance(v, str) for v in value))
+    ):
+        return f"must be a string or a list of strings, got {short(value)}"
+    if key == "response_format":
+        if not isinstance(value, dict) or value.get("type") not in _RESPONSE_FORMATS:
+            return (
+                f"must be a mapping whose type is one of {', '.join(_RESPONSE_FORMATS)}, "
+                f"got {short(value)}; or set structured_output: true to send the output_schema"
+            )
+        if value["type"] == "json_schema" and not isinstance(
+            (value.get("json_schema") or {}).get("schema"), dict
+        ):
+            return "type json_schema needs json_schema: {name, schema, strict}"
+    return None
 
 
 def _parse_scorers(raw: Any, err: Any) -> list[scoring.ScorerSpec]:

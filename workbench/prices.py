@@ -99,13 +99,18 @@ def set_price(
 _BOOK: list[PriceBook] = []  # the built-in table's book, made on first use
 
 
-def cost_usd(model: str, tokens_in: int | None, tokens_out: int | None) -> float | None:
-    """USD of one call without cache details, None when the model or a count is unknown."""
+def cost_usd(
+    model: str, tokens_in: int | None, tokens_out: int | None, cached_tokens: int | None = None
+) -> float | None:
+    """USD of one eval call, cache reads (part of ``tokens_in``) at the cache-read rate.
+
+    None when the model or a count is unknown.
+    """
     if tokens_in is None or tokens_out is None:
         return None
     if not _BOOK:
         _BOOK.append(PriceBook())
-    return _BOOK[0].cost(model, tokens_in, tokens_out, 0, 0)
+    return _BOOK[0].cost(model, tokens_in, tokens_out, cached_tokens or 0, 0)
 
 
 def load_prices(path: str | os.PathLike[str]) -> dict[str, Price]:

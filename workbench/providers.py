@@ -30,7 +30,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 import aiohttp
 
@@ -56,20 +56,40 @@ class Request:
     response_format: Mapping[str, Any] | None = None
     case_id: str | None = None
     input: Mapping[str, Any] | None = None
+    top_p: float | None = None
+    stop: str | list[str] | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
 
     def params(self) -> dict[str, Any]:
         """The sampling parameters that are set (they are part of the snapshot key)."""
         out: dict[str, Any] = {}
-        for name in ("temperature", "seed", "max_tokens", "response_format"):
+        for name in SAMPLING_PARAMETERS:
             value = getattr(self, name)
             if value is not None:
                 out[name] = dict(value) if isinstance(value, Mapping) else value
         return out
 
 
+SAMPLING_PARAMETERS = (
+    "temperature",
+    "top_p",
+    "seed",
+    "max_tokens",
+    "stop",
+    "presence_penalty",
+    "frequency_penalty",
+    "response_format",
+)
+
+
 @dataclass
 class Response:
-    """A model's answer with what it cost: tokens, latency, time to first token, attempts."""
+    """A model's answer with what it cost: tokens, latency, time to first token, attempts.
+
+    ``cached_tokens`` (of ``tokens_in``, read from the provider's prompt cache) and
+    ``reasoning_tokens`` (of ``tokens_out``) come from the usage details when reported.
+    """
 
     text: str
     finish_reason: str | None = "stop"
@@ -79,6 +99,8 @@ class Response:
     ttft_ms: float | None = None
     attempts: int = 1
     replayed: bool = False
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
 
 
 class Provider(Protocol):
@@ -257,6 +279,7 @@ class OpenAIProvider:
         self._session: aiohttp.ClientSession | None = None
         self._headers: dict[str, str] = {}
         self._limit: asyncio.Semaphore | None = None
+        self.retries = 0  # attempts after the first, as they happen (progress reads it)
 
     async def start(self) -> None:
         """Open the HTTP session; the API key is read from the environment only."""
@@ -314,6 +337,7 @@ class OpenAIProvider:
                 return response
             self.breaker.record_failure(last)
             if attempt < self.retry.max_attempts:
+                self.retries += 1
                 await asyncio.sleep(self.retry.delay(attempt, retry_after, self._rng))
         elapsed = (time.perf_counter() - started) * 1000
         raise ProviderError(
@@ -344,13 +368,11 @@ class OpenAIProvider:
             text = choice["message"].get("content") or ""
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
             raise _Retryable(f"malformed response body (HTTP {r.status}): {raw[:80]!r}") from None
-        usage = doc.get("usage") or {}
         return Response(
             text=text,
             finish_reason=choice.get("finish_reason"),
-            tokens_in=usage.get("prompt_tokens"),
-            tokens_out=usage.get("completion_tokens"),
             latency_ms=latency,
+            **_usage(doc.get("usage")),
         )
 
     async def _read_stream(self, r: aiohttp.ClientResponse, t0: float) -> Response:
@@ -386,10 +408,9 @@ class OpenAIProvider:
         return Response(
             text="".join(parts),
             finish_reason=finish,
-            tokens_in=usage.get("prompt_tokens"),
-            tokens_out=usage.get("completion_tokens"),
             latency_ms=(time.perf_counter() - t0) * 1000,
             ttft_ms=ttft,
+            **_usage(usage),
         )
 
     async def _raise_for_status(self, r: aiohttp.ClientResponse) -> None:
@@ -398,6 +419,33 @@ class OpenAIProvider:
         if r.status == 429 or r.status >= 500 or r.status == 408:
             raise _Retryable(f"HTTP {r.status}: {message}", _retry_after(r.headers))
         raise ProviderError(f"{self.target}: HTTP {r.status}: {message}")
+
+
+class _Usage(TypedDict):
+    tokens_in: int | None
+    tokens_out: int | None
+    cached_tokens: int | None
+    reasoning_tokens: int | None
+
+
+def _usage(usage: Any) -> _Usage:
+    """Token counts from an OpenAI ``usage`` object, its details included when reported."""
+    if not isinstance(usage, Mapping):
+        usage = {}
+    prompt = usage.get("prompt_tokens_details")
+    completion = usage.get("completion_tokens_details")
+    return {
+        "tokens_in": _count(usage.get("prompt_tokens")),
+        "tokens_out": _count(usage.get("completion_tokens")),
+        "cached_tokens": _count(prompt.get("cached_tokens")) if isinstance(prompt, Mapping) else None,
+        "reasoning_tokens": (
+            _count(completion.get("reasoning_tokens")) if isinstance(completion, Mapping) else None
+        ),
+    }
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def _dumps(value: Any) -> str:
@@ -567,6 +615,7 @@ def _import_callable(spec: str) -> Callable[..., Any]:
 
 
 _SNAPSHOT_FIELDS = ("text", "finish_reason", "tokens_in", "tokens_out")
+_SNAPSHOT_DETAILS = ("cached_tokens", "reasoning_tokens")  # written only when reported
 
 
 def snapshot_key(provider_kind: str, model: str, request: Request) -> str:
@@ -594,7 +643,7 @@ def _snapshot_problem(entry: Any) -> str | None:
         return "response.text: missing or not a string"
     if not isinstance(response.get("finish_reason"), str | None):
         return "response.finish_reason: not a string"
-    for field_name in ("tokens_in", "tokens_out"):
+    for field_name in ("tokens_in", "tokens_out", *_SNAPSHOT_DETAILS):
         value = response.get(field_name)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
             return f"response.{field_name}: not an integer"
@@ -651,7 +700,11 @@ class Snapshots:
             "request": {"messages": request.messages, **request.params()},
             # Only what the model said: timings differ on every recording and would
             # make every re-record a diff of every line.
-            "response": {k: v for k, v in asdict(response).items() if k in _SNAPSHOT_FIELDS},
+            "response": {
+                k: v
+                for k, v in asdict(response).items()
+                if k in _SNAPSHOT_FIELDS or (k in _SNAPSHOT_DETAILS and v is not None)
+            },
         }
         self.entries[key] = entry
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -680,6 +733,11 @@ class RecordingProvider:
         self.model = inner.model
         self.kind = getattr(inner, "kind", inner.target.partition(":")[0])
         self.snapshots = Snapshots(folder, inner.target)
+
+    @property
+    def retries(self) -> int:
+        """The wrapped provider's retries so far."""
+        return int(getattr(self.inner, "retries", 0))
 
     async def start(self) -> None:
         """Start the wrapped provider."""
@@ -736,6 +794,8 @@ class ReplayProvider:
             finish_reason=stored.get("finish_reason"),
             tokens_in=stored.get("tokens_in"),
             tokens_out=stored.get("tokens_out"),
+            cached_tokens=stored.get("cached_tokens"),
+            reasoning_tokens=stored.get("reasoning_tokens"),
             replayed=True,
         )
 

@@ -11,6 +11,7 @@ import asyncio
 import json
 import sys
 import threading
+import time
 from collections.abc import Coroutine, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
@@ -20,21 +21,33 @@ import numpy as np
 from workbench import budgets as budgets_mod
 from workbench import prices, providers, scoring
 from workbench.errors import CircuitOpenError, ConfigError, ProviderError, ReplayMissError, RunError
-from workbench.golden import Case, Dataset, load_dataset
+from workbench.golden import Card, Case, Dataset, Selection, json_schema_format, load_dataset
 from workbench.store import ResultRow, ScoreRow, Store
 
 T = TypeVar("T")
 
 
+DEFAULT_MAX_TOKENS = 1024  # a small model that never stops would otherwise fill its context
+DEFAULTS: dict[str, Any] = {"temperature": 0.0, "seed": 0, "max_tokens": DEFAULT_MAX_TOKENS}
+PROGRESS_INTERVAL_S = 10.0
+
+
 @dataclass(frozen=True)
 class EvalOptions:
-    """How to run an eval: sampling parameters, repeats, concurrency, snapshots."""
+    """How to run an eval: sampling parameters, repeats, concurrency, case selection, snapshots.
+
+    ``seed``, ``temperature``, ``max_tokens`` and ``structured_output`` left at None take the
+    dataset card's value, else the default (seed 0, temperature 0, at most 1,024 output tokens);
+    a value given here overrides the card. Repeat ``r`` is sent with seed ``seed + r``.
+    """
 
     concurrency: int = 8
-    seed: int | None = 0
-    temperature: float | None = 0.0
+    seed: int | None = None
+    temperature: float | None = None
     repeats: int = 1
     max_tokens: int | None = None
+    structured_output: bool | None = None
+    selection: Selection | None = None
     base_url: str | None = None
     timeout_s: float = 60.0
     stream: bool = False
@@ -42,6 +55,17 @@ class EvalOptions:
     replay: str | None = None
     provider_options: Mapping[str, Any] = field(default_factory=dict)
     redact: bool = False  # store outputs, errors, score details redacted; scored on the original
+    progress_interval_s: float = PROGRESS_INTERVAL_S
+
+    def overrides(self) -> dict[str, Any]:
+        """The sampling parameters this run sets over the card's."""
+        given = {
+            "seed": self.seed,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "structured_output": self.structured_output,
+        }
+        return {k: v for k, v in given.items() if v is not None}
 
     def parameters(self) -> dict[str, Any]:
         """The parameters recorded on the run (no secrets: keys never pass through here)."""
@@ -58,6 +82,53 @@ class EvalOptions:
             "provider_options": dict(self.provider_options),
             **({"redact": True} if self.redact else {}),
         }
+
+
+def request_parameters(card: Card, options: EvalOptions) -> dict[str, Any]:
+    """The sampling parameters every request of a run carries: the run's, the card's, defaults.
+
+    A card value of null means "do not send it" (no seed, no output cap).
+    """
+    params: dict[str, Any] = {**DEFAULTS, **card.parameters}
+    if _structured(card, options):
+        if card.output_schema is None:
+            raise ConfigError(
+                f"{card.name}: structured output sends the card's output_schema as the "
+                "json_schema response format, and the card has none; add an output_schema"
+            )
+        params["response_format"] = json_schema_format(card.name, card.output_schema)
+    elif options.structured_output is False and card.structured_output:
+        params.pop("response_format", None)
+    for name, value in options.overrides().items():
+        if name != "structured_output":
+            params[name] = value
+    return {k: params[k] for k in providers.SAMPLING_PARAMETERS if params.get(k) is not None}
+
+
+def _structured(card: Card, options: EvalOptions) -> bool:
+    """Whether a run sends the output schema as the response format (the run's say, else the card's)."""
+    if options.structured_output is None:
+        return card.structured_output
+    return options.structured_output
+
+
+def _run_parameters(
+    ds: Dataset, opts: EvalOptions, request: Mapping[str, Any], selected: int
+) -> dict[str, Any]:
+    """What a run records: the effective parameters, where they came from, the selection."""
+    out = opts.parameters()
+    out.update(
+        seed=request.get("seed"),
+        temperature=request.get("temperature"),
+        max_tokens=request.get("max_tokens"),
+        structured_output=_structured(ds.card, opts),
+        request=dict(request),
+        card={**ds.card.parameters, "structured_output": ds.card.structured_output},
+        overrides=opts.overrides(),
+    )
+    if opts.selection:
+        out["selection"] = {**opts.selection.to_dict(), "selected": selected}
+    return out
 
 
 @dataclass
@@ -86,6 +157,11 @@ class RunSummary:
     tokens_out: int
     cost_usd: float | None
     scorer_means: dict[str, float | None]
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    max_tokens: int | None = None
+    length_cutoffs: int = 0  # outputs that stopped at max_tokens (finish_reason "length")
+    notes: list[str] = field(default_factory=list)
     budgets: list[budgets_mod.BudgetResult] = field(default_factory=list)
 
     @property
@@ -112,7 +188,7 @@ def run_eval(
     store: Store,
     options: EvalOptions | None = None,
     resume: str | None = None,
-    progress: bool = False,
+    progress: bool | str = False,
 ) -> RunSummary:
     """Run (or resume) an eval and return its summary; works inside Jupyter's loop too."""
     return _run_sync(
@@ -127,7 +203,7 @@ async def arun_eval(
     store: Store,
     options: EvalOptions | None = None,
     resume: str | None = None,
-    progress: bool = False,
+    progress: bool | str = False,
 ) -> RunSummary:
     """Run (or resume) an eval on the current event loop."""
     ds = load_dataset(dataset) if isinstance(dataset, str) else dataset
@@ -139,6 +215,10 @@ async def arun_eval(
     run_id: str | None = None
     if resume:
         run_id, opts = _prepare_resume(store, resume, ds, target, opts)
+    selected = opts.selection.apply(ds) if opts.selection else ds.cases
+    if not selected:
+        raise ConfigError(f"{ds.name}: the selection {opts.selection} matches no case")
+    request_params = request_parameters(ds.card, opts)
     provider_options: dict[str, Any] = dict(opts.provider_options)
     if not opts.replay:
         provider_options.setdefault("concurrency", opts.concurrency)
@@ -156,18 +236,18 @@ async def arun_eval(
             target=target,
             model=model,
             version=model,
-            parameters=opts.parameters(),
+            parameters=_run_parameters(ds, opts, request_params, len(selected)),
             base_url=opts.base_url,
-            cases=len(ds.cases),
+            cases=len(selected),
             repeats=opts.repeats,
         )
     done = store.done_keys(run_id)
-    work = [(case, r) for r in range(opts.repeats) for case in ds.cases if (case.id, r) not in done]
+    work = [(case, r) for r in range(opts.repeats) for case in selected if (case.id, r) not in done]
     state = _RunState()
     try:
         await provider.start()
         try:
-            await _drive(work, ds, provider, store, run_id, opts, state, progress)
+            await _drive(work, ds, provider, store, run_id, opts, request_params, state, progress)
         finally:
             await provider.aclose()
     except (KeyboardInterrupt, asyncio.CancelledError):
@@ -201,6 +281,58 @@ class _RunState:
     abort_reason: str | None = None
     replay_misses: int = 0
     completed: int = 0
+    errors: int = 0
+
+
+class _Progress:
+    """A tqdm bar on a terminal; elsewhere a one-line record to stderr every ``interval_s``.
+
+    The records keep a CI log showing that a slow run is alive: done/total, errors,
+    retries, rate and ETA, printed even while no case finishes.
+    """
+
+    def __init__(
+        self, mode: str, total: int, run_id: str, provider: Any, state: _RunState, interval_s: float
+    ) -> None:
+        self.mode, self.total, self.run_id = mode, total, run_id
+        self.provider, self.state, self.interval_s = provider, state, interval_s
+        self.started = time.monotonic()
+        self.bar = _progress_bar(total, run_id) if mode == "bar" else None
+        self._task: asyncio.Task[None] | None = None
+        self._printed = 0
+
+    def start(self) -> None:
+        if self.mode == "log":
+            self._task = asyncio.create_task(self._tick())
+
+    def update(self) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def line(self) -> str:
+        done, elapsed = self.state.completed, time.monotonic() - self.started
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = f"{(self.total - done) / rate:,.0f}s" if rate > 0 else "?"
+        retries = int(getattr(self.provider, "retries", 0) or 0)
+        return (
+            f"eval {self.run_id}: {done}/{self.total} done, {self.state.errors} errors, "
+            f"{retries} retries, {rate:.2f} cases/s, elapsed {elapsed:,.0f}s, ETA {eta}"
+        )
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            print(self.line(), file=sys.stderr, flush=True)
+            self._printed += 1
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            if self._printed:  # a run short enough to print nothing needs no final line
+                print(self.line(), file=sys.stderr, flush=True)
+        if self.bar is not None:
+            self.bar.close()
 
 
 async def _drive(
@@ -210,13 +342,15 @@ async def _drive(
     store: Store,
     run_id: str,
     opts: EvalOptions,
+    params: Mapping[str, Any],
     state: _RunState,
-    progress: bool,
+    progress: bool | str,
 ) -> None:
     queue: asyncio.Queue[tuple[Case, int]] = asyncio.Queue()
     for item in work:
         queue.put_nowait(item)
-    bar = _progress_bar(len(work), run_id) if progress else None
+    mode = "bar" if progress is True else progress or ""
+    bar = _Progress(mode, len(work), run_id, provider, state, opts.progress_interval_s)
     specs = ds.card.scorers
     schema = ds.card.output_schema
     if work:  # load validators and embedding models now, not inside the first timed calls
@@ -224,19 +358,17 @@ async def _drive(
         scoring.score_output(
             specs, json.dumps(case.expected), case.expected, case=case, schema=schema
         )
-    max_tokens = (
-        opts.max_tokens if opts.max_tokens is not None else ds.card.parameters.get("max_tokens")
-    )
+    base_seed = params.get("seed")
+    sampling = {k: v for k, v in params.items() if k != "seed"}
 
     async def one(case: Case, repeat: int) -> None:
-        seed = None if opts.seed is None else opts.seed + repeat
+        seed = None if base_seed is None else base_seed + repeat
         request = providers.Request(
             messages=ds.messages(case),
-            temperature=opts.temperature,
             seed=seed,
-            max_tokens=max_tokens,
             case_id=case.id,
             input=case.input,
+            **sampling,
         )
         row = ResultRow(run_id=run_id, case_id=case.id, repeat=repeat, seed=seed)
         score_rows: list[ScoreRow] = []
@@ -260,7 +392,11 @@ async def _drive(
             row.passed, row.score = result.passed, result.score
             row.latency_ms, row.ttft_ms = response.latency_ms, response.ttft_ms
             row.tokens_in, row.tokens_out = response.tokens_in, response.tokens_out
-            row.cost_usd = prices.cost_usd(provider.model, response.tokens_in, response.tokens_out)
+            row.cached_tokens = response.cached_tokens
+            row.reasoning_tokens = response.reasoning_tokens
+            row.cost_usd = prices.cost_usd(
+                provider.model, response.tokens_in, response.tokens_out, response.cached_tokens
+            )
             row.finish_reason, row.attempts = response.finish_reason, response.attempts
             score_rows = [
                 ScoreRow(label, value, result.passed_by[label], result.details.get(label, ""))
@@ -270,14 +406,15 @@ async def _drive(
             row, score_rows = _redacted(row, score_rows)
         store.record_result(row, score_rows)
         state.completed += 1
-        if bar is not None:
-            bar.update(1)
+        state.errors += bool(row.error)
+        bar.update()
 
     async def worker() -> None:
         while not queue.empty() and state.abort_reason is None:
             case, repeat = queue.get_nowait()
             await one(case, repeat)
 
+    bar.start()
     try:
         workers = [
             asyncio.create_task(worker()) for _ in range(min(opts.concurrency, max(1, len(work))))
@@ -290,8 +427,7 @@ async def _drive(
             await asyncio.gather(*workers, return_exceptions=True)
             raise
     finally:
-        if bar is not None:
-            bar.close()
+        await bar.close()
 
 
 def _redacted(row: ResultRow, scores: list[ScoreRow]) -> tuple[ResultRow, list[ScoreRow]]:
@@ -324,6 +460,8 @@ def _prepare_resume(
         temperature=p.get("temperature"),
         repeats=int(p.get("repeats") or 1),
         max_tokens=p.get("max_tokens"),
+        structured_output=p.get("structured_output"),
+        selection=Selection.from_dict(p.get("selection")) if p.get("selection") else None,
         base_url=opts.base_url,
         timeout_s=opts.timeout_s,
         stream=bool(p.get("stream", opts.stream)),
@@ -331,6 +469,7 @@ def _prepare_resume(
         replay=p.get("replay") or opts.replay,
         provider_options=opts.provider_options,
         redact=bool(p.get("redact", opts.redact)),
+        progress_interval_s=opts.progress_interval_s,
     )
     store.reopen_run(run_id)
     return run_id, resumed
@@ -349,6 +488,8 @@ def summarize(
     ds = dataset or load_dataset(run["dataset"])
     rows = store.result_rows(run_id)
     repeats = int(run.get("repeats") or run["parameters"].get("repeats") or 1)
+    cases = int(run.get("cases") or len(ds.cases))
+    max_tokens = run["parameters"].get("max_tokens")
     n = len(rows)
     errors = sum(1 for r in rows if r["error"])
     passed = sum(1 for r in rows if r["passed"])
@@ -376,9 +517,9 @@ def summarize(
         dataset=ds.name,
         dataset_hash=run["dataset_hash"],
         target=run["target"],
-        cases=len(ds.cases),
+        cases=cases,
         repeats=repeats,
-        expected_results=len(ds.cases) * repeats,
+        expected_results=cases * repeats,
         results=n,
         passed=passed,
         pass_rate=passed / n if n else None,
@@ -392,7 +533,12 @@ def summarize(
         tokens_out=int(sum(r["tokens_out"] or 0 for r in rows)),
         cost_usd=float(sum(costs)) if costs else None,
         scorer_means=scorer_means,
+        cached_tokens=int(sum(r.get("cached_tokens") or 0 for r in rows)),
+        reasoning_tokens=int(sum(r.get("reasoning_tokens") or 0 for r in rows)),
+        max_tokens=max_tokens,
+        length_cutoffs=sum(1 for r in ok_rows if r["finish_reason"] == "length"),
     )
+    summary.notes = _notes(summary, len(ok_rows), run["parameters"])
     figures = {
         "p50_latency_ms": summary.p50_latency_ms,
         "p95_latency_ms": summary.p95_latency_ms,
@@ -402,6 +548,26 @@ def summarize(
     }
     summary.budgets = budgets_mod.check(figures, ds.card.budgets, scorer_shares)
     return summary
+
+
+def _notes(summary: RunSummary, answered: int, parameters: Mapping[str, Any]) -> list[str]:
+    """What a reader of the run should know beyond its figures."""
+    notes = []
+    if summary.length_cutoffs:
+        cap = f" ({summary.max_tokens:,} tokens)" if summary.max_tokens else ""
+        notes.append(
+            f"{summary.length_cutoffs} of {answered} outputs were cut at max_tokens{cap}; "
+            "raise --max-tokens or the card's parameters.max_tokens if they need more room"
+        )
+    selection = parameters.get("selection")
+    if selection:
+        notes.append(
+            f"a subset: {selection.get('selected')} of the dataset's cases "
+            f"({', '.join(f'{k} {v}' for k, v in selection.items() if k != 'selected')})"
+        )
+    if summary.results < summary.expected_results and summary.status == "finished":
+        notes.append(f"{summary.expected_results - summary.results} results missing")
+    return notes
 
 
 def _pct(values: np.ndarray[Any, Any], q: float) -> float | None:

@@ -234,6 +234,11 @@ MIGRATIONS: tuple[str, ...] = (
         entry_hash TEXT NOT NULL
     );
     """,
+    # 7: usage details per result (prompt-cache reads, reasoning tokens)
+    """
+    ALTER TABLE results ADD COLUMN cached_tokens INTEGER;
+    ALTER TABLE results ADD COLUMN reasoning_tokens INTEGER;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -250,6 +255,8 @@ _RESULT_COLUMNS = (
     "ttft_ms",
     "tokens_in",
     "tokens_out",
+    "cached_tokens",
+    "reasoning_tokens",
     "cost_usd",
     "finish_reason",
     "error",
@@ -284,6 +291,8 @@ class ResultRow:
     ttft_ms: float | None = None
     tokens_in: int | None = None
     tokens_out: int | None = None
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
     cost_usd: float | None = None
     finish_reason: str | None = None
     error: str | None = None
@@ -514,6 +523,8 @@ class Store:
             row.ttft_ms,
             row.tokens_in,
             row.tokens_out,
+            row.cached_tokens,
+            row.reasoning_tokens,
             row.cost_usd,
             row.finish_reason,
             row.error,
@@ -554,7 +565,12 @@ class Store:
         )
 
     def results_frame(self, run_id: str) -> pd.DataFrame:
-        """A run's results as a DataFrame, with ``passed`` as bool and ``parsed`` decoded."""
+        """A run's results as a DataFrame, with ``passed`` as bool and ``parsed`` decoded.
+
+        Column types do not depend on which values are missing: numbers are numeric with
+        NaN for NULL, text is object with None for NULL (pandas 3 would read NaN, which is
+        truthy), and ``parsed`` is None where the output was not JSON or the call errored.
+        """
         import pandas as pd
 
         frame = pd.read_sql_query(
@@ -562,8 +578,18 @@ class Store:
             self.conn,
             params=(run_id,),
         )
-        frame["passed"] = frame["passed"].astype(bool)
-        frame["parsed"] = frame["parsed"].map(lambda v: json.loads(v) if v else None)
+        for name, kind in self.db["results"].columns_dict.items():
+            column = frame[name]
+            if name == "passed":
+                frame[name] = pd.to_numeric(column).fillna(0).astype(bool)
+            elif name == "parsed":
+                frame[name] = column.map(lambda v: json.loads(v) if isinstance(v, str) else None)
+            elif kind is float:
+                frame[name] = pd.to_numeric(column).astype(float)
+            elif kind is int:
+                frame[name] = pd.to_numeric(column)
+            else:
+                frame[name] = column.astype(object).where(column.notna(), None)
         return frame
 
     def scores_frame(self, run_id: str) -> pd.DataFrame:
