@@ -4,13 +4,25 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 STAMP = $(VENV)/.installed-stamp
 
-.PHONY: demo test check lab bench clean
+.PHONY: demo test check lab bench clean llama-server
+
+# Extra arguments for `make lab`, e.g. LAB_ARGS="--port 8899 --no-browser"
+LAB_ARGS ?=
 
 demo: $(STAMP)
 	$(BIN)/workbench weekly --out reports
 
-test: $(STAMP)
+test: $(STAMP) llama-server
 	$(BIN)/python -m pytest
+
+# llama.cpp's llama-server and SmolLM2 for the real_model tests: built once per machine
+# (about 6 minutes) into ~/.cache/workbench/llama, then a no-op
+llama-server: $(STAMP)
+	@$(BIN)/python scripts/llama_server.py --check >/dev/null 2>&1 || command -v cmake >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cmake g++ make) >/dev/null; \
+	  fi; }
+	$(BIN)/python scripts/llama_server.py
 
 check: $(STAMP)
 	$(BIN)/ruff check workbench tests benchmarks
@@ -18,7 +30,8 @@ check: $(STAMP)
 	$(BIN)/mypy
 
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks
+	@# Jupyter refuses to run as root unless told; in a container root is the usual user
+	$(BIN)/jupyter lab notebooks $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_runner.py

@@ -7,8 +7,9 @@ that they do not execute, and a native build then dies with *Illegal instruction
 
 The results are cached under ``$WORKBENCH_CACHE`` (default ``~/.cache/workbench``)::
 
-    python scripts/llama_server.py            # build if missing, print the binary and model paths
-    python scripts/llama_server.py --check    # exit 1 (and say what is missing) without building
+    python scripts/llama_server.py                    # build if missing, print both paths
+    python scripts/llama_server.py --check            # exit 1 naming what is missing; no build
+    python scripts/llama_server.py serve --port 8090  # build if missing, then serve on loopback
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ CMAKE_FLAGS = [
     "-DGGML_AVX_VNNI=OFF",
     "-DLLAMA_BUILD_TESTS=OFF",
     "-DLLAMA_BUILD_EXAMPLES=OFF",
+    "-DCMAKE_BUILD_RPATH=$ORIGIN",  # the shared libraries travel with the binary
 ]
+SERVER_ARGS = ["-c", "8192", "-np", "4", "--threads", "2", "--jinja"]
 
 
 def cache_dir() -> Path:
@@ -122,10 +125,26 @@ def ensure_server(jobs: int = 2) -> Path:
     return target
 
 
+def command(port: int, *extra: str) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment that serve SmolLM2 on ``127.0.0.1:port``."""
+    server = server_path()
+    env = {**os.environ, "LD_LIBRARY_PATH": str(server.parent)}
+    args = [str(server), "-m", str(model_path()), "--host", "127.0.0.1", "--port", str(port)]
+    return [*args, *SERVER_ARGS, *extra], env
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="report what is missing; build nothing")
+    sub = parser.add_subparsers(dest="action")
+    serve = sub.add_parser("serve", help="serve SmolLM2 on 127.0.0.1 (OpenAI API under /v1)")
+    serve.add_argument("--port", type=int, default=8090)
     args = parser.parse_args()
+    if args.action == "serve":
+        ensure_model()
+        ensure_server()
+        argv, env = command(args.port)
+        os.execve(argv[0], argv, env)
     if args.check:
         missing = [str(p) for p in (server_path(), model_path()) if not p.exists()]
         if missing:

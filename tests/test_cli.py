@@ -17,8 +17,9 @@ from .conftest import ROOT
 
 
 def invoke(*args: str) -> tuple[int, str]:
+    """Exit code and stdout, or on failure stdout and stderr (progress lines go to stderr)."""
     result = CliRunner().invoke(main, list(args), catch_exceptions=False)
-    return result.exit_code, result.output
+    return result.exit_code, result.stdout if result.exit_code == 0 else result.output
 
 
 def test_every_command_has_help() -> None:

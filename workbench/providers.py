@@ -280,6 +280,7 @@ class OpenAIProvider:
         self._headers: dict[str, str] = {}
         self._limit: asyncio.Semaphore | None = None
         self.retries = 0  # attempts after the first, as they happen (progress reads it)
+        self.reconnects = 0  # requests re-sent at once after a stale pooled connection
 
     async def start(self) -> None:
         """Open the HTTP session; the API key is read from the environment only."""
@@ -349,18 +350,32 @@ class OpenAIProvider:
 
     async def _call(self, body: dict[str, Any]) -> Response:
         assert self._session is not None
-        t0 = time.perf_counter()
-        try:
-            async with self._session.post(f"{self.base_url}/chat/completions", json=body) as r:
-                if r.status >= 400:
-                    await self._raise_for_status(r)
-                if self.stream:
-                    return await self._read_stream(r, t0)
-                raw = await r.read()
-        except TimeoutError:
-            raise _Retryable(f"timeout after {self.timeout_s:g}s") from None
-        except aiohttp.ClientError as exc:
-            raise _Retryable(f"transport error: {type(exc).__name__}: {exc}") from None
+        # A pooled connection the server already closed fails before any answer (llama.cpp's
+        # server closes its end after every streamed response, though it says keep-alive).
+        # Nothing reached the model, so the request is sent again at once on another
+        # connection, without spending an attempt or a backoff on it.
+        for reconnect in range(self.concurrency + 1):
+            t0 = time.perf_counter()
+            answered = False
+            try:
+                async with self._session.post(f"{self.base_url}/chat/completions", json=body) as r:
+                    answered = True
+                    if r.status >= 400:
+                        await self._raise_for_status(r)
+                    if self.stream:
+                        return await self._read_stream(r, t0)
+                    raw = await r.read()
+                    break
+            except TimeoutError:
+                raise _Retryable(f"timeout after {self.timeout_s:g}s") from None
+            except aiohttp.ClientError as exc:
+                stale = isinstance(
+                    exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError
+                ) and not isinstance(exc, aiohttp.ClientConnectorError)
+                if stale and not answered and reconnect < self.concurrency:
+                    self.reconnects += 1
+                    continue
+                raise _Retryable(f"transport error: {type(exc).__name__}: {exc}") from None
         latency = (time.perf_counter() - t0) * 1000
         try:
             doc = json.loads(raw)
@@ -437,7 +452,9 @@ def _usage(usage: Any) -> _Usage:
     return {
         "tokens_in": _count(usage.get("prompt_tokens")),
         "tokens_out": _count(usage.get("completion_tokens")),
-        "cached_tokens": _count(prompt.get("cached_tokens")) if isinstance(prompt, Mapping) else None,
+        "cached_tokens": _count(prompt.get("cached_tokens"))
+        if isinstance(prompt, Mapping)
+        else None,
         "reasoning_tokens": (
             _count(completion.get("reasoning_tokens")) if isinstance(completion, Mapping) else None
         ),

@@ -299,10 +299,15 @@ class _Progress:
         self.started = time.monotonic()
         self.bar = _progress_bar(total, run_id) if mode == "bar" else None
         self._task: asyncio.Task[None] | None = None
-        self._printed = 0
 
     def start(self) -> None:
         if self.mode == "log":
+            target = getattr(self.provider, "target", "")
+            print(
+                f"eval {self.run_id}: started, {self.total} calls to {target}",
+                file=sys.stderr,
+                flush=True,
+            )
             self._task = asyncio.create_task(self._tick())
 
     def update(self) -> None:
@@ -323,14 +328,12 @@ class _Progress:
         while True:
             await asyncio.sleep(self.interval_s)
             print(self.line(), file=sys.stderr, flush=True)
-            self._printed += 1
 
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-            if self._printed:  # a run short enough to print nothing needs no final line
-                print(self.line(), file=sys.stderr, flush=True)
+            print(self.line(), file=sys.stderr, flush=True)
         if self.bar is not None:
             self.bar.close()
 
