@@ -102,6 +102,37 @@ def test_record_result_is_idempotent_and_atomic(store: Store) -> None:
     assert frame.loc[0, "parsed"] == {"a": 1} and bool(frame.loc[0, "passed"])
 
 
+def test_results_frame_reads_missing_values_the_same_on_every_pandas(store: Store) -> None:
+    rid = _run(store)
+    rows = [
+        ResultRow(rid, "c1", 0, output='{"a": 1}', parsed={"a": 1}, passed=True, score=1.0),
+        ResultRow(rid, "c2", 0, output="plain text, not JSON", score=0.0, latency_ms=3.0),
+        ResultRow(rid, "c3", 0, output="", score=0.0),
+        ResultRow(rid, "c4", 0, output="0", parsed=0, score=0.0),
+        ResultRow(rid, "c5", 0, error="HTTP 500", error_kind="provider"),
+    ]
+    for row in rows:
+        store.record_result(row)
+    frame = store.results_frame(rid).set_index("case_id")
+    assert list(frame["parsed"]) == [{"a": 1}, None, None, 0, None]
+    assert list(frame["passed"]) == [True, False, False, False, False]
+    assert frame["passed"].dtype == bool
+    # NULL text is None, never NaN (which is truthy and not a str).
+    assert list(frame["error"]) == [None, None, None, None, "HTTP 500"]
+    assert frame.loc["c3", "output"] == "" and frame.loc["c5", "output"] is None
+    assert frame["finish_reason"].map(lambda v: v is None).all()
+    # NULL numbers are NaN in float columns, whichever rows have them.
+    for column in ("score", "latency_ms", "ttft_ms", "tokens_in", "cost_usd"):
+        assert frame[column].dtype == float, column
+    assert frame["latency_ms"].isna().sum() == 4 and frame["ttft_ms"].isna().all()
+
+
+def test_results_frame_of_a_run_without_results(store: Store) -> None:
+    frame = store.results_frame(_run(store))
+    assert frame.empty and {"case_id", "parsed", "passed", "error"} <= set(frame.columns)
+    assert frame["passed"].dtype == bool and frame["score"].dtype == float
+
+
 def test_result_for_unknown_run_is_refused(store: Store) -> None:
     with pytest.raises(StoreError, match="write refused"):
         store.record_result(ResultRow("ghost", "c1", 0))

@@ -620,7 +620,7 @@ def _verdict(
     if mc["b"] > mc["c"] and mc["p_value"] < alpha:
         rate = statistics["pass_rate"]
         reasons.append(
-            f"pass rate fell from {rate['base']:.1%} to {rate['cand']:.1%}: "
+            f"pass rate fell from {_rate(rate['base'])} to {_rate(rate['cand'])}: "
             f"{mc['b']} regressions vs {mc['c']} fixes, McNemar p = {mc['p_value']:.3g} < alpha {alpha}"
         )
     return Verdict(ok=not reasons, reasons=tuple(reasons), blocking=blocking)
@@ -660,6 +660,11 @@ def _mean(values: Sequence[float | None]) -> float | None:
 
 def _nan(value: float | int | None) -> float:
     return math.nan if value is None else float(value)
+
+
+def _rate(value: float | None) -> str:
+    """A pass rate as a percentage; "n/a" when no (case, repeat) pair was in both runs."""
+    return "n/a" if value is None else f"{value:.1%}"
 
 
 def _show(value: Any, limit: int = 80) -> str:
@@ -706,7 +711,7 @@ def render_text(cmp: Comparison, *, limit: int = 10) -> str:
     s = cmp.stats
     rate, mc = s["pass_rate"], s["mcnemar"]
     lines.append(
-        f"pass rate {rate['base']:.1%} → {rate['cand']:.1%}  Δ {_interval(rate['delta'], pct=True)}"
+        f"pass rate {_rate(rate['base'])} → {_rate(rate['cand'])}  Δ {_interval(rate['delta'], pct=True)}"
         f"  McNemar p = {mc['p_value']:.3g} ({mc['b']} regressions, {mc['c']} fixes)"
     )
     for key, label in (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,21 @@ if TYPE_CHECKING:
     from workbench.runner import RunSummary
 
 PERCENTILES = (50, 90, 95, 99)
+_SUMMARY_COLUMNS = (
+    "run",
+    "target",
+    "status",
+    "results",
+    "pass rate",
+    "errors",
+    "mean score",
+    "p50 ms",
+    "p95 ms",
+    "tokens in",
+    "tokens out",
+    "cost USD",
+    "budgets",
+)
 
 
 def setup_notebook() -> None:
@@ -84,7 +100,7 @@ def summary_frame(summaries: Sequence[RunSummary]) -> pd.DataFrame:
                 "budgets": "ok" if s.budget_ok else "BROKEN",
             }
         )
-    return pd.DataFrame(rows).set_index("run")
+    return pd.DataFrame(rows, columns=list(_SUMMARY_COLUMNS)).set_index("run")
 
 
 def budget_frame(summary: RunSummary) -> pd.DataFrame:
@@ -100,7 +116,8 @@ def budget_frame(summary: RunSummary) -> pd.DataFrame:
                 "detail": b.describe(),
             }
             for b in summary.budgets
-        ]
+        ],
+        columns=["budget", "actual", "limit", "rule", "verdict", "detail"],
     ).set_index("budget")
 
 
@@ -131,11 +148,13 @@ def failures_frame(
                 "repeat": r["repeat"],
                 "score": r["score"],
                 "expected": json.dumps(exp, ensure_ascii=False) if exp is not None else "",
-                "actual": r["output"] if r["output"] is not None else f"error: {r['error']}",
+                "actual": _shown_output(r["output"], r["error"]),
                 "why": r["error"] or r["failed_scorers"] or "",
             }
         )
-    return pd.DataFrame(out, columns=["case", "repeat", "score", "expected", "actual", "why"])
+    frame = pd.DataFrame(out, columns=["case", "repeat", "score", "expected", "actual", "why"])
+    frame["score"] = frame["score"].astype(float)  # NaN, not None, for errored results
+    return frame
 
 
 def scorer_frame(store: Store, run_id: str) -> pd.DataFrame:
@@ -166,7 +185,8 @@ def latency_frame(store: Store, run_ids: Sequence[str]) -> pd.DataFrame:
                 row[f"p{q}"] = float(np.percentile(values, q))
             row["max"] = float(values.max())
             rows.append(row)
-    return pd.DataFrame(rows)
+    columns = ["run", "measure", "n", *(f"p{q}" for q in PERCENTILES), "max"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def score_histogram(
@@ -200,15 +220,18 @@ def score_histogram(
     return Figure(fig)
 
 
-def tag_frame(store: Store, run_id: str, tags: dict[str, Sequence[str]]) -> pd.DataFrame:
-    """Pass rate per case tag."""
+def tag_frame(store: Store, run_id: str, tags: Mapping[str, Sequence[str]]) -> pd.DataFrame:
+    """Pass rate per case tag (results with repeats; an errored result counts as failed)."""
     results = store.results_frame(run_id)
     rows = []
-    for _, r in results.iterrows():
-        for tag in tags.get(r["case_id"], ()):
-            rows.append({"tag": tag, "passed": bool(r["passed"]), "error": r["error"] is not None})
+    for case_id, passed, error in zip(
+        results["case_id"], results["passed"], results["error"], strict=True
+    ):
+        for tag in tags.get(case_id, ()):
+            rows.append({"tag": tag, "passed": _flag(passed), "error": not _missing(error)})
     if not rows:
-        return pd.DataFrame(columns=["cases", "pass rate", "errors"])
+        empty = pd.DataFrame({"cases": [], "pass rate": [], "errors": []}, dtype=float)
+        return empty.rename_axis("tag").astype({"cases": int, "errors": int})
     frame = pd.DataFrame(rows)
     return (
         frame.groupby("tag")
@@ -252,8 +275,8 @@ def case_delta_frame(
                 "what changed": "; ".join(c.describe() for c in case.changes)
                 or (f"error: {case.cand_error}" if case.cand_error else ""),
                 "expected": _json(case.expected),
-                "base output": case.base_output or f"error: {case.base_error}",
-                "candidate output": case.cand_output or f"error: {case.cand_error}",
+                "base output": _shown_output(case.base_output, case.base_error),
+                "candidate output": _shown_output(case.cand_output, case.cand_error),
                 "tags": ", ".join(case.tags),
             }
         )
@@ -274,7 +297,10 @@ def case_delta_frame(
 def field_frame(cmp: Comparison) -> pd.DataFrame:
     """Which output fields changed, in how many cases."""
     total = len(cmp.cases)
-    rows = [{"field": f, "cases": n, "share": n / total} for f, n in cmp.field_counts()]
+    rows = [
+        {"field": f, "cases": n, "share": n / total if total else math.nan}
+        for f, n in cmp.field_counts()
+    ]
     return pd.DataFrame(rows, columns=["field", "cases", "share"])
 
 
@@ -296,7 +322,7 @@ def delta_frame(cmp: Comparison) -> pd.DataFrame:
 def tag_delta_frame(cmp: Comparison) -> pd.DataFrame:
     """Mean score delta per case tag, with intervals, worst first."""
     frame = _interval_frame(list(cmp.stats["tags"].items()), "tag")
-    return frame.sort_values("delta") if not frame.empty else frame
+    return frame.sort_values("delta", na_position="last") if not frame.empty else frame
 
 
 def flaky_frame(cmp: Comparison) -> pd.DataFrame:
@@ -344,18 +370,16 @@ def verdict_text(cmp: Comparison) -> str:
 def _interval_frame(rows: Sequence[tuple[str, Mapping[str, Any]]], key: str) -> pd.DataFrame:
     out = []
     for name, d in rows:
-        low, high = d.get("low"), d.get("high")
-        finite = low is not None and high is not None and not (np.isnan(low) or np.isnan(high))
-        low_f = float(low) if finite and low is not None else 0.0
-        high_f = float(high) if finite and high is not None else 0.0
+        low, high = _number(d.get("low")), _number(d.get("high"))
+        finite = math.isfinite(low) and math.isfinite(high)
         out.append(
             {
                 key: name,
-                "delta": d.get("estimate"),
+                "delta": _number(d.get("estimate")),
                 "95% low": low,
                 "95% high": high,
-                "n": d.get("n"),
-                "significant": bool(finite and (low_f > 0 or high_f < 0)),
+                "n": int(d.get("n") or 0),
+                "significant": finite and (low > 0 or high < 0),
             }
         )
     return pd.DataFrame(out, columns=[key, "delta", "95% low", "95% high", "n", "significant"])
@@ -363,6 +387,26 @@ def _interval_frame(rows: Sequence[tuple[str, Mapping[str, Any]]], key: str) -> 
 
 def _json(value: Any) -> str:
     return "" if value is None else json.dumps(value, ensure_ascii=False)
+
+
+def _missing(value: Any) -> bool:
+    """None or NaN: what a NULL reads as, depending on the pandas version and the column."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _flag(value: Any) -> bool:
+    return False if _missing(value) else bool(value)
+
+
+def _number(value: Any) -> float:
+    return math.nan if _missing(value) else float(value)
+
+
+def _shown_output(output: Any, error: Any) -> str:
+    """An output as a table cell: the error when the call failed, a mark when it was empty."""
+    if _missing(output):
+        return f"error: {error}" if not _missing(error) else ""
+    return str(output) if output != "" else "(empty output)"
 
 
 class SVG:
@@ -408,4 +452,5 @@ def load_frame(run: Any) -> pd.DataFrame:
                 "verdict": "ok" if e.ok else "BROKEN",
             }
         )
-    return pd.DataFrame(rows).set_index("endpoint")
+    columns = ["endpoint", "kind", "requests", "error rate", "p50 ms", "p95 ms", "p99 ms"]
+    return pd.DataFrame(rows, columns=[*columns, "budgets", "verdict"]).set_index("endpoint")
