@@ -21,6 +21,7 @@ def test_public_api_is_pinned() -> None:
         "Request",
         "Response",
         "RunSummary",
+        "Selection",
         "Store",
         "WorkbenchError",
         "load_dataset",

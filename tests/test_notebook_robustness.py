@@ -84,7 +84,7 @@ def test_golden_eval_records_the_headline_of_an_awkward_run(
         assert headline["p95_latency_ms"] > 0
     budgets = {b["name"]: b["ok"] for b in summary["budgets"]}
     assert budgets["error_rate"] is False  # every run here errors on more than 0.5%
-    assert _last_line(nb) == f"{N} results, {errors} errors, pass rate {pass_rate:.3f}"
+    assert _last_line(nb) == f"{N} results, {errors} errors, pass rate {pass_rate:.1%}"
     (run_id,) = summary["runs"]
     with Store(db) as store:
         assert store.get_run(run_id)["status"] == "finished"

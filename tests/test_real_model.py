@@ -7,6 +7,7 @@ the point. These tests need the server built (``python scripts/llama_server.py``
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -98,7 +99,7 @@ def test_structured_output_gives_schema_valid_json_for_every_case(
     assert sent["type"] == "json_schema" and sent["json_schema"]["strict"] is True
     assert run["parameters"]["selection"] == {"limit": 20, "selected": 20}
     # stderr is not a terminal: a progress line at least every 10 s until the run ends
-    gaps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(ticks)]
     assert len(ticks) >= 4 and max(gaps) <= 10.5, ticks
 
 
@@ -216,3 +217,25 @@ def test_record_then_replay_with_the_server_stopped(tmp_path: Path, store: Store
 
     assert scores(replayed.run_id) == scores(recorded.run_id)
     assert len(scores(recorded.run_id)) == 4
+
+
+def test_golden_eval_notebook_runs_against_the_server(llama: LlamaServer, tmp_path: Path) -> None:
+    summary_path = tmp_path / "summary.json"
+    parameters = {
+        "model": TARGET,
+        "base_url": llama.url,
+        "limit": 8,
+        "structured_output": True,
+        "concurrency": 4,
+        "db": str(tmp_path / "wb.db"),
+        "summary_path": str(summary_path),
+    }
+    error = publish.execute("golden_eval", tmp_path / "out.ipynb", parameters, timeout_s=600)
+    assert error is None, error
+    headline = json.loads(summary_path.read_text())["headline"]
+    assert (headline["results"], headline["errors"]) == (8, 0)
+    with Store(tmp_path / "wb.db") as store:
+        (run,) = store.runs()
+    assert run["status"] == "finished" and run["parameters"]["selection"]["selected"] == 8
+    means = run["summary"]["scorer_means"]
+    assert means["json_schema"] == 1.0

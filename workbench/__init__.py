@@ -1,7 +1,7 @@
 """workbench: evaluate, compare and profile LLM-powered applications from Jupyter."""
 
 from workbench.errors import WorkbenchError
-from workbench.golden import Case, Dataset, load_dataset
+from workbench.golden import Case, Dataset, Selection, load_dataset
 from workbench.providers import Request, Response
 from workbench.runner import EvalOptions, RunSummary, run_eval, summarize
 from workbench.store import Store
@@ -13,6 +13,7 @@ __all__ = [
     "Request",
     "Response",
     "RunSummary",
+    "Selection",
     "Store",
     "WorkbenchError",
     "load_dataset",

@@ -30,7 +30,10 @@ _SUMMARY_COLUMNS = (
     "p50 ms",
     "p95 ms",
     "tokens in",
+    "cached",
     "tokens out",
+    "reasoning",
+    "cut at max_tokens",
     "cost USD",
     "budgets",
 )
@@ -79,6 +82,11 @@ def figure(fig: go.Figure) -> Figure:
     return Figure(fig)
 
 
+def rate(value: float | None) -> str:
+    """A fraction as a percentage for a sentence, or "n/a" when there is none."""
+    return "n/a" if value is None or value != value else f"{value:.1%}"
+
+
 def summary_frame(summaries: Sequence[RunSummary]) -> pd.DataFrame:
     """One row per run: status, results, pass and error rates, latency, tokens, cost."""
     rows = []
@@ -95,7 +103,10 @@ def summary_frame(summaries: Sequence[RunSummary]) -> pd.DataFrame:
                 "p50 ms": s.p50_latency_ms,
                 "p95 ms": s.p95_latency_ms,
                 "tokens in": s.tokens_in,
+                "cached": s.cached_tokens,
                 "tokens out": s.tokens_out,
+                "reasoning": s.reasoning_tokens,
+                "cut at max_tokens": s.length_cutoffs,
                 "cost USD": s.cost_usd,
                 "budgets": "ok" if s.budget_ok else "BROKEN",
             }
