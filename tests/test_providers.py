@@ -278,3 +278,114 @@ def test_corrupt_snapshot_names_file_and_line(tmp_path: Path) -> None:
 
     with pytest.raises(DatasetError, match=r"demo_triage-v1\.jsonl:2: not a snapshot entry"):
         providers.build("demo:triage-v1", replay=tmp_path)
+
+
+# -- what real OpenAI-compatible servers do -------------------------------------------
+
+
+class _RawServer:
+    """An HTTP/1.1 server on loopback that streams SSE chunks ``gap_s`` apart, then closes
+    its end while having said keep-alive (as llama.cpp's server does after a stream)."""
+
+    def __init__(self, *, gap_s: float = 0.0, chunks: int = 3, usage: dict[str, Any] | None = None):
+        self.gap_s, self.chunks, self.usage = gap_s, chunks, usage
+        self.requests = 0
+
+    async def __aenter__(self) -> str:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        port = self.server.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}/v1"
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.close()
+        await self.server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":")[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length")
+        )
+        await reader.readexactly(length)
+        self.requests += 1
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+            b"Transfer-Encoding: chunked\r\nKeep-Alive: timeout=5, max=100\r\n\r\n"
+        )
+
+        def chunk(doc: Any) -> bytes:
+            data = (
+                b"data: " + (doc if isinstance(doc, bytes) else json.dumps(doc).encode()) + b"\n\n"
+            )
+            return b"%x\r\n%s\r\n" % (len(data), data)
+
+        for i in range(self.chunks):
+            writer.write(chunk({"choices": [{"index": 0, "delta": {"content": f"t{i} "}}]}))
+            await writer.drain()
+            await asyncio.sleep(self.gap_s)
+        final = {"choices": [{"index": 0, "delta": {}, "finish_reason": "length"}]}
+        writer.write(chunk({**final, "usage": self.usage} if self.usage else final))
+        writer.write(chunk(b"[DONE]") + b"0\r\n\r\n")
+        await writer.drain()
+        writer.close()  # despite keep-alive
+
+
+def test_a_server_closing_after_each_stream_costs_no_retries() -> None:
+    async def go() -> tuple[list[Any], OpenAIProvider, int]:
+        raw = _RawServer()
+        async with raw as url:
+            p = OpenAIProvider("m", base_url=url, stream=True, concurrency=2)
+            await p.start()
+            try:
+                out = [await p.complete(REQ) for _ in range(6)]
+            finally:
+                await p.aclose()
+        return out, p, raw.requests
+
+    results, provider, requests = asyncio.run(go())
+    assert [r.text for r in results] == ["t0 t1 t2 "] * 6
+    assert {r.attempts for r in results} == {1} and provider.retries == 0
+    assert provider.reconnects >= 4 and requests == 6  # nothing reached the model twice
+
+
+def test_a_stream_that_keeps_sending_outlives_the_timeout_one_that_stalls_does_not() -> None:
+    async def go(gap_s: float) -> Any:
+        async with _RawServer(gap_s=gap_s, chunks=6) as url:
+            p = OpenAIProvider(
+                "m", base_url=url, stream=True, timeout_s=0.5, retry=RetryPolicy(max_attempts=1)
+            )
+            await p.start()
+            try:
+                return await p.complete(REQ)
+            finally:
+                await p.aclose()
+
+    flowing = asyncio.run(go(0.2))  # 1.2 s in all, each chunk within 0.5 s
+    assert flowing.text == "t0 t1 t2 t3 t4 t5 " and flowing.latency_ms > 1000
+    with pytest.raises(ProviderError, match="timeout after 0.5s"):
+        asyncio.run(go(0.8))
+
+
+def test_usage_details_are_read_from_a_stream_and_stored_in_snapshots(tmp_path: Path) -> None:
+    usage = {
+        "prompt_tokens": 62,
+        "completion_tokens": 9,
+        "prompt_tokens_details": {"cached_tokens": 61},
+        "completion_tokens_details": {"reasoning_tokens": 4},
+    }
+
+    async def go() -> Any:
+        async with _RawServer(usage=usage) as url:
+            p = providers.build("openai:m", base_url=url, stream=True, record=str(tmp_path))
+            await p.start()
+            try:
+                return await p.complete(REQ)
+            finally:
+                await p.aclose()
+
+    r = asyncio.run(go())
+    assert (r.tokens_in, r.tokens_out, r.cached_tokens, r.reasoning_tokens) == (62, 9, 61, 4)
+    assert r.finish_reason == "length"
+    replayed = _complete(providers.build("openai:m", replay=str(tmp_path)), REQ)
+    assert (replayed.cached_tokens, replayed.reasoning_tokens) == (61, 4)

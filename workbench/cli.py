@@ -90,7 +90,7 @@ def main() -> None:
     type=click.FloatRange(0.1),
     default=60.0,
     show_default=True,
-    help="Per-request timeout in seconds.",
+    help="Seconds to wait for an answer (with --stream: for each next chunk).",
 )
 @click.option(
     "--stream/--no-stream",

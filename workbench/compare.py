@@ -124,6 +124,19 @@ class Comparison:
     flakiness: dict[str, Any]
     verdict: Verdict
     unused_allow: list[str] = field(default_factory=list)
+    base_cases: int = 0  # distinct cases each run has; more than len(cases) for a subset run
+    cand_cases: int = 0
+
+    @property
+    def coverage(self) -> str | None:
+        """How many cases were compared when one run covers fewer than the other, else None."""
+        n = len(self.cases)
+        if n == self.base_cases == self.cand_cases:
+            return None
+        return (
+            f"compared on the {n} cases both runs have "
+            f"(base has {self.base_cases}, candidate {self.cand_cases})"
+        )
 
     @property
     def counts(self) -> dict[str, int]:
@@ -148,6 +161,10 @@ class Comparison:
             "base": _run_brief(self.base),
             "cand": _run_brief(self.cand),
             "pairs": self.pairs,
+            "compared_cases": len(self.cases),
+            "base_cases": self.base_cases,
+            "cand_cases": self.cand_cases,
+            "coverage": self.coverage,
             "shared_only": self.shared_only,
             "counts": self.counts,
             "fields": dict(self.field_counts()),
@@ -222,6 +239,8 @@ def compare(
         flakiness=flakiness,
         verdict=verdict,
         unused_allow=unused,
+        base_cases=len(base_rows),
+        cand_cases=len(cand_rows),
     )
 
 
@@ -684,7 +703,8 @@ def render_text(cmp: Comparison, *, limit: int = 10) -> str:
     lines = [
         f"base {cmp.base['id']} ({cmp.base['target']})  →  cand {cmp.cand['id']} ({cmp.cand['target']})",
         f"{len(cmp.cases)} cases, {cmp.pairs} paired results"
-        + (" (shared case ids only)" if cmp.shared_only else ""),
+        + (" (shared case ids only)" if cmp.shared_only else "")
+        + (f"; {cmp.coverage}" if cmp.coverage else ""),
         "transitions: " + ", ".join(f"{k} {v}" for k, v in cmp.counts.items() if v),
     ]
     for title, kinds in (("regressions", BLOCKING), ("fixes", ("fix", "error_fixed"))):

@@ -293,11 +293,23 @@ class OpenAIProvider:
         self._headers = {"Authorization": f"Bearer {key}"} if key else {}
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=self.concurrency, limit_per_host=self.concurrency),
-            timeout=aiohttp.ClientTimeout(total=self.timeout_s),
+            timeout=self._timeout(),
             headers=self._headers,
             json_serialize=_dumps,
         )
         self._limit = asyncio.Semaphore(self.concurrency)
+
+    def _timeout(self) -> aiohttp.ClientTimeout:
+        """The whole answer within ``timeout_s``; a stream only each next chunk.
+
+        A stream that keeps sending tokens is alive however long the answer (as with the
+        openai client, whose timeouts are per read); one that stalls for ``timeout_s`` is not.
+        """
+        if self.stream:
+            return aiohttp.ClientTimeout(
+                total=None, sock_connect=self.timeout_s, sock_read=self.timeout_s
+            )
+        return aiohttp.ClientTimeout(total=self.timeout_s)
 
     async def aclose(self) -> None:
         """Close the HTTP session."""
