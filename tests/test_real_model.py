@@ -103,12 +103,13 @@ def test_structured_output_gives_schema_valid_json_for_every_case(
     assert len(ticks) >= 4 and max(gaps) <= 10.5, ticks
 
 
+@pytest.mark.parametrize("cases", [8, pytest.param(20, marks=pytest.mark.slow, id="20")], ids=str)
 def test_without_structured_output_the_run_finishes_and_counts_its_cutoffs(
-    llama: LlamaServer, tmp_path: Path
+    llama: LlamaServer, tmp_path: Path, cases: int
 ) -> None:
     db = tmp_path / "wb.db"
-    summary, _ = _eval_cli(llama, db, "--limit", "20")
-    assert (summary["status"], summary["results"], summary["errors"]) == ("finished", 20, 0)
+    summary, _ = _eval_cli(llama, db, "--limit", str(cases), "--stream")
+    assert (summary["status"], summary["results"], summary["errors"]) == ("finished", cases, 0)
     assert summary["scorer_means"]["json_schema"] < 0.5  # free text, mostly not the contract
     with Store(db) as store:
         rows = store.result_rows(summary["run_id"])
@@ -123,9 +124,11 @@ def test_a_small_cap_is_counted_and_flagged(llama: LlamaServer, store: Store) ->
         base_url=llama.url, concurrency=4, max_tokens=12, selection=Selection(limit=8)
     )
     summary = run_eval(DATASET, TARGET, store=store, options=opts)
-    assert summary.length_cutoffs == 8 == summary.results
-    assert "8 of 8 outputs were cut at max_tokens (12 tokens)" in " ".join(summary.notes)
-    assert {r["tokens_out"] for r in store.result_rows(summary.run_id)} == {12}
+    rows = store.result_rows(summary.run_id)
+    cut = [r for r in rows if r["finish_reason"] == "length"]
+    assert summary.length_cutoffs == len(cut) >= 6  # a short answer may stop by itself
+    assert f"{len(cut)} of 8 outputs were cut at max_tokens (12 tokens)" in " ".join(summary.notes)
+    assert {r["tokens_out"] for r in cut} == {12} and max(r["tokens_out"] for r in rows) <= 12
 
 
 def test_cached_tokens_are_stored_for_a_repeated_prefix(llama: LlamaServer, store: Store) -> None:

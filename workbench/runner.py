@@ -288,7 +288,8 @@ class _Progress:
     """A tqdm bar on a terminal; elsewhere a one-line record to stderr every ``interval_s``.
 
     The records keep a CI log showing that a slow run is alive: done/total, errors,
-    retries, rate and ETA, printed even while no case finishes.
+    retries, rate and ETA, printed even while no case finishes. They come from a thread
+    of their own, so scoring or a slow write on the event loop cannot hold them back.
     """
 
     def __init__(
@@ -298,17 +299,16 @@ class _Progress:
         self.provider, self.state, self.interval_s = provider, state, interval_s
         self.started = time.monotonic()
         self.bar = _progress_bar(total, run_id) if mode == "bar" else None
-        self._task: asyncio.Task[None] | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        if self.mode == "log":
-            target = getattr(self.provider, "target", "")
-            print(
-                f"eval {self.run_id}: started, {self.total} calls to {target}",
-                file=sys.stderr,
-                flush=True,
-            )
-            self._task = asyncio.create_task(self._tick())
+        if self.mode != "log":
+            return
+        target = getattr(self.provider, "target", "")
+        self._print(f"eval {self.run_id}: started, {self.total} calls to {target}")
+        self._thread = threading.Thread(target=self._tick, name="workbench-progress", daemon=True)
+        self._thread.start()
 
     def update(self) -> None:
         if self.bar is not None:
@@ -324,16 +324,18 @@ class _Progress:
             f"{retries} retries, {rate:.2f} cases/s, elapsed {elapsed:,.0f}s, ETA {eta}"
         )
 
-    async def _tick(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval_s)
-            print(self.line(), file=sys.stderr, flush=True)
+    def _print(self, text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
 
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            print(self.line(), file=sys.stderr, flush=True)
+    def _tick(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self._print(self.line())
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._print(self.line())
         if self.bar is not None:
             self.bar.close()
 
@@ -430,7 +432,7 @@ async def _drive(
             await asyncio.gather(*workers, return_exceptions=True)
             raise
     finally:
-        await bar.close()
+        bar.close()
 
 
 def _redacted(row: ResultRow, scores: list[ScoreRow]) -> tuple[ResultRow, list[ScoreRow]]:
