@@ -30,7 +30,8 @@ from .conftest import write_dataset
 
 def invoke(*args: str) -> tuple[int, str]:
     result = CliRunner().invoke(main, list(args), catch_exceptions=False)
-    return result.exit_code, result.output
+    # on success stdout alone: an eval's progress lines go to stderr
+    return result.exit_code, result.stdout if result.exit_code == 0 else result.output
 
 
 def cli(line: str) -> tuple[int, str]:

@@ -28,6 +28,16 @@ def db_option(fn: F) -> F:
     )(fn)
 
 
+def dataset_out_options(fn: F) -> F:
+    """The shared ``--out`` and ``--force`` options of the dataset commands that write."""
+    fn = click.option("--force", is_flag=True, help="Replace an existing dataset folder NAME.")(fn)
+    return click.option(
+        "--out",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Folder to write NAME/ into (default: the nearest data/golden).",
+    )(fn)
+
+
 def translate_errors(fn: F) -> F:
     """Turn library errors into a clean message and exit code 2."""
 
@@ -644,12 +654,7 @@ def dataset_group() -> None:
 @click.option(
     "--tags", "tags_column", metavar="COL", help="Tags: a list, or text split on , ; or |."
 )
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Folder to write NAME/ into (default: the nearest data/golden).",
-)
-@click.option("--force", is_flag=True, help="Replace an existing dataset folder NAME.")
+@dataset_out_options
 @translate_errors
 def dataset_import(
     file: Path,
@@ -679,12 +684,7 @@ def dataset_import(
 
 @dataset_group.command("init")
 @click.argument("name")
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Folder to write NAME/ into (default: the nearest data/golden).",
-)
-@click.option("--force", is_flag=True, help="Replace an existing dataset folder NAME.")
+@dataset_out_options
 @translate_errors
 def dataset_init(name: str, out: Path | None, force: bool) -> None:
     """Write a skeleton golden set NAME: a card explaining every key and one example case."""

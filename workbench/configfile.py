@@ -78,3 +78,20 @@ def check_keys(mapping: Mapping[Any, Any], allowed: Collection[str], where: str)
             f"{where}: unknown key {short(sorted(unknown, key=str)[0])}; "
             f"allowed: {', '.join(sorted(allowed))}"
         )
+
+
+def json_type(value: Any) -> str:
+    """The JSON type name of a parsed value: boolean, integer, number, string, array, object, null."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list | tuple):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return "null" if value is None else type(value).__name__

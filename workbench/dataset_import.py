@@ -33,7 +33,7 @@ import yaml
 from jinja2 import TemplateError, meta
 from jinja2.sandbox import SandboxedEnvironment
 
-from workbench.configfile import short
+from workbench.configfile import json_type, short
 from workbench.errors import DatasetError
 from workbench.golden import CARD_NAMES, CASES_NAME, Dataset, golden_root, load_dataset
 
@@ -331,7 +331,7 @@ def _read_jsonl(data: bytes, label: str) -> _Table:
         if not isinstance(doc, dict):
             errors.append(
                 f"{label}:{lineno}: a row must be a JSON object "
-                f'({{"column": value, ...}}), got {_json_kind(doc)}'
+                f'({{"column": value, ...}}), got {json_type(doc)}'
             )
             continue
         columns.update(dict.fromkeys(doc))
@@ -602,7 +602,7 @@ def _schema_example(expected: list[Any]) -> str:
         for value in present:
             for key, item in value.items():
                 if item is not None:
-                    types.setdefault(key, _json_kind(item))
+                    types.setdefault(key, json_type(item))
         keys = list(dict.fromkeys(k for v in present for k in v))
     else:
         types, keys = {"answer": "string"}, ["answer"]
@@ -786,20 +786,6 @@ def _names(value: str | Sequence[str], option: str) -> list[str]:
 
 def _no_constant(name: str) -> Any:
     raise ValueError(name)
-
-
-def _json_kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object" if isinstance(value, dict) else "null"
 
 
 def _scalar(value: Any) -> str:

@@ -26,6 +26,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from workbench.configfile import finite, short
 from workbench.errors import DatasetError, ScorerError
+from workbench.providers import SAMPLING_PARAMETERS
 
 if TYPE_CHECKING:
     from workbench import scoring
@@ -46,16 +47,7 @@ _CARD_KEYS = {
 }
 _BUDGET_KEYS = {"p95_latency_ms", "p50_latency_ms", "error_rate", "pass_rate", "mean_score"}
 # Sampling parameters a card may set; each reaches the request unless a run overrides it.
-PARAMETER_KEYS = (
-    "temperature",
-    "top_p",
-    "seed",
-    "max_tokens",
-    "stop",
-    "presence_penalty",
-    "frequency_penalty",
-    "response_format",
-)
+PARAMETER_KEYS = SAMPLING_PARAMETERS
 _RESPONSE_FORMATS = ("text", "json_object", "json_schema")
 _MAX_ERRORS = 20
 

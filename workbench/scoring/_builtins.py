@@ -15,6 +15,7 @@ from typing import Any
 from rapidfuzz import fuzz
 
 from workbench import embeddings
+from workbench.configfile import json_type
 from workbench.errors import ScorerError
 from workbench.scoring._registry import (
     _BOOL,
@@ -35,22 +36,6 @@ def _expected(inp: ScoreInput) -> Any:
     if inp.expected is NOT_JSON:
         raise ScorerError("no expected value: the field is missing from the case's expected output")
     return inp.expected
-
-
-def _json_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list | tuple):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return "null" if value is None else type(value).__name__
 
 
 def _json_match(want: Any, got: Any, tolerance: float = 0.0, fold_case: bool = False) -> bool:
@@ -238,7 +223,7 @@ def _is_json(inp: ScoreInput, *, type: str | None = None) -> ScoreValue:
     """1 if the output parses as JSON (of the given ``type`` when set)."""
     if inp.parsed is NOT_JSON:
         return 0.0, "output is not JSON"
-    actual = _json_type(inp.parsed)
+    actual = json_type(inp.parsed)
     if type is None or actual == type or (type == "number" and actual == "integer"):
         return 1.0
     return 0.0, f"expected a JSON {type}, got {actual}"
@@ -344,11 +329,11 @@ def _json_fields(
         if not isinstance(expected, dict):
             raise ScorerError(
                 f"json_fields compares objects but the expected output is a JSON "
-                f"{_json_type(expected)}; set option 'fields' or use 'exact'"
+                f"{json_type(expected)}; set option 'fields' or use 'exact'"
             )
         fields = dict.fromkeys(expected, 1.0)
     if not isinstance(inp.parsed, dict):
-        return 0.0, f"output is a JSON {_json_type(inp.parsed)}, not an object"
+        return 0.0, f"output is a JSON {json_type(inp.parsed)}, not an object"
     if not fields:
         return 1.0, "no fields to compare"
     total = matched = 0.0
