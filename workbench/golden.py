@@ -363,7 +363,7 @@ def parse_card(data: bytes, path: Path, *, default_name: str = "") -> Card:
     for key, value in parameters.items():
         if key not in PARAMETER_KEYS:
             err(("parameters", str(key)), f"unknown; known: {', '.join(sorted(PARAMETER_KEYS))}")
-        elif problem := (_not_json(value) or _parameter_problem(key, value)):
+        elif problem := (_not_json(value) or parameter_problem(key, value)):
             err(("parameters", key), problem)
     structured = doc.get("structured_output", False)
     if not isinstance(structured, bool):
@@ -394,7 +394,7 @@ def parse_card(data: bytes, path: Path, *, default_name: str = "") -> Card:
     )
 
 
-def _parameter_problem(key: str, value: Any) -> str | None:
+def parameter_problem(key: str, value: Any) -> str | None:
     """Why a sampling parameter's value cannot be sent, or None (null means: do not send it)."""
     if value is None:
         return None

@@ -21,7 +21,15 @@ import numpy as np
 from workbench import budgets as budgets_mod
 from workbench import prices, providers, scoring
 from workbench.errors import CircuitOpenError, ConfigError, ProviderError, ReplayMissError, RunError
-from workbench.golden import Card, Case, Dataset, Selection, json_schema_format, load_dataset
+from workbench.golden import (
+    Card,
+    Case,
+    Dataset,
+    Selection,
+    json_schema_format,
+    load_dataset,
+    parameter_problem,
+)
 from workbench.store import ResultRow, ScoreRow, Store
 
 T = TypeVar("T")
@@ -212,6 +220,9 @@ async def arun_eval(
         raise ConfigError(f"repeats must be at least 1, got {opts.repeats}")
     if opts.concurrency < 1:
         raise ConfigError(f"concurrency must be at least 1, got {opts.concurrency}")
+    for name, value in opts.overrides().items():
+        if name != "structured_output" and (problem := parameter_problem(name, value)):
+            raise ConfigError(f"{name}: {problem}")
     run_id: str | None = None
     if resume:
         run_id, opts = _prepare_resume(store, resume, ds, target, opts)
