@@ -135,7 +135,9 @@ def command(port: int, *extra: str) -> tuple[list[str], dict[str, str]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="report what is missing; build nothing")
+    parser.add_argument(
+        "--check", action="store_true", help="report what is missing; build nothing"
+    )
     sub = parser.add_subparsers(dest="action")
     serve = sub.add_parser("serve", help="serve SmolLM2 on 127.0.0.1 (OpenAI API under /v1)")
     serve.add_argument("--port", type=int, default=8090)
