@@ -369,11 +369,6 @@ async def _drive(
     bar = _Progress(mode, len(work), run_id, provider, state, opts.progress_interval_s)
     specs = ds.card.scorers
     schema = ds.card.output_schema
-    if work:  # load validators and embedding models now, not inside the first timed calls
-        case = work[0][0]
-        scoring.score_output(
-            specs, json.dumps(case.expected), case.expected, case=case, schema=schema
-        )
     base_seed = params.get("seed")
     sampling = {k: v for k, v in params.items() if k != "seed"}
 
@@ -430,8 +425,13 @@ async def _drive(
             case, repeat = queue.get_nowait()
             await one(case, repeat)
 
-    bar.start()
+    bar.start()  # before the scorers load: a cold start can take seconds
     try:
+        if work:  # load validators and embedding models now, not inside the first timed calls
+            case = work[0][0]
+            scoring.score_output(
+                specs, json.dumps(case.expected), case.expected, case=case, schema=schema
+            )
         workers = [
             asyncio.create_task(worker()) for _ in range(min(opts.concurrency, max(1, len(work))))
         ]
