@@ -26,7 +26,7 @@ from workbench.demo import model as demo_model
 from workbench.demo.server import DemoServer
 from workbench.errors import ConfigError, DatasetError
 from workbench.golden import json_schema_format, load_dataset, parse_card
-from workbench.runner import DEFAULT_MAX_TOKENS, summarize
+from workbench.runner import DEFAULT_MAX_TOKENS, request_parameters, summarize
 from workbench.store import MIGRATIONS, SCHEMA_VERSION, ResultRow, Store
 
 from .conftest import ROOT, TINY_CARD, tiny_cases, write_dataset
@@ -271,7 +271,7 @@ def test_structured_output_sends_the_output_schema_as_strict_json_schema(
     }
     formats = [p["response_format"] for p in sent(store, s.run_id).values()]
     assert len(formats) == 6 and all(f == expected for f in formats)
-    assert load_dataset(ds).card.response_format() == expected
+    assert request_parameters(load_dataset(ds).card, EvalOptions())["response_format"] == expected
     recorded = store.get_run(s.run_id)["parameters"]
     assert recorded["structured_output"] is True and recorded["overrides"] == {}
     # turning it on changes what is evaluated, so it changes the dataset hash

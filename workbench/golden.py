@@ -81,13 +81,6 @@ class Card:
     parameters: Mapping[str, Any] = field(default_factory=dict)
     structured_output: bool = False
 
-    def response_format(self) -> dict[str, Any] | None:
-        """The ``response_format`` the card asks for: its own, or its output schema as json_schema."""
-        if self.structured_output and self.output_schema is not None:
-            return json_schema_format(self.name, self.output_schema)
-        value = self.parameters.get("response_format")
-        return dict(value) if isinstance(value, Mapping) else None
-
 
 def json_schema_format(name: str, schema: Mapping[str, Any]) -> dict[str, Any]:
     """An OpenAI ``json_schema`` response format for an output schema (llama.cpp, vLLM, OpenAI)."""

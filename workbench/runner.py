@@ -105,8 +105,6 @@ def request_parameters(card: Card, options: EvalOptions) -> dict[str, Any]:
                 "json_schema response format, and the card has none; add an output_schema"
             )
         params["response_format"] = json_schema_format(card.name, card.output_schema)
-    elif options.structured_output is False and card.structured_output:
-        params.pop("response_format", None)
     for name, value in options.overrides().items():
         if name != "structured_output":
             params[name] = value
