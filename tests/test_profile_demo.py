@@ -102,7 +102,7 @@ def test_profile_cli_with_pins_and_gate(tmp_path: Path) -> None:
         "--target",
         WORKLOAD.format(d=3),
         "--duration",
-        "3",
+        "30",  # a cap: the workload stops itself after 3 s of work, however slow its imports
         "--db",
         str(tmp_path / "p.db"),
         "--artifacts",

@@ -426,8 +426,12 @@ def test_workload_raises(store: Store, tmp_path: Path) -> None:
 
 def test_too_short_to_sample(store: Store, tmp_path: Path) -> None:
     (tmp_path / "instant.py").write_text("x = 1\n")
-    with pytest.raises(RunError, match=r"0 samples.*increase --duration"):
-        profiling.profile(store, "python instant.py", cwd=tmp_path, artifacts_dir=tmp_path / "p")
+    # At 1 Hz the first sample comes a second in: only an interpreter that takes a whole
+    # second to start (not a slow CI disk, which took 10-50 ms at 100 Hz) is ever sampled.
+    with pytest.raises(RunError, match=r"0 samples at 1 Hz.*increase --duration"):
+        profiling.profile(
+            store, "python instant.py", cwd=tmp_path, artifacts_dir=tmp_path / "p", rate_hz=1
+        )
     assert store.runs()[0]["status"] == "failed"
 
 
