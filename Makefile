@@ -25,8 +25,8 @@ llama-server: $(STAMP)
 	$(BIN)/python scripts/llama_server.py
 
 check: $(STAMP)
-	$(BIN)/ruff check workbench tests benchmarks
-	$(BIN)/ruff format --check workbench tests benchmarks
+	$(BIN)/ruff check workbench tests benchmarks notebooks
+	$(BIN)/ruff format --check workbench tests benchmarks notebooks
 	$(BIN)/mypy
 
 lab: $(STAMP)

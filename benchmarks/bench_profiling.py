@@ -2,7 +2,7 @@
 
 Usage: ``python benchmarks/bench_profiling.py [--duration S] [--repeats N]``
 
-The demo workload (``python -m workbench.demo.workload``) replays golden tickets through
+The demo workload (``python -m workbench.demo workload``) replays golden tickets through
 the demo app for a fixed time and reports requests per second. It runs plainly, under
 ``py-spy record`` at 100 Hz, and under ``scalene run`` (CPU only, and CPU plus memory),
 interleaved so machine noise hits every variant alike. The overhead is
@@ -29,7 +29,8 @@ def _workload(duration: float, out: Path) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "workbench.demo.workload",
+        "workbench.demo",
+        "workload",
         "--duration",
         str(duration),
         "--json-out",
@@ -59,7 +60,7 @@ def _variant(name: str, duration: float, tmp: Path) -> list[str]:
     scalene = [str(BIN / "scalene"), "run", "-o", str(tmp / "scalene.json")]
     if name == "scalene cpu":
         scalene.append("--cpu-only")
-    return [*scalene, "-m", "workbench.demo.workload", "---", *work[3:]]
+    return [*scalene, "-m", "workbench.demo", "---", *work[3:]]
 
 
 def measure(name: str, duration: float, tmp: Path) -> float:

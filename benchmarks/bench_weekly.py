@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 import nbformat  # noqa: E402
 
-from workbench import publish, weekly  # noqa: E402
+from workbench import demo, publish, weekly  # noqa: E402
 
 TARGET_S = 90.0
 
@@ -58,7 +58,7 @@ def main() -> int:
         out = args.out or Path(tmp) / "reports"
         # Generated demo traces go to the temp folder, so the run generates its own (a reused
         # trace from an earlier run would hide the generation's cost).
-        config = weekly.demo_config()
+        config = demo.weekly_config()
         traces = str(Path(tmp) / "traces")
         jobs = tuple(
             dataclasses.replace(job, parameters={**job.parameters, "artifacts": traces})

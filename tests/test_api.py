@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
 import re
 from pathlib import Path
+
+import pytest
 
 import workbench
 from workbench.cli import main
 
 from .conftest import ROOT
+
+# Every module a user may import: no _private part. The CLI's surface is its commands
+# (checked below against the README), so it declares no __all__.
+PUBLIC_MODULES = [
+    info.name
+    for info in pkgutil.walk_packages(workbench.__path__, "workbench.")
+    if not any(part.startswith("_") for part in info.name.split("."))
+    and info.name != "workbench.cli"
+]
 
 
 def test_public_api_is_pinned() -> None:
@@ -30,6 +42,49 @@ def test_public_api_is_pinned() -> None:
     ]
     for name in workbench.__all__:
         assert getattr(workbench, name).__doc__
+
+
+@pytest.mark.parametrize("name", PUBLIC_MODULES)
+def test_exported_members(name: str) -> None:
+    """httpx's habit: ``__all__`` names what exists, and every public definition is in it."""
+    module = importlib.import_module(name)
+    exported = getattr(module, "__all__", None)
+    assert exported is not None, f"{name} declares no __all__"
+    assert len(set(exported)) == len(exported), f"{name}.__all__ repeats a name"
+    missing = [member for member in exported if not hasattr(module, member)]
+    assert not missing, f"{name}.__all__ names {missing}, which {name} does not have"
+    # defined here, or (for a package) in one of its private modules and imported here
+    home = (name, *(f"{name}.{part}" for part in _private_parts(module)))
+    public = {
+        member
+        for member, obj in vars(module).items()
+        if not member.startswith("_")
+        and (inspect.isfunction(obj) or inspect.isclass(obj))
+        and obj.__module__ in home
+    }
+    leaked = sorted(public - set(exported))
+    assert not leaked, f"{name} defines {leaked} but leaves them out of __all__ (add or rename)"
+
+
+def _private_parts(module: object) -> list[str]:
+    path = getattr(module, "__path__", None)
+    return (
+        [info.name for info in pkgutil.iter_modules(path) if info.name.startswith("_")]
+        if path
+        else []
+    )
+
+
+def test_the_member_check_covers_the_packages_and_flat_modules() -> None:
+    assert {"workbench.golden", "workbench.profiling", "workbench.profiling.flamegraph"} <= set(
+        PUBLIC_MODULES
+    )
+    assert "workbench.scoring._registry" not in PUBLIC_MODULES
+    assert _private_parts(importlib.import_module("workbench.scoring")) == [
+        "_builtins",
+        "_registry",
+        "_score",
+    ]
 
 
 def test_every_module_has_a_docstring() -> None:

@@ -24,13 +24,13 @@ def test_each_finished_run_appends_a_chained_entry(store: Store, tiny: Path) -> 
     ).fetchall()
     assert [r[0] for r in rows] == [a, b]
     assert rows[0][1] == audit.GENESIS and rows[1][1] == rows[0][2]
-    assert audit.verify(store) == (2, None)
+    assert audit.verify(store.conn) == (2, None)
 
 
 def test_an_edited_result_is_found(store: Store, tiny: Path) -> None:
     a, _ = _two_runs(store, tiny)
     store.conn.execute("UPDATE results SET passed = 1 WHERE run_id = ? AND case_id = 'c003'", (a,))
-    _entries, problem = audit.verify(store)
+    _entries, problem = audit.verify(store.conn)
     assert problem is not None and problem.run_id == a and problem.seq == 1
     assert "results changed" in problem.reason
 
@@ -38,17 +38,17 @@ def test_an_edited_result_is_found(store: Store, tiny: Path) -> None:
 def test_a_deleted_score_is_found(store: Store, tiny: Path) -> None:
     _, b = _two_runs(store, tiny)
     store.conn.execute("DELETE FROM scores WHERE run_id = ? AND case_id = 'c001'", (b,))
-    _, problem = audit.verify(store)
+    _, problem = audit.verify(store.conn)
     assert problem is not None and problem.run_id == b
 
 
 def test_a_rewritten_entry_breaks_the_chain(store: Store, tiny: Path) -> None:
     _two_runs(store, tiny)
     store.conn.execute("UPDATE run_log SET results_hash = 'x' WHERE seq = 1")
-    _, problem = audit.verify(store)
+    _, problem = audit.verify(store.conn)
     assert problem is not None and problem.seq == 1 and "entry altered" in problem.reason
     store.conn.execute("DELETE FROM run_log WHERE seq = 1")
-    _, problem = audit.verify(store)
+    _, problem = audit.verify(store.conn)
     assert problem is not None and problem.seq == 2 and "chain broken" in problem.reason
 
 

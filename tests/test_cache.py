@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from workbench.cache import demo_pairs, layer_report, load_pairs, sizing_report, threshold_sweep
+from workbench.cache import layer_report, load_pairs, sizing_report, threshold_sweep
+from workbench.demo import cache_pairs
 from workbench.errors import ConfigError
 from workbench.prices import Price
 from workbench.store import Store
@@ -207,13 +209,13 @@ def test_sizing_report_from_spans(traced: Store) -> None:
 
 
 def test_demo_pairs_are_balanced_and_distinct() -> None:
-    pairs = demo_pairs()
+    pairs = cache_pairs()
     assert len(pairs) == 60 and sum(label for _, _, label in pairs) == 30
     assert len({(a, b) for a, b, _ in pairs}) == 60
 
 
 def test_threshold_sweep_shows_the_trade_off() -> None:
-    sweep = threshold_sweep(demo_pairs())
+    sweep = threshold_sweep(cache_pairs())
     assert len(sweep) == 25
     for column in ("hit_rate", "false_hit_rate", "precision", "recall"):
         values = sweep[column].dropna()
@@ -234,7 +236,7 @@ def test_threshold_sweep_on_hand_labelled_pairs() -> None:
     sweep = threshold_sweep(pairs, thresholds=[0.99])
     assert sweep.loc[0, "hits"] == 1 and sweep.loc[0, "false_hit_rate"] == 0
     assert sweep.loc[0, "recall"] == 1
-    with pytest.raises(ConfigError, match="demo_pairs"):
+    with pytest.raises(ConfigError, match="load_pairs"):
         threshold_sweep([])
 
 
@@ -275,3 +277,61 @@ def test_load_pairs_names_every_bad_line(tmp_path: Path, text: str, message: str
     path.write_bytes(b"\xff\xfe{")
     with pytest.raises(ConfigError, match="not UTF-8"):
         load_pairs(path)
+
+
+# -- the report a notebook records ------------------------------------------------------
+
+
+def test_cache_report_headline_from_spans(traced: Store) -> None:
+    from workbench.cache import cache_report
+
+    report = cache_report(traced, target_hit_ratio=0.6, ttl_s=60, shards_rate=1.0)
+    assert report.busiest == "response_exact"
+    assert list(report.curves) == [
+        "response_exact exact",
+        "response_exact TTL 60 s",
+        "response_exact SHARDS 1",
+    ]
+    assert report.shards_error == 0.0  # a rate of 1 samples every key
+    headline = report.headline()
+    assert headline["response_exact hit_ratio"] == 0.5
+    assert headline["response_exact size_for_target"] == 2
+    assert headline["shards_mae"] == 0.0
+    assert report.checks() == []
+    assert list(report.sizing_frame().index) == ["response_exact"]
+    assert "SHARDS at rate 1 on 6 requests" in report.shards_text()
+    assert report.render_text().startswith("layers: response_exact, provider; net ")
+    assert json.loads(json.dumps(report.to_dict()))["busiest"] == "response_exact"
+
+
+def test_cache_report_without_a_keyed_layer(store: Store) -> None:
+    from workbench.cache import cache_report
+
+    root, _lookup, model_call = request("t1", 1, 500, "k1", False, call(400, 1000, 200, read=600))
+    insert(store, [root, model_call])
+    report = cache_report(store)
+    assert report.busiest is None and report.curves == {} and report.sizing_frame().empty
+    assert "nothing to size" in report.shards_text()
+    assert "shards_mae" not in report.headline()
+
+
+def test_safe_threshold_names_the_lowest_safe_one_or_the_best_observed() -> None:
+    import pandas as pd
+
+    from workbench.cache import safe_threshold
+
+    sweep = pd.DataFrame(
+        {
+            "threshold": [0.5, 0.7, 0.9],
+            "hit_rate": [0.9, 0.6, 0.2],
+            "false_hit_rate": [0.3, 0.04, 0.0],
+            "false_hit_high": [0.4, 0.12, 0.03],
+        }
+    )
+    choice = safe_threshold(sweep)
+    assert (choice.threshold, choice.observed) == (0.9, 0.9)
+    assert choice.message.endswith("under 5%: 0.900")
+    loose = safe_threshold(sweep, max_false_hit=0.01)
+    assert loose.threshold is None and loose.observed == 0.9
+    assert loose.message.startswith("no threshold keeps false hits under 1% with 95% confidence")
+    assert safe_threshold(sweep.iloc[:1]).observed is None

@@ -109,8 +109,22 @@ def test_known_transitions_and_field_paths(store: Store) -> None:
         "needs_human": 1,
         "tags": 1,
     }
-    assert set(cmp.verdict.blocking) == {"c01", "c06", "c10"}
-    assert not cmp.verdict.ok
+    assert set(cmp.blocking) == {"c01", "c06", "c10"}
+    assert not cmp.ok
+    regressions, fall = cmp.checks()
+    assert (regressions.name, regressions.ok, regressions.actual, regressions.limit) == (
+        "regressions",
+        False,
+        3,
+        0,
+    )
+    assert cmp.reasons[0] == regressions.message and "c01, c06, c10" in regressions.message
+    assert fall.name == "pass rate fall" and "McNemar p" in fall.message
+    doc = cmp.to_dict(cases=False)
+    assert doc["verdict"] == {"ok": False, "reasons": cmp.reasons, "blocking": list(cmp.blocking)}
+    assert [c["name"] for c in doc["checks"]] == ["regressions", "pass rate fall"]
+    assert set(cmp.headline()) == {"regression", "fix", "changed", "pass_rate_delta"}
+    assert cmp.render_text().endswith(f"verdict: FAIL\n  - {regressions.message}")
 
 
 def test_field_changes_on_nested_and_scalar_values() -> None:
@@ -141,7 +155,7 @@ def test_flaky_cases_are_labelled_and_kept_out_of_the_verdict(store: Store) -> N
     cmp = compare(store, make_run(store, base), make_run(store, cand))
     (c1,) = cmp.of("regression")
     assert c1.case_id == "c1" and c1.flaky and not c1.blocking
-    assert cmp.verdict.ok
+    assert cmp.ok
     assert cmp.flakiness["cand"]["flaky_cases"] == ["c1"]
     assert cmp.flakiness["excluded_from_verdict"] == ["c1"]
     assert cmp.flakiness["cand"]["pass_at_k"]["1"] == pytest.approx((1 / 3 + 1 + 0) / 3)
@@ -154,7 +168,7 @@ def test_allowlist_suppresses_exactly_the_listed_cases(store: Store, tmp_path: P
     allow.write_text("c01: priority casing is accepted for now\nc99: not in these runs\n")
     entries = load_allowlist(allow)
     cmp = compare(store, make_run(store, BASE), make_run(store, CAND), allow=entries)
-    assert set(cmp.verdict.blocking) == {"c06", "c10"}
+    assert set(cmp.blocking) == {"c06", "c10"}
     assert {c.case_id: c.allowed for c in cmp.cases if c.allowed} == {
         "c01": "priority casing is accepted for now"
     }
@@ -175,7 +189,7 @@ def test_significant_pass_rate_drop_fails_the_gate(store: Store) -> None:
     cand = {f"c{i:02d}": [({"x": 2}, i >= 20)] for i in range(40)}
     cmp = compare(store, make_run(store, base), make_run(store, cand), max_regressions=100)
     assert cmp.stats["mcnemar"]["b"] == 20 and cmp.stats["mcnemar"]["c"] == 0
-    assert not cmp.verdict.ok and "McNemar" in cmp.verdict.reasons[0]
+    assert not cmp.ok and "McNemar" in cmp.reasons[0]
     assert cmp.stats["pass_rate"]["delta"]["estimate"] == pytest.approx(-0.5)
 
 
@@ -217,7 +231,7 @@ def test_demo_a_a_at_temperature_zero_has_no_regressions(store: Store, demo_url:
     b = run_eval("support-triage", "demo:triage-v1", store=store, options=opts)
     cmp = compare(store, a.run_id, b.run_id)
     assert cmp.counts["regression"] == cmp.counts["fix"] == cmp.counts["changed"] == 0
-    assert cmp.verdict.ok and cmp.stats["mcnemar"]["p_value"] == 1.0
+    assert cmp.ok and cmp.stats["mcnemar"]["p_value"] == 1.0
 
 
 def test_demo_a_a_with_temperature_finds_flaky_cases(store: Store, demo_url: str) -> None:
@@ -232,7 +246,7 @@ def test_demo_a_a_with_temperature_finds_flaky_cases(store: Store, demo_url: str
     cmp = compare(store, a.run_id, b.run_id)
     flaky = {c.case_id for c in cmp.cases if c.flaky}
     assert flaky, "temperature 1 with 3 repeats should make some verdicts vary"
-    assert not set(cmp.verdict.blocking) & flaky
+    assert not set(cmp.blocking) & flaky
     assert cmp.flakiness["base"]["repeats"] == 3 and cmp.flakiness["base"]["consistency"] < 1.0
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from workbench import weekly
+from workbench import demo
 from workbench.demo.traffic import generate
 from workbench.store import Store
 
@@ -157,7 +157,7 @@ def test_weekly_killed_at_a_random_point_reruns_cleanly(tmp_path: Path, point: i
     assert result.returncode == 0, result.stderr[-2000:]
     _integrity(db)
     folder = out / "2026-W48"
-    for job in weekly.demo_config().notebooks:
+    for job in demo.weekly_config().notebooks:
         summary = json.loads((folder / f"{job.name}.summary.json").read_text())
         assert summary["ok"] and (folder / f"{job.name}.html").exists()
     with Store(db) as s:

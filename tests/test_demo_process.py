@@ -19,8 +19,8 @@ def test_demo_process_reports_a_failed_start(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_demo_process_command_line() -> None:
     cmd = DemoProcess(latency_ms="80,400", fault_rate=0.1, faults="429", seed=4).command()
-    assert cmd[:5] == [sys.executable, "-m", "workbench.demo.server", "--port", "0"]
-    assert cmd[5:] == [
+    assert cmd[:6] == [sys.executable, "-m", "workbench.demo", "server", "--port", "0"]
+    assert cmd[6:] == [
         "--latency-ms",
         "80,400",
         "--fault-rate",

@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from workbench.demo import traffic
+from workbench.demo.__main__ import main as demo_main
 from workbench.demo.app import AppConfig, AppError, TriageApp
 from workbench.demo.server import DemoServer
 from workbench.demo.telemetry import (
@@ -454,7 +455,7 @@ def test_traffic_cli_prints_the_report_and_writes_gzip(
 ) -> None:
     out = tmp_path / "t.jsonl.gz"
     argv = ["--requests", "15", "--seed", "2", "--out", str(out), "--fault-rate", "0"]
-    assert traffic.main(argv) == 0
+    assert demo_main(["traffic", *argv]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["path"] == str(out) and report["errors"] == 0
     assert len(spans_of(read_lines(out))) == report["spans"] > 15

@@ -24,9 +24,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import TINY_CARD, tiny_cases
-from workbench import cache, flamegraph, golden, latency, profiling, weekly
+from workbench import cache, golden, latency, profiling, weekly
 from workbench.errors import WorkbenchError
-from workbench.profiling._output import _read_output
+from workbench.profiling import flamegraph
+from workbench.profiling._output import read_output
 from workbench.providers import Snapshots
 
 T = TypeVar("T")
@@ -301,7 +302,7 @@ _COLLAPSED = "process 1;main (app.py:3);work (app.py:9) 12\nprocess 1;main (app.
 def test_pyspy_output(scratch: Path, data: str | bytes) -> None:
     file = scratch / "raw.txt"
     file.write_bytes(data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data)
-    got = outcome(lambda: _read_output("py-spy", file, ()), file)
+    got = outcome(lambda: read_output("py-spy", file, ()), file)
     if not isinstance(got, WorkbenchError):
         stacks = got[0]
         assert all(isinstance(s, str) and isinstance(c, int) and c >= 0 for s, c in stacks.items())
@@ -332,7 +333,7 @@ _SCALENE: dict[str, Any] = {
 def test_scalene_output(scratch: Path, data: bytes) -> None:
     file = scratch / "scalene.json"
     file.write_bytes(data)
-    got = outcome(lambda: _read_output("scalene", file, ("/app",)), file)
+    got = outcome(lambda: read_output("scalene", file, ("/app",)), file)
     if not isinstance(got, WorkbenchError):
         stacks, _, lines, wall_s = got
         assert all(isinstance(c, int) and c >= 0 for c in stacks.values())
@@ -476,8 +477,8 @@ def _loaders(folder: Path) -> dict[str, tuple[Callable[[bytes], Any], Path]]:
         "card json": (lambda d: golden.parse_card(d, folder / "d.json"), folder),
         "dataset": (dataset, folder),
         "snapshots": (lambda d: (write("t.jsonl")(d), Snapshots(folder, "t"))[1], folder),
-        "py-spy": (lambda d: _read_output("py-spy", write("r.txt")(d), ()), folder),
-        "scalene": (lambda d: _read_output("scalene", write("s.json")(d), ()), folder),
+        "py-spy": (lambda d: read_output("py-spy", write("r.txt")(d), ()), folder),
+        "scalene": (lambda d: read_output("scalene", write("s.json")(d), ()), folder),
         "pins": (lambda d: profiling.load_pins(write("p.yaml")(d)), folder),
         "weekly": (lambda d: weekly.load_config(write("w.yaml")(d)), folder),
         "endpoints": (lambda d: latency.load_endpoints(write("e.yaml")(d)), folder),
@@ -535,7 +536,7 @@ def test_found_by_fuzzing(tmp_path: Path, loader: str, name: str, text: str, fra
         "pins": lambda: profiling.load_pins(file),
         "weekly": lambda: weekly.load_config(file),
         "endpoints": lambda: latency.load_endpoints(file),
-        "scalene": lambda: _read_output("scalene", file, ()),
+        "scalene": lambda: read_output("scalene", file, ()),
     }
     with pytest.raises(WorkbenchError) as info:
         load[loader]()
@@ -550,7 +551,7 @@ def test_scalene_counts_and_figures_that_are_not_numbers_are_skipped(tmp_path: P
     doc["files"]["/app/work.py"]["lines"].append({"lineno": "ten", "n_cpu_percent_c": 1.0})
     doc["elapsed_time_sec"] = math.inf
     file.write_text(json.dumps(doc), encoding="utf-8")
-    stacks, functions, lines, wall_s = _read_output("scalene", file, ("/app",))
+    stacks, functions, lines, wall_s = read_output("scalene", file, ("/app",))
     assert stacks == {"main (/app/work.py);work (/app/work.py)": 7}
     assert [row["line"] for row in lines] == [9, 10] and wall_s is None
     assert functions["work (work.py)"]["cpu_python_pct"] == 40.0

@@ -97,7 +97,7 @@ def test_tight_latency_budget_breaks(store: Store, model_server: DemoServer) -> 
         )
     ]
     run = run_load(store, eps, phases=[Phase("steady", 20, 0.5)])
-    assert not run.ok and "p95_latency_ms" in run.endpoints[0].budgets[0].describe()
+    assert not run.ok and "p95_latency_ms" in run.endpoints[0].budgets[0].message
 
 
 def test_requests_are_bounded(store: Store, model_server: DemoServer) -> None:
@@ -143,12 +143,12 @@ def test_endpoint_file_and_phase_spec(tmp_path: Path) -> None:
 
 
 def test_demo_endpoints_report_p95_and_errors_and_faults_break_the_budget(store: Store) -> None:
-    from workbench.latency import demo_endpoints, demo_stack
+    from workbench.demo.stack import app_endpoints, app_stack
 
-    with demo_stack(latency_ms="5") as url:
-        clean = run_load(store, demo_endpoints(url), phases=[Phase("steady", 40, 1.5)], seed=3)
-    with demo_stack(latency_ms="5", fault_rate=0.3) as url:
-        faulty = run_load(store, demo_endpoints(url), phases=[Phase("steady", 40, 1.5)], seed=3)
+    with app_stack(latency_ms="5") as url:
+        clean = run_load(store, app_endpoints(url), phases=[Phase("steady", 40, 1.5)], seed=3)
+    with app_stack(latency_ms="5", fault_rate=0.3) as url:
+        faulty = run_load(store, app_endpoints(url), phases=[Phase("steady", 40, 1.5)], seed=3)
     for run in (clean, faulty):
         assert {e.endpoint for e in run.endpoints} == {"search", "triage"}
         assert all(e.p95_ms is not None for e in run.endpoints)

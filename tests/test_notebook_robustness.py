@@ -144,9 +144,9 @@ def test_model_delta_on_a_faulty_demo_run_against_a_messy_run(tmp_path: Path) ->
     # Both runs answered every case once, so the paired delta is the plain difference.
     assert base.pass_rate is not None and cand.pass_rate is not None
     assert headline["pass_rate_delta"] == pytest.approx(cand.pass_rate - base.pass_rate)
-    (gate,) = summary["budgets"]
-    assert gate["ok"] is expected.verdict.ok
-    verdict = "PASS" if expected.verdict.ok else "FAIL"
+    assert [b["name"] for b in summary["budgets"]] == ["regressions", "pass rate fall"]
+    assert all(b["ok"] for b in summary["budgets"]) is expected.ok
+    verdict = "PASS" if expected.ok else "FAIL"
     assert _last_line(nb).endswith(f"verdict: {verdict}")
 
 
@@ -179,5 +179,7 @@ def test_model_delta_records_exact_transitions(
         k: counts.get(k, 0) for k in ("regression", "fix", "changed")
     }
     assert headline["pass_rate_delta"] == pytest.approx(pass_rate_delta)
-    assert summary["budgets"][0]["ok"] is False
+    regressions = summary["budgets"][0]
+    assert (regressions["name"], regressions["ok"]) == ("regressions", False)
+    assert regressions["actual"] == counts.get("regression", 0) + counts.get("new_error", 0)
     assert _last_line(nb) == f"{counts} verdict: FAIL"

@@ -9,9 +9,10 @@ from click.testing import CliRunner
 
 from workbench import profiling
 from workbench.cli import main
+from workbench.errors import ConfigError
 from workbench.store import Store
 
-WORKLOAD = "-m workbench.demo.workload --duration {d}"
+WORKLOAD = "-m workbench.demo workload --duration {d}"
 
 
 @pytest.fixture(scope="module")
@@ -115,3 +116,34 @@ def test_profile_cli_with_pins_and_gate(tmp_path: Path) -> None:
     assert result.exit_code == 1, result.output
     assert "hot paths" in result.output and "TriageApp.triage" in result.output
     assert list((tmp_path / "art").glob("*/flamegraph.svg"))
+
+
+def test_profile_report_is_the_run_its_pins_and_its_diff(
+    profiled: tuple[Store, str, str], tmp_path: Path
+) -> None:
+    store, base, _ = profiled
+    pins = tmp_path / "pins.yaml"
+    pins.write_text("pins:\n  - {function: TriageApp.triage, max_total_share: 0.01}\n")
+    report = profiling.profile_report(
+        store,
+        WORKLOAD.format(d=2),
+        pins=pins,
+        baseline=base,
+        duration_s=30,
+        label="report",
+        artifacts_dir=tmp_path,
+    )
+    (pin,) = report.checks()
+    assert pin.name == "TriageApp.triage total_share" and not pin.ok and pin.matched
+    assert report.diff is not None and report.diff.base_run == base == report.baseline
+    assert report.headline()["samples"] == report.run.samples > 0
+    assert report.provenance().runs == (report.run.run_id,)
+    assert set(report.provenance().artifacts or {}) >= {"flamegraph", "speedscope"}
+    doc = report.to_dict()
+    assert doc["pins"][0]["pin"] == "TriageApp.triage" and doc["pins"][0]["ok"] is False
+    assert "pins: 0 ok, 1 broken" in report.render_text()
+    # The first run of a new label has no baseline; bad pins fail before anything runs.
+    runs = len(store.runs())
+    with pytest.raises(ConfigError, match="cannot read the pins"):
+        profiling.profile_report(store, WORKLOAD.format(d=2), pins=tmp_path / "none.yaml")
+    assert len(store.runs()) == runs

@@ -545,33 +545,3 @@ def test_function_stats_count_recursion_once() -> None:
     assert stats["a"].total_samples == 4 and stats["a"].self_samples == 0
     assert stats["b"].total_samples == 3 and stats["b"].self_share == 0.75
     assert stats["c"].total_s == pytest.approx(0.1)
-
-
-def test_public_api_is_pinned() -> None:
-    assert profiling.__all__ == [
-        "THRESHOLDS",
-        "TOOLS",
-        "FunctionDelta",
-        "FunctionStat",
-        "Pin",
-        "PinResult",
-        "ProfileDiff",
-        "ProfileRun",
-        "check_pins",
-        "diff_profiles",
-        "function_stats",
-        "hot_paths",
-        "latest_profile",
-        "load_pins",
-        "load_profile",
-        "load_stacks",
-        "normalize_frame",
-        "normalize_stacks",
-        "pin_results",
-        "previous_profile",
-        "profile",
-        "relative_path",
-        "render_text",
-    ]
-    for name in profiling.__all__:
-        assert getattr(profiling, name) is not None

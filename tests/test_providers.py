@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,6 +63,37 @@ def test_registry_lists_known_providers() -> None:
         providers.get("nope:x")
     with pytest.raises(ConfigError, match="<provider>:<model>"):
         providers.get("gpt-4o")
+
+
+def test_providers_take_the_run_options_they_declare() -> None:
+    offered = {"api_key_env": "KEY", "latency_ms": "5", "fault_rate": 0.1, "timeout_s": 3.0}
+    assert providers.options_for("openai:m", offered) == {"api_key_env": "KEY", "timeout_s": 3.0}
+    demo_own_server = {"latency_ms": "5", "fault_rate": 0.1, "timeout_s": 3.0}
+    assert providers.options_for("demo:triage-v1", offered) == demo_own_server
+    # The demo server's options only when the provider starts one.
+    assert providers.options_for("demo:triage-v1", offered, base_url="http://h/v1") == {
+        "timeout_s": 3.0
+    }
+    assert providers.options_for("demo:triage-v1", offered, replay=True) == {"timeout_s": 3.0}
+    assert providers.options_for("python:tests.echo_app:answer", {"concurrency": 2, **offered}) == {
+        "concurrency": 2
+    }
+    assert providers.options_for("nope:x", offered) == {}
+    assert providers.options_for("gpt-4o", offered) == {}
+    assert providers.options_for("openai:m", {"base_url": None}) == {}
+
+
+def test_the_demo_provider_is_registered_through_its_hook_on_first_lookup() -> None:
+    code = (
+        "import sys\n"
+        "from workbench import cache, cli, latency, providers, runner, weekly\n"
+        "assert not [m for m in sys.modules if m.startswith('workbench.demo')], 'imported early'\n"
+        "assert 'demo' in providers.names()\n"
+        "p = providers.get('demo:triage-v1', base_url='http://127.0.0.1:9/v1')\n"
+        "assert type(p).__module__ == 'workbench.demo.provider', type(p)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
 
 
 @pytest.mark.parametrize("stream", [False, True])

@@ -45,10 +45,23 @@ def test_errors_are_recorded_and_break_the_budget(store: Store, tiny: Path) -> N
     assert not s.budget_ok
     broken = {b.name for b in s.broken()}
     assert {"error_rate", "pass_rate"} <= broken
+    assert s.broken() == [c for c in s.checks() if not c.ok]
+    assert s.provenance().runs == (s.run_id,)
+    assert s.headline()["errors"] == 6 and s.headline()["pass_rate"] == 0.0
+    assert "BROKEN" in s.render_text()
     row = store.result_rows(s.run_id)[0]
     assert (
         "app crashed" in row["error"] and row["error_kind"] == "provider" and row["attempts"] == 1
     )
+
+
+def test_a_run_that_did_not_finish_fails_its_first_check(store: Store, tiny: Path) -> None:
+    s = run_eval(str(tiny), "python:tests.echo_app:answer", store=store)
+    assert [c.name for c in s.checks()] == [b.name for b in s.budgets] and s.budget_ok
+    s.status, s.reason = "failed", "circuit open"
+    first = s.checks()[0]
+    assert (first.name, first.ok, first.message) == ("run", False, "run failed: circuit open")
+    assert not s.budget_ok and s.broken()[0] is not None
 
 
 def test_resume_runs_only_missing_and_never_duplicates(store: Store, tiny: Path) -> None:

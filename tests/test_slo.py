@@ -199,7 +199,7 @@ def test_budget_table_verdicts_per_kind() -> None:
     assert table.loc["/api/x", "p95_ms"] == 400.0 and not table.loc["/api/x", "ok"]
     assert table.loc["/api/chat", "p95_budget_ms"] == 1500.0
     assert table.loc["/api/chat", "error_rate"] == 0.01 and not table.loc["/api/chat", "ok"]
-    names = {v.name: v.ok for v in table.loc["/api/chat", "verdicts"]}
+    names = {v.name: v.ok for v in table.loc["/api/chat", "checks"]}
     assert names == {"p95_latency_ms": True, "error_rate": False}
 
 
@@ -264,15 +264,23 @@ def test_drift_verdicts() -> None:
     assert set(slo.drift(base, base.iloc[:0])["verdict"]) == {"no baseline"}
 
 
-def test_verdicts_for_the_index() -> None:
+def test_report_checks_for_the_index() -> None:
     frame = frame_of([100.0] * 100, failed=[i < 3 for i in range(100)])
-    budgets = slo.budget_table(frame)
-    out = slo.verdicts(budgets, slo.burn_rates(frame), slo.drift(frame, frame.iloc[:0]))
-    by_name = {v["name"]: v for v in out}
-    assert not by_name["/api/x error_rate"]["ok"]
-    assert by_name["/api/x p95_latency_ms"]["ok"]
-    assert by_name["/api/x p95_ms drift"]["message"].startswith("no baseline")
+    report = slo.SloReport(
+        {"as_of": None},
+        frame,
+        frame.iloc[:0],
+        slo.budget_table(frame),
+        slo.burn_rates(frame),
+        slo.drift(frame, frame.iloc[:0]),
+    )
+    by_name = {c.name: c for c in report.checks()}
+    assert not by_name["/api/x error_rate"].ok
+    assert by_name["/api/x p95_latency_ms"].ok
+    assert by_name["/api/x p95_ms drift"].message.startswith("no baseline")
     assert "/api/x errors burn rate" in by_name
+    assert report.headline() == {"/api/x p95_ms": 100.0, "/api/x error_rate": 0.03}
+    assert "broken /api/x error_rate" in report.render_text()
 
 
 def test_large_samples_resample_the_p95_order_statistic_directly(

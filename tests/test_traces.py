@@ -841,7 +841,7 @@ def _child_that(monkeypatch: pytest.MonkeyPatch, after: int, how: str, part: int
         "from workbench.traces._pipeline import _child",
         f"""import os
 from workbench.traces import _pipeline
-real = _pipeline._batches
+real = _pipeline.batches
 def failing(*args):
     sent = 0
     for batch in real(*args):
@@ -849,7 +849,7 @@ def failing(*args):
             {how}
         sent += batch.rows > 0
         yield batch
-_pipeline._batches = failing
+_pipeline.batches = failing
 _child = _pipeline._child""",
     )
     monkeypatch.setattr(_pipeline, "_CHILD_CODE", code)
@@ -1045,13 +1045,13 @@ def test_two_parser_processes_in_strict_mode_stop_at_the_first_malformed_line(
 def test_shares_merged_in_chunk_order_are_the_serial_reading(
     kinds: list[str], sizes: list[int], batch_size: int, parts: int, strict: bool
 ) -> None:
-    """The parent's merge of in-process children (``_messages``) against ``_batches``: the same
+    """The parent's merge of in-process children (``_messages``) against ``batches``: the same
     rows in the same order, the same counts and errors, the same strict error, one hash."""
     import hashlib
 
     from workbench.prices import PriceBook
     from workbench.traces import _pipeline
-    from workbench.traces._read import _batches, _Share, _Strict
+    from workbench.traces._read import Share, Strict, batches
 
     lines = []
     for i, (kind, size) in enumerate(zip(kinds, sizes, strict=False)):
@@ -1070,18 +1070,18 @@ def test_shares_merged_in_chunk_order_are_the_serial_reading(
             try:
                 for batch in make(report):
                     got.extend(r for rows in batch.shapes.values() for r in rows)
-            except _Strict as exc:
+            except Strict as exc:
                 return ("strict", str(exc))
             return got, report
 
         digest = hashlib.sha256()
-        serial = read(lambda r: _batches(path, book, batch_size, strict, r, digest, _Share()))
-        parser = object.__new__(_pipeline._Parser)
+        serial = read(lambda r: batches(path, book, batch_size, strict, r, digest, Share()))
+        parser = object.__new__(_pipeline.Parser)
         parser.sha256 = ""
 
         class Fake:
             def __init__(self, part: int) -> None:
-                share = _Share(part, parts, batch_size * _pipeline._CHUNK_BYTES_PER_ROW)
+                share = Share(part, parts, batch_size * _pipeline._CHUNK_BYTES_PER_ROW)
                 self.messages = _pipeline._messages([str(path)], book, batch_size, strict, share)
 
             def receive(self, path: Path) -> Any:

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from workbench import weekly
+from workbench import demo, weekly
 from workbench.cli import main
 from workbench.errors import ConfigError
 from workbench.redact import find, scan
@@ -278,12 +278,21 @@ def test_bad_configs_are_refused(doc: dict, message: str) -> None:
 
 
 def test_demo_config_is_the_default() -> None:
-    config = weekly.load_config(None)
+    config = weekly.load_config(None, fallback=demo.WEEKLY)
     assert [j.name for j in config.notebooks][:3] == [
         "golden_eval-triage-v1",
         "golden_eval-triage-v2",
         "model_delta",
     ]
+    assert demo.weekly_config() == config
+
+
+def test_no_config_and_no_fallback_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="no weekly.yaml here"):
+        weekly.load_config(None)
 
 
 def test_cron_parsing_and_systemd_calendar() -> None:

@@ -34,7 +34,7 @@ CONFIG = {
             "parameters": {
                 "label": "weekly-test",
                 "duration": 3,
-                "target": "-m workbench.demo.workload --duration 3",
+                "target": "-m workbench.demo workload --duration 3",
                 "load_phases": None,
             },
         },

@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from workbench.store import Store
+__all__ = [
+    "GENESIS",
+    "Problem",
+    "append",
+    "results_hash",
+    "verify",
+]
 
 GENESIS = "0" * 64
 # The rows that make up a run's results, by run kind, in a stable order.
@@ -40,11 +46,11 @@ class Problem:
     reason: str
 
 
-def results_hash(store: Store, run_id: str) -> str:
+def results_hash(conn: sqlite3.Connection, run_id: str) -> str:
     """SHA-256 over every stored row of a run's results, in a canonical order."""
     digest = hashlib.sha256(run_id.encode())
     for query in _RESULT_QUERIES:
-        for row in store.conn.execute(query, (run_id,)):
+        for row in conn.execute(query, (run_id,)):
             digest.update(json.dumps(row, separators=(",", ":"), default=str).encode())
             digest.update(b"\n")
         digest.update(b"|")
@@ -56,14 +62,13 @@ def _entry_hash(prev: str, run_id: str, kind: str, finished_at: str, results: st
     return hashlib.sha256(material.encode()).hexdigest()
 
 
-def append(store: Store, run_id: str, kind: str, finished_at: str) -> str:
+def append(conn: sqlite3.Connection, run_id: str, kind: str, finished_at: str) -> str:
     """Append a run's entry to the log (atomically, safe across processes); its hash."""
-    conn = store.conn
     conn.execute("BEGIN IMMEDIATE")
     try:
         row = conn.execute("SELECT entry_hash FROM run_log ORDER BY seq DESC LIMIT 1").fetchone()
         prev = row[0] if row else GENESIS
-        results = results_hash(store, run_id)
+        results = results_hash(conn, run_id)
         entry = _entry_hash(prev, run_id, kind, finished_at, results)
         conn.execute(
             "INSERT INTO run_log (run_id, kind, finished_at, results_hash, prev_hash, entry_hash) "
@@ -77,9 +82,9 @@ def append(store: Store, run_id: str, kind: str, finished_at: str) -> str:
     return entry
 
 
-def verify(store: Store) -> tuple[int, Problem | None]:
+def verify(conn: sqlite3.Connection) -> tuple[int, Problem | None]:
     """Check the whole chain and every run's latest results hash: (entries, first problem)."""
-    rows: list[Any] = store.conn.execute(
+    rows: list[Any] = conn.execute(
         "SELECT seq, run_id, kind, finished_at, results_hash, prev_hash, entry_hash "
         "FROM run_log ORDER BY seq"
     ).fetchall()
@@ -94,7 +99,7 @@ def verify(store: Store) -> tuple[int, Problem | None]:
             return len(rows), Problem(
                 seq, run_id, "entry altered: its hash does not match its contents"
             )
-        if latest[run_id] == seq and results_hash(store, run_id) != results:
+        if latest[run_id] == seq and results_hash(conn, run_id) != results:
             return len(rows), Problem(seq, run_id, "results changed since the run finished")
         prev = entry
     return len(rows), None

@@ -19,6 +19,7 @@ import numpy.typing as npt
 import pandas as pd
 from numpy.typing import ArrayLike
 
+from workbench.checks import Check, Provenance
 from workbench.configfile import read_text, short
 from workbench.errors import ConfigError
 from workbench.mrc import (
@@ -35,27 +36,35 @@ from workbench.mrc import (
 )
 from workbench.prices import FIELDS as PRICE_FIELDS
 from workbench.prices import Price, PriceBook
+from workbench.text import percentile
 from workbench.traces import window_clause
 
 if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
     from workbench.store import Store
 
 __all__ = [
     "COLD",
     "EXPIRED",
     "LAYERS",
+    "CacheReport",
     "MissRatioCurve",
     "SizingReport",
-    "demo_pairs",
+    "ThresholdChoice",
+    "cache_report",
+    "layer_figure",
     "layer_report",
     "load_pairs",
     "mrc",
     "mrc_error",
     "mrc_figure",
+    "safe_threshold",
     "shards_mrc",
     "simulate_lru",
     "sizing_report",
     "stack_distances",
+    "threshold_figure",
     "threshold_sweep",
 ]
 
@@ -158,11 +167,6 @@ def _call_costs(calls: pd.DataFrame, prices: PriceBook) -> tuple[pd.Series, pd.S
     return cost.fillna(0.0), cost.notna()
 
 
-def _pct(values: pd.Series, q: float) -> float:
-    values = values.dropna()
-    return float(np.percentile(values, q)) if len(values) else math.nan
-
-
 def _key_stats(rows: pd.DataFrame) -> tuple[Any, Any, Any]:
     """Cold misses (first access of a key in the window), TTL-expired misses, unique keys."""
     keyed = rows[rows["cache_key_hash"].notna()]
@@ -178,11 +182,11 @@ def _key_stats(rows: pd.DataFrame) -> tuple[Any, Any, Any]:
 def _latency(rows: pd.DataFrame, column: str) -> dict[str, float]:
     hits, misses = rows[rows["hit"]], rows[~rows["hit"]]
     return {
-        "hit_p50_ms": _pct(hits[column], 50),
-        "hit_p95_ms": _pct(hits[column], 95),
-        "miss_p50_ms": _pct(misses[column], 50),
-        "miss_p95_ms": _pct(misses[column], 95),
-        "lookup_p50_ms": _pct(rows["duration_ms"], 50),
+        "hit_p50_ms": percentile(hits[column], 50, math.nan),
+        "hit_p95_ms": percentile(hits[column], 95, math.nan),
+        "miss_p50_ms": percentile(misses[column], 50, math.nan),
+        "miss_p95_ms": percentile(misses[column], 95, math.nan),
+        "lookup_p50_ms": percentile(rows["duration_ms"], 50, math.nan),
     }
 
 
@@ -471,7 +475,10 @@ def threshold_sweep(
     from workbench import embeddings
 
     if not pairs:
-        raise ConfigError("threshold_sweep needs labelled pairs; try demo_pairs()")
+        raise ConfigError(
+            "threshold_sweep needs labelled pairs; load_pairs(path) reads them "
+            "(the bundled demo's cache_pairs() returns 60)"
+        )
     texts = sorted({text for a, b, _ in pairs for text in (a, b)})
     position = {text: i for i, text in enumerate(texts)}
     vectors = embeddings.embed_many(texts)
@@ -498,81 +505,6 @@ def threshold_sweep(
             }
         )
     return pd.DataFrame(rows)
-
-
-_PARAPHRASES = (
-    ("How do I cancel my subscription?", "I want to cancel my subscription, how do I do that?"),
-    ("I was charged twice this month", "Why did you bill me two times this month?"),
-    ("How can I reset my password?", "I forgot my password and need to change it"),
-    ("Where is my order?", "My package hasn't arrived yet, where is it?"),
-    ("Can I get a refund for order 1234?", "Please refund my order 1234"),
-    ("How do I change my email address?", "I need to update the email on my account"),
-    ("The app crashes when I open it", "Every time I launch the app it crashes"),
-    ("How do I download my invoice?", "Where can I get a copy of my invoice?"),
-    ("Can I upgrade to the pro plan?", "I'd like to switch to the pro plan"),
-    ("How do I turn on two-factor authentication?", "How can I enable 2FA on my account?"),
-    ("I can't log in to my account", "Login is not working for me"),
-    ("How do I delete my account?", "Please close my account permanently"),
-    ("Do you ship to Canada?", "Can you deliver orders to Canada?"),
-    ("How long does shipping take?", "What's the delivery time for orders?"),
-    ("How do I add a team member?", "How can I invite a colleague to my workspace?"),
-    ("The export to CSV is broken", "Exporting to CSV doesn't work"),
-    ("What payment methods do you accept?", "Which ways can I pay?"),
-    ("Can I change my delivery address?", "I need to update the shipping address for my order"),
-    ("Is there a student discount?", "Do you offer discounts for students?"),
-    ("The website is down", "Your site isn't loading at all"),
-    ("How do I update my credit card?", "I want to change the card you charge"),
-    ("My account is locked", "I've been locked out of my account"),
-    ("How do I export my data?", "Can I download all my data?"),
-    ("Why is my invoice higher than usual?", "My bill this month is more than normal, why?"),
-    ("How do I return an item?", "What is the process to send a product back?"),
-    ("Can I pause my subscription?", "Is it possible to put my plan on hold?"),
-    ("How do I change my password?", "I'd like to set a new password"),
-    ("My order arrived damaged", "The package came broken"),
-    ("How do I contact a human agent?", "I want to talk to a real person"),
-    ("Where can I find my receipt?", "How do I get a receipt for my purchase?"),
-)
-_NEAR_MISSES = (
-    ("Cancel my subscription", "Don't cancel my subscription"),
-    ("Refund order 1234", "Refund order 5678"),
-    ("How do I enable two-factor authentication?", "How do I disable two-factor authentication?"),
-    ("Upgrade my plan to pro", "Downgrade my plan from pro"),
-    ("Add a user to my workspace", "Remove a user from my workspace"),
-    ("Ship my order to Canada", "Ship my order to Mexico"),
-    ("I was charged twice", "I was not charged at all"),
-    ("How do I reset my password?", "How do I reset my username?"),
-    ("Can I get a refund?", "Can I get a replacement?"),
-    ("Change my email address", "Change my shipping address"),
-    ("Why was my card declined?", "Why was my card charged?"),
-    ("Start my free trial", "End my free trial"),
-    ("Turn on email notifications", "Turn off email notifications"),
-    ("Track order 1001", "Track order 1002"),
-    ("Open a support ticket", "Close my support ticket"),
-    ("The app is slow on Android", "The app is slow on iPhone"),
-    ("I want to buy more seats", "I want to remove some seats"),
-    ("Is the API down?", "Is the API rate limited?"),
-    ("Delete my account", "Delete my project"),
-    ("Lock my account", "Unlock my account"),
-    ("Send me the invoice for March", "Send me the invoice for April"),
-    ("Increase my storage limit", "Decrease my storage limit"),
-    ("Can I pay by credit card?", "Can I pay by bank transfer?"),
-    ("Make Alice an admin", "Remove Alice as admin"),
-    ("My package arrived early", "My package arrived late"),
-    ("Renew my subscription", "Do not renew my subscription"),
-    ("Export my data to CSV", "Import my data from CSV"),
-    ("Log me out of all devices", "Log me in on all devices"),
-    ("Why is my bill higher this month?", "Why is my bill lower this month?"),
-    ("Refund my last payment", "Refund my first payment"),
-)
-
-
-def demo_pairs() -> list[tuple[str, str, bool]]:
-    """60 labelled support-question pairs: 30 paraphrases (True), 30 near-misses (False).
-
-    The near-misses differ by a negation, an antonym or an entity (order number, country,
-    month), the cases where embedding similarity alone returns someone else's answer.
-    """
-    return [(a, b, True) for a, b in _PARAPHRASES] + [(a, b, False) for a, b in _NEAR_MISSES]
 
 
 def load_pairs(path: str | Path) -> list[tuple[str, str, bool]]:
@@ -610,3 +542,208 @@ def load_pairs(path: str | Path) -> list[tuple[str, str, bool]]:
     if not pairs:
         raise ConfigError(f"{file}: no pairs; write one JSON object per line: query, cached, same")
     return pairs
+
+
+# -- the report a notebook records --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ThresholdChoice:
+    """The lowest semantic-cache threshold whose false hits stay under a ceiling, if any."""
+
+    threshold: float | None  # the lowest whose 95% upper bound is within the ceiling
+    observed: float | None  # else the lowest whose observed false-hit rate is within it
+    message: str
+
+
+def safe_threshold(sweep: pd.DataFrame, *, max_false_hit: float = 0.05) -> ThresholdChoice:
+    """The lowest threshold of a :func:`threshold_sweep` whose false-hit interval stays under
+    ``max_false_hit`` (by its 95% upper bound); else the lowest under it as observed."""
+    ceiling = f"{max_false_hit:.0%}"
+    safe = sweep[sweep["false_hit_high"] <= max_false_hit]
+    if len(safe):
+        low = float(safe["threshold"].min())
+        text = f"lowest threshold whose false-hit interval stays under {ceiling}: {low:.3f}"
+        return ThresholdChoice(low, low, text)
+    best = sweep[sweep["false_hit_rate"] <= max_false_hit].head(1)
+    text = f"no threshold keeps false hits under {ceiling} with 95% confidence"
+    if not len(best):
+        return ThresholdChoice(None, None, text)
+    row = best.iloc[0]
+    text += (
+        f"; the lowest with at most {ceiling} observed is {row['threshold']:.3f} "
+        f"(hit rate {row['hit_rate']:.2f}, false hits {row['false_hit_rate']:.1%}, "
+        f"interval up to {row['false_hit_high']:.1%})"
+    )
+    return ThresholdChoice(None, float(row["threshold"]), text)
+
+
+def layer_figure(layers: pd.DataFrame) -> go.Figure:
+    """Hit ratio per layer by requests, tokens and money: a grouped bar chart."""
+    import plotly.graph_objects as go
+
+    bars = [("by requests", "hit_ratio"), ("by tokens", "token_hit_ratio")]
+    bars.append(("by money", "usd_hit_ratio"))
+    fig = go.Figure([go.Bar(name=n, x=layers.index, y=layers[c]) for n, c in bars])
+    fig.update_layout(
+        barmode="group",
+        title="Hit ratio per layer",
+        yaxis_title="hit ratio",
+        yaxis_range=[0, 1],
+        template="plotly_white",
+        height=340,
+    )
+    return fig
+
+
+def threshold_figure(sweep: pd.DataFrame) -> go.Figure:
+    """A semantic cache's hit rate against its false-hit rate (with 95% intervals), by threshold."""
+    import plotly.graph_objects as go
+
+    error = {
+        "type": "data",
+        "symmetric": False,
+        "array": sweep["false_hit_high"] - sweep["false_hit_rate"],
+        "arrayminus": sweep["false_hit_rate"] - sweep["false_hit_low"],
+    }
+    fig = go.Figure(
+        [
+            go.Scatter(x=sweep["threshold"], y=sweep["hit_rate"], name="hit rate"),
+            go.Scatter(
+                x=sweep["threshold"],
+                y=sweep["false_hit_rate"],
+                name="false-hit rate",
+                error_y=error,
+            ),
+        ]
+    )
+    fig.update_layout(
+        title="Semantic cache: hit rate against false hits",
+        xaxis_title="cosine similarity threshold",
+        template="plotly_white",
+        height=340,
+    )
+    return fig
+
+
+_SIZING_COLUMNS = (
+    "layer",
+    "requests",
+    "unique_keys",
+    "observed_hit_ratio",
+    "target_hit_ratio",
+    "max_hit_ratio",
+    "recommended_objects",
+    "recommended_bytes",
+    "equivalent_objects",
+)
+
+
+@dataclass
+class CacheReport:
+    """A window's cache economics per layer, each keyed layer's sizing, and how well SHARDS
+    sampling tracks the exact curve on the busiest layer."""
+
+    layers: pd.DataFrame  # layer_report
+    sizing: dict[str, SizingReport]  # per keyed layer (all but "provider")
+    busiest: str | None  # the keyed layer with the most requests; None without one
+    curves: dict[str, MissRatioCurve]  # the busiest layer: exact, TTL-aware, SHARDS-sampled
+    shards_error: float | None  # mean absolute error of the SHARDS curve against the exact
+    shards_rate: float | None = None  # the SHARDS sampling rate asked for
+    bounds: dict[str, Any] | None = None  # the window (see slo.window_bounds)
+
+    def sizing_frame(self) -> pd.DataFrame:
+        """Each keyed layer's sizing figures (:meth:`SizingReport.summary`), one row per layer."""
+        rows = [r.summary() for r in self.sizing.values()]
+        return pd.DataFrame(rows, columns=list(_SIZING_COLUMNS)).set_index("layer")
+
+    def shards_text(self) -> str:
+        """How closely the SHARDS-sampled curve follows the exact one on the busiest layer."""
+        if self.busiest is None or self.shards_error is None:
+            return "no keyed cache layer in the window: nothing to size"
+        exact, sampled = self.curves[f"{self.busiest} exact"], list(self.curves.values())[-1]
+        return (
+            f"SHARDS at rate {self.shards_rate:g} on {exact.requests:,} requests "
+            f"({sampled.sampled_requests:,} sampled): mean absolute error "
+            f"{self.shards_error:.4f} against exact"
+        )
+
+    def checks(self) -> list[Check]:
+        """None: cache figures inform sizing; they carry no budget."""
+        return []
+
+    def headline(self) -> dict[str, Any]:
+        """Hit ratio per layer, net USD saved, size for the target per keyed layer, SHARDS error."""
+        out: dict[str, Any] = {
+            f"{layer} hit_ratio": round(float(row.hit_ratio), 4)
+            for layer, row in self.layers.iterrows()
+        }
+        out["usd_saved"] = (
+            round(float(self.layers["usd_saved"].sum()), 6) if len(self.layers) else 0.0
+        )
+        out |= {
+            f"{layer} size_for_target": r.recommended_objects for layer, r in self.sizing.items()
+        }
+        if self.shards_error is not None:
+            out["shards_mae"] = round(self.shards_error, 4)
+        return out
+
+    def provenance(self) -> Provenance:
+        """Trace windows are not runs: nothing to name."""
+        return Provenance()
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form: the headline, the layers and the sizing summaries."""
+        layers = json.loads(self.layers.to_json(orient="index")) if len(self.layers) else {}
+        return {
+            "headline": self.headline(),
+            "layers": layers,
+            "sizing": [r.summary() for r in self.sizing.values()],
+            "busiest": self.busiest,
+        }
+
+    def render_text(self) -> str:
+        """The layers, and whether the window saved money or cost it."""
+        usd = self.headline()["usd_saved"]
+        layers = ", ".join(map(str, self.layers.index)) or "none"
+        return f"layers: {layers}; net {'saving' if usd >= 0 else 'cost'} in the window"
+
+
+def cache_report(
+    store: Store,
+    *,
+    days: float = 7.0,
+    as_of_ns: int | None = None,
+    prices: Mapping[str, Price] | None = None,
+    target_hit_ratio: float = 0.8,
+    ttl_s: float | None = 300.0,
+    shards_rate: float = 0.1,
+) -> CacheReport:
+    """Over the ``days`` ending at the newest span (or ``as_of_ns``): layer economics, sizing
+    for ``target_hit_ratio`` per keyed layer, and on the busiest layer its exact, TTL-aware
+    (``ttl_s``; None skips it) and SHARDS-sampled curves."""
+    from workbench.slo import window_bounds
+
+    bounds = window_bounds(store, days=days, as_of_ns=as_of_ns)
+    window: dict[str, Any] = {"since_ns": bounds["since_ns"], "until_ns": bounds["until_ns"]}
+    layers = layer_report(store, prices=prices, **window)
+    keyed = [layer for layer in layers.index if layer != "provider"]
+    sizing = {
+        layer: sizing_report(store, layer, target_hit_ratio=target_hit_ratio, **window)
+        for layer in keyed
+    }
+    if not sizing:
+        return CacheReport(layers, sizing, None, {}, None, None, bounds)
+    busiest = max(sizing, key=lambda layer: sizing[layer].requests)
+    exact = sizing[busiest].objects
+    curves = {f"{busiest} exact": exact}
+    if ttl_s:
+        curves[f"{busiest} TTL {ttl_s:g} s"] = sizing_report(
+            store, busiest, ttl_s=ttl_s, target_hit_ratio=target_hit_ratio, **window
+        ).objects
+    sampled = sizing_report(
+        store, busiest, shards_rate=shards_rate, target_hit_ratio=target_hit_ratio, **window
+    ).objects
+    curves[f"{busiest} SHARDS {shards_rate:g}"] = sampled
+    error = mrc_error(exact, sampled)
+    return CacheReport(layers, sizing, busiest, curves, error, shards_rate, bounds)

@@ -7,25 +7,80 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import click
 
+from workbench.checks import Result, broken
 from workbench.errors import WorkbenchError
+from workbench.text import percent
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def db_option(fn: F) -> F:
-    """The shared ``--db`` option."""
+@overload
+def db_option(fn: F) -> F: ...
+
+
+@overload
+def db_option(*, default: str | None = ..., help: str = ...) -> Callable[[F], F]: ...
+
+
+def db_option(
+    fn: F | None = None,
+    *,
+    default: str | None = "workbench.db",
+    help: str = "SQLite database (or set WORKBENCH_DB).",
+) -> Any:
+    """The shared ``--db`` option: ``@db_option``, or ``@db_option(default=None, help=...)``."""
+    if fn is None:
+        return functools.partial(db_option, default=default, help=help)
     return click.option(
         "--db",
         type=click.Path(dir_okay=False, path_type=Path),
         envvar="WORKBENCH_DB",
-        default="workbench.db",
-        show_default=True,
-        help="SQLite database (or set WORKBENCH_DB).",
+        default=default,
+        show_default=default is not None,
+        help=help,
     )(fn)
+
+
+def json_option(what: str) -> Callable[[F], F]:
+    """The shared ``--json`` flag (into ``as_json``): print WHAT as JSON."""
+    return click.option("--json", "as_json", is_flag=True, help=f"Print {what} as JSON.")
+
+
+def gate_option(when: str) -> Callable[[F], F]:
+    """The shared ``--gate`` flag: exit 1 WHEN (a check of the result failed)."""
+    return click.option("--gate", is_flag=True, help=f"Exit 1 when {when}.")
+
+
+def seed_option(help: str = "Random seed.", default: int | None = 0) -> Callable[[F], F]:
+    """The shared ``--seed`` option."""
+    return click.option(
+        "--seed", type=int, default=default, show_default=default is not None, help=help
+    )
+
+
+def fault_rate_option(
+    name: str = "--fault-rate", default: float = 0.0, help: str = "Share of requests that fail."
+) -> Callable[[F], F]:
+    """The shared fault-rate option of the demo's servers and traffic."""
+    return click.option(
+        name, type=click.FloatRange(0, 1), default=default, show_default=True, help=help
+    )
+
+
+def _emit(result: Result, as_json: bool, gate: bool) -> None:
+    """Print a result (JSON or text); with ``gate``, exit 1 when one of its checks failed."""
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2, default=str, ensure_ascii=False))
+    else:
+        click.echo(result.render_text().rstrip("\n"))
+    failed = broken(result)
+    if gate and failed:
+        click.echo("gate: FAILED: " + "; ".join(c.message for c in failed), err=True)
+        sys.exit(1)
 
 
 def dataset_out_options(fn: F) -> F:
@@ -136,8 +191,8 @@ def main() -> None:
     show_default=True,
     help="demo targets: injected fault rate.",
 )
-@click.option("--gate", is_flag=True, help="Exit 1 when a budget breaks or the run fails.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@gate_option("a budget breaks or the run fails")
+@json_option("the summary")
 @click.option(
     "--progress/--no-progress",
     default=None,
@@ -179,15 +234,17 @@ def eval_command(
     redact: bool,
 ) -> None:
     """Evaluate TARGET on the golden set DATASET, storing every result."""
+    from workbench import providers
     from workbench.golden import Selection
     from workbench.runner import EvalOptions, run_eval
     from workbench.store import Store
 
-    provider_options: dict[str, Any] = {}
-    if target.startswith("openai:"):
-        provider_options["api_key_env"] = api_key_env
-    if target.startswith("demo:") and not base_url and not replay:
-        provider_options.update(latency_ms=demo_latency_ms, fault_rate=demo_fault_rate)
+    provider_options = providers.options_for(
+        target,
+        {"api_key_env": api_key_env, "latency_ms": demo_latency_ms, "fault_rate": demo_fault_rate},
+        base_url=base_url,
+        replay=bool(replay),
+    )
     options = EvalOptions(
         concurrency=concurrency,
         seed=seed,
@@ -213,50 +270,14 @@ def eval_command(
             resume=resume,
             progress=("bar" if sys.stderr.isatty() else "log") if progress is None else progress,
         )
-    if as_json:
-        click.echo(json.dumps(summary.to_dict(), indent=2, default=str))
-    else:
-        click.echo(_summary_text(summary))
-    if gate and not summary.budget_ok:
-        broken = (
-            "; ".join(b.describe() for b in summary.broken())
-            or f"run {summary.status}: {summary.reason}"
-        )
-        click.echo(f"gate: FAILED: {broken}", err=True)
-        sys.exit(1)
-
-
-def _summary_text(s: Any) -> str:
-    lines = [
-        f"run {s.run_id}  {s.status}  {s.target} on {s.dataset} ({s.dataset_hash})",
-        f"  results {s.results}/{s.expected_results}  passed {s.passed}"
-        f" ({_pct(s.pass_rate)})  errors {s.errors} ({_pct(s.error_rate)})",
-        f"  latency p50 {_ms(s.p50_latency_ms)}  p95 {_ms(s.p95_latency_ms)}"
-        f"  tokens {s.tokens_in:,} in ({s.cached_tokens:,} cached) / {s.tokens_out:,} out"
-        + (f" ({s.reasoning_tokens:,} reasoning)" if s.reasoning_tokens else "")
-        + ("" if s.cost_usd is None else f"  cost ${s.cost_usd:,.4f}"),
-    ]
-    if s.reason:
-        lines.append(f"  reason: {s.reason}")
-    lines.extend(f"  note: {note}" for note in s.notes)
-    lines.append("budgets:")
-    lines.extend(f"  {'ok ' if b.ok else 'BAD'} {b.describe()}" for b in s.budgets)
-    return "\n".join(lines)
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{value * 100:.1f}%"
-
-
-def _ms(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:,.0f} ms"
+    _emit(summary, as_json, gate)
 
 
 @main.command("runs")
 @db_option
 @click.option("--dataset", help="Only runs of this dataset.")
 @click.option("--limit", type=click.IntRange(1), default=20, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
+@json_option("the runs")
 @translate_errors
 def runs_command(db: Path, dataset: str | None, limit: int, as_json: bool) -> None:
     """List runs, newest first."""
@@ -277,7 +298,7 @@ def runs_command(db: Path, dataset: str | None, limit: int, as_json: bool) -> No
         rate = (r.get("summary") or {}).get("pass_rate")
         click.echo(
             f"{r['id']:<24} {r['status']:<11} {r['target'] or '':<22} {r['dataset'] or '':<18} "
-            f"{_pct(rate):>9}  {r['started_at'][:19]}"
+            f"{percent(rate):>9}  {r['started_at'][:19]}"
         )
 
 
@@ -305,11 +326,9 @@ def runs_command(db: Path, dataset: str | None, limit: int, as_json: bool) -> No
     is_flag=True,
     help="Allow runs over different dataset versions; compare shared case ids.",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
-@click.option(
-    "--json", "as_json", is_flag=True, help="Print counts, cases, statistics and verdict as JSON."
-)
-@click.option("--gate", is_flag=True, help="Exit 1 when the verdict fails.")
+@seed_option("Bootstrap seed.")
+@json_option("counts, cases, statistics and verdict")
+@gate_option("the verdict fails")
 @translate_errors
 def compare_command(
     base: str | None,
@@ -343,13 +362,7 @@ def compare_command(
             alpha=alpha,
             seed=seed,
         )
-    if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2, default=str, ensure_ascii=False))
-    else:
-        click.echo(cmp.render_text(result))
-    if gate and not result.verdict.ok:
-        click.echo("gate: FAILED: " + "; ".join(result.verdict.reasons), err=True)
-        sys.exit(1)
+    _emit(result, as_json, gate)
 
 
 @main.command("weekly")
@@ -363,12 +376,7 @@ def compare_command(
     "--out", type=click.Path(file_okay=False, path_type=Path), default="reports", show_default=True
 )
 @click.option("--week", help="ISO week folder to write (default: this week, e.g. 2026-W48).")
-@click.option(
-    "--db",
-    type=click.Path(dir_okay=False),
-    envvar="WORKBENCH_DB",
-    help="Database (default: <out>/workbench.db or the config's).",
-)
+@db_option(default=None, help="Database (default: <out>/workbench.db or the config's).")
 @click.option("--no-fail-on-budget", is_flag=True, help="Exit 0 even when a budget broke.")
 @click.option(
     "--rerun",
@@ -386,15 +394,15 @@ def weekly_command(
     config_path: str | None,
     out: Path,
     week: str | None,
-    db: str | None,
+    db: Path | None,
     no_fail_on_budget: bool,
     redact: bool | None,
     rerun: bool,
 ) -> None:
     """Run every configured notebook with papermill and publish the reports and an index."""
-    from workbench import weekly
+    from workbench import demo, weekly
 
-    config = weekly.load_config(config_path)
+    config = weekly.load_config(config_path, fallback=demo.WEEKLY)
     out.mkdir(parents=True, exist_ok=True)
 
     def progress(report: Any) -> None:
@@ -484,8 +492,8 @@ def schedule_command(
     show_default=True,
 )
 @db_option
-@click.option("--json", "as_json", is_flag=True, help="Print the run, pins and diff as JSON.")
-@click.option("--gate", is_flag=True, help="Exit 1 when a pinned hot path is breached.")
+@json_option("the run, pins and diff")
+@gate_option("a pinned hot path is breached")
 @translate_errors
 def profile_command(
     target: str,
@@ -504,31 +512,19 @@ def profile_command(
     from workbench import profiling
     from workbench.store import Store
 
-    pins = profiling.load_pins(pins_path) if pins_path else []
     with Store(db) as store:
-        run = profiling.profile(
+        report = profiling.profile_report(
             store,
             target,
+            pins=pins_path,
+            baseline=baseline,
             tool=tool,
             duration_s=duration_s,
             rate_hz=rate_hz,
             label=label,
             artifacts_dir=artifacts,
         )
-        results = profiling.check_pins(store, run.run_id, pins) if pins else []
-        base = baseline or profiling.previous_profile(store, run.run_id)
-        diff = profiling.diff_profiles(store, base, run.run_id) if base else None
-    if as_json:
-        doc = {
-            "run_id": run.run_id,
-            "pins": [r.to_dict() for r in results],
-            "diff": diff.to_dict() if diff else None,
-        }
-        click.echo(json.dumps(doc, indent=2, default=str))
-    else:
-        click.echo(profiling.render_text(run, results, diff))
-    if gate and not all(r.ok for r in results):
-        sys.exit(1)
+    _emit(report, as_json, gate)
 
 
 @main.command("latency")
@@ -583,8 +579,10 @@ def latency_command(
         raise click.UsageError("give exactly one of --demo or --config FILE")
     with contextlib.ExitStack() as stack:
         if demo:
-            url = stack.enter_context(latency.demo_stack(fault_rate=fault_rate, seed=seed))
-            endpoints = latency.demo_endpoints(url)
+            from workbench.demo import stack as demo_stack
+
+            url = stack.enter_context(demo_stack.app_stack(fault_rate=fault_rate, seed=seed))
+            endpoints = demo_stack.app_endpoints(url)
         else:
             endpoints = latency.load_endpoints(str(config_path))
         with Store(db) as store:
@@ -695,7 +693,7 @@ def dataset_init(name: str, out: Path | None, force: bool) -> None:
 
 @dataset_group.command("check")
 @click.argument("path_or_name")
-@click.option("--json", "as_json", is_flag=True, help="Print the counts or problems as JSON.")
+@json_option("the counts or problems")
 @translate_errors
 def dataset_check(path_or_name: str, as_json: bool) -> None:
     """Validate a golden set; print its cases, tags, scorers and hash, or its first problems."""
@@ -721,7 +719,7 @@ def verify_command(db: Path) -> None:
     from workbench.store import Store
 
     with Store(db) as store:
-        entries, problem = audit.verify(store)
+        entries, problem = audit.verify(store.conn)
     if problem is None:
         click.echo(f"run log intact: {entries} entries verified in {db}")
         return

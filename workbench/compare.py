@@ -25,9 +25,25 @@ import numpy as np
 from deepdiff import DeepDiff
 
 from workbench import stats
+from workbench.checks import Check, Provenance
 from workbench.configfile import read_yaml
 from workbench.errors import ConfigError, DatasetError, RunError
 from workbench.store import Store
+from workbench.text import percent, show
+
+__all__ = [
+    "BLOCKING",
+    "TRANSITIONS",
+    "CaseDelta",
+    "Comparison",
+    "FieldChange",
+    "compare",
+    "field_changes",
+    "latest_pair",
+    "load_allowlist",
+    "render_text",
+    "word_diff",
+]
 
 TRANSITIONS = (
     "regression",
@@ -56,9 +72,9 @@ class FieldChange:
     def describe(self) -> str:
         """A one-line human reading of the change."""
         if self.kind == "added":
-            return f"{self.path}: added {_show(self.new)}"
+            return f"{self.path}: added {show(self.new, 80)}"
         if self.kind == "removed":
-            return f"{self.path}: removed (was {_show(self.old)})"
+            return f"{self.path}: removed (was {show(self.old, 80)})"
         if self.text_diff is not None:
             return f"{self.path}: {self.text_diff}"
         note = (
@@ -66,7 +82,7 @@ class FieldChange:
             if self.kind == "type_changed"
             else ""
         )
-        return f"{self.path}: {_show(self.old)} → {_show(self.new)}{note}"
+        return f"{self.path}: {show(self.old, 80)} → {show(self.new, 80)}{note}"
 
 
 @dataclass
@@ -102,15 +118,6 @@ class CaseDelta:
         return out
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """The gate's decision and its reasons."""
-
-    ok: bool
-    reasons: tuple[str, ...]
-    blocking: tuple[str, ...]
-
-
 @dataclass
 class Comparison:
     """A baseline run against a candidate run."""
@@ -122,7 +129,8 @@ class Comparison:
     shared_only: bool
     stats: dict[str, Any]
     flakiness: dict[str, Any]
-    verdict: Verdict
+    gate: list[Check]  # the gate's rules: regressions within the limit, no significant fall
+    blocking: tuple[str, ...]  # regressions that count against the gate (not allowed, not flaky)
     unused_allow: list[str] = field(default_factory=list)
     base_cases: int = 0  # distinct cases each run has; more than len(cases) for a subset run
     cand_cases: int = 0
@@ -137,6 +145,38 @@ class Comparison:
             f"compared on the {n} cases both runs have "
             f"(base has {self.base_cases}, candidate {self.cand_cases})"
         )
+
+    @property
+    def ok(self) -> bool:
+        """True when the gate passes."""
+        return all(c.ok for c in self.gate)
+
+    @property
+    def reasons(self) -> list[str]:
+        """Why the gate fails (empty when it passes)."""
+        return [c.message for c in self.gate if not c.ok]
+
+    def checks(self) -> list[Check]:
+        """The gate's rules: blocking regressions within the limit; no significant pass-rate fall."""
+        return list(self.gate)
+
+    def headline(self) -> dict[str, Any]:
+        """Regressions, fixes, changed outputs and the pass-rate delta."""
+        counts = self.counts
+        return {
+            **{k: counts[k] for k in ("regression", "fix", "changed")},
+            "pass_rate_delta": self.stats["pass_rate"]["delta"]["estimate"],
+        }
+
+    def provenance(self) -> Provenance:
+        """The two runs and the dataset version of the baseline."""
+        return Provenance(
+            (self.base["id"], self.cand["id"]), {self.base["dataset"]: self.base["dataset_hash"]}
+        )
+
+    def render_text(self, *, limit: int = 10) -> str:
+        """A terminal report: transitions, top regressions with field diffs, deltas, verdict."""
+        return render_text(self, limit=limit)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -170,11 +210,8 @@ class Comparison:
             "fields": dict(self.field_counts()),
             "stats": self.stats,
             "flakiness": self.flakiness,
-            "verdict": {
-                "ok": self.verdict.ok,
-                "reasons": list(self.verdict.reasons),
-                "blocking": list(self.verdict.blocking),
-            },
+            "verdict": {"ok": self.ok, "reasons": self.reasons, "blocking": list(self.blocking)},
+            "checks": [c.to_dict() for c in self.gate],
             "unused_allow": self.unused_allow,
         }
         if cases:
@@ -227,7 +264,7 @@ def compare(
     pairs = _pairs(base_rows, cand_rows, shared)
     statistics = _statistics(store, base_run, cand_run, cases, pairs, shared, tags, seed, resamples)
     flakiness = _flakiness(base_rows, cand_rows, shared, cases)
-    verdict = _verdict(cases, statistics, max_regressions, alpha)
+    blocking = tuple(c.case_id for c in cases if c.blocking)
     unused = sorted(set(allow) - set(shared))
     return Comparison(
         base=base,
@@ -237,7 +274,8 @@ def compare(
         shared_only=shared_only,
         stats=statistics,
         flakiness=flakiness,
-        verdict=verdict,
+        gate=_gate(blocking, statistics, max_regressions, alpha),
+        blocking=blocking,
         unused_allow=unused,
         base_cases=len(base_rows),
         cand_cases=len(cand_rows),
@@ -625,24 +663,35 @@ def _flakiness(
     return out
 
 
-def _verdict(
-    cases: Sequence[CaseDelta], statistics: Mapping[str, Any], max_regressions: int, alpha: float
-) -> Verdict:
-    blocking = tuple(c.case_id for c in cases if c.blocking)
-    reasons: list[str] = []
-    if len(blocking) > max_regressions:
-        shown = ", ".join(blocking[:10]) + (" …" if len(blocking) > 10 else "")
-        reasons.append(
-            f"{len(blocking)} regression(s) not allowed and not flaky, more than the {max_regressions} permitted: {shown}"
+def _gate(
+    blocking: tuple[str, ...], statistics: Mapping[str, Any], max_regressions: int, alpha: float
+) -> list[Check]:
+    n = len(blocking)
+    if n > max_regressions:
+        shown = ", ".join(blocking[:10]) + (" …" if n > 10 else "")
+        message = (
+            f"{n} regression(s) not allowed and not flaky, "
+            f"more than the {max_regressions} permitted: {shown}"
         )
-    mc = statistics["mcnemar"]
-    if mc["b"] > mc["c"] and mc["p_value"] < alpha:
-        rate = statistics["pass_rate"]
-        reasons.append(
-            f"pass rate fell from {_rate(rate['base'])} to {_rate(rate['cand'])}: "
+    else:
+        message = f"{n} blocking regression(s) (limit ≤ {max_regressions}): ok"
+    regressions = Check(
+        "regressions", n <= max_regressions, message, n, max_regressions, direction="max"
+    )
+    mc, rate = statistics["mcnemar"], statistics["pass_rate"]
+    fell = mc["b"] > mc["c"] and mc["p_value"] < alpha
+    if fell:
+        message = (
+            f"pass rate fell from {percent(rate['base'])} to {percent(rate['cand'])}: "
             f"{mc['b']} regressions vs {mc['c']} fixes, McNemar p = {mc['p_value']:.3g} < alpha {alpha}"
         )
-    return Verdict(ok=not reasons, reasons=tuple(reasons), blocking=blocking)
+    else:
+        message = (
+            f"pass rate {percent(rate['base'])} → {percent(rate['cand'])}: no significant fall "
+            f"(McNemar p = {mc['p_value']:.3g}, alpha {alpha}): ok"
+        )
+    significance = Check("pass rate fall", not fell, message, mc["p_value"], alpha)
+    return [regressions, significance]
 
 
 # -- helpers ----------------------------------------------------------------------
@@ -679,16 +728,6 @@ def _mean(values: Sequence[float | None]) -> float | None:
 
 def _nan(value: float | int | None) -> float:
     return math.nan if value is None else float(value)
-
-
-def _rate(value: float | None) -> str:
-    """A pass rate as a percentage; "n/a" when no (case, repeat) pair was in both runs."""
-    return "n/a" if value is None else f"{value:.1%}"
-
-
-def _show(value: Any, limit: int = 80) -> str:
-    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _line_of(text: str, key: str) -> int:
@@ -731,7 +770,7 @@ def render_text(cmp: Comparison, *, limit: int = 10) -> str:
     s = cmp.stats
     rate, mc = s["pass_rate"], s["mcnemar"]
     lines.append(
-        f"pass rate {_rate(rate['base'])} → {_rate(rate['cand'])}  Δ {_interval(rate['delta'], pct=True)}"
+        f"pass rate {percent(rate['base'])} → {percent(rate['cand'])}  Δ {_interval(rate['delta'], pct=True)}"
         f"  McNemar p = {mc['p_value']:.3g} ({mc['b']} regressions, {mc['c']} fixes)"
     )
     for key, label in (
@@ -751,8 +790,8 @@ def render_text(cmp: Comparison, *, limit: int = 10) -> str:
             )
     if cmp.unused_allow:
         lines.append("allowlist entries not in these runs: " + ", ".join(cmp.unused_allow))
-    verdict = "PASS" if cmp.verdict.ok else "FAIL"
-    lines.append(f"verdict: {verdict}" + "".join(f"\n  - {r}" for r in cmp.verdict.reasons))
+    verdict = "PASS" if cmp.ok else "FAIL"
+    lines.append(f"verdict: {verdict}" + "".join(f"\n  - {r}" for r in cmp.reasons))
     return "\n".join(lines)
 
 

@@ -8,7 +8,6 @@ and what the file was for.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,15 @@ from typing import Any
 import yaml
 
 from workbench.errors import ConfigError
+from workbench.text import clip_counted
+
+__all__ = [
+    "check_keys",
+    "json_type",
+    "read_text",
+    "read_yaml",
+    "short",
+]
 
 _MAX_MESSAGE = 200
 
@@ -54,20 +62,7 @@ def read_yaml(path: str | Path, what: str, *, empty: Any = None) -> Any:
 
 def short(value: Any, width: int = 80) -> str:
     """A value's repr, cut to ``width`` characters so a huge value cannot flood a message."""
-    text = repr(value)
-    return text if len(text) <= width else f"{text[: width - 20]}...({len(text):,} chars)"
-
-
-def finite(value: Any) -> float | None:
-    """A finite int or float as float; None for anything else (bool, text, NaN, infinity,
-    an integer too large for a float)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:
-        return None
-    return number if math.isfinite(number) else None
+    return clip_counted(repr(value), width)
 
 
 def check_keys(mapping: Mapping[Any, Any], allowed: Collection[str], where: str) -> None:

@@ -37,6 +37,14 @@ from workbench.configfile import json_type, short
 from workbench.errors import DatasetError
 from workbench.golden import CARD_NAMES, CASES_NAME, Dataset, golden_root, load_dataset
 
+__all__ = [
+    "FORMATS",
+    "DatasetReport",
+    "check_dataset",
+    "import_table",
+    "init_dataset",
+]
+
 FORMATS = (".csv", ".jsonl", ".parquet")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _TAG_SPLIT = re.compile(r"[,;|]")

@@ -12,6 +12,12 @@ import numpy as np
 
 from workbench.errors import ConfigError
 
+__all__ = [
+    "embed_many",
+    "model",
+    "similarity",
+]
+
 _LOCK = threading.Lock()
 _MODEL: Any = None
 

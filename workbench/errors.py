@@ -15,6 +15,18 @@ The library raises these; only the CLI turns them into exit codes.
 
 from __future__ import annotations
 
+__all__ = [
+    "CircuitOpenError",
+    "ConfigError",
+    "DatasetError",
+    "ProviderError",
+    "ReplayMissError",
+    "RunError",
+    "ScorerError",
+    "StoreError",
+    "WorkbenchError",
+]
+
 
 class WorkbenchError(Exception):
     """Base class for every error workbench raises on purpose."""

@@ -10,6 +10,13 @@ from typing import Any
 from workbench.compare import TRANSITIONS, CaseDelta, Comparison, compare
 from workbench.store import Store
 
+__all__ = [
+    "PAGE_SIZE",
+    "explorer",
+    "filter_cases",
+    "render_cases",
+]
+
 PAGE_SIZE = 5
 
 
@@ -137,7 +144,7 @@ def explorer(
         start = state["page"] * page_size
         status.value = (
             f"{len(cases)} case(s) match; page {state['page'] + 1} of {pages}. "
-            f"Verdict: {'PASS' if cmp.verdict.ok else 'FAIL'}"
+            f"Verdict: {'PASS' if cmp.ok else 'FAIL'}"
         )
         table.value = render_cases(cases[start : start + page_size])
 

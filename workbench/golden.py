@@ -18,18 +18,37 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 from jinja2 import StrictUndefined, Template, TemplateError, meta
 from jinja2.sandbox import SandboxedEnvironment
 
-from workbench.configfile import finite, short
+from workbench import scoring
+from workbench.configfile import short
 from workbench.errors import DatasetError, ScorerError
 from workbench.providers import SAMPLING_PARAMETERS
+from workbench.text import clip_counted, finite
 
-if TYPE_CHECKING:
-    from workbench import scoring
+__all__ = [
+    "CARD_NAMES",
+    "CASES_NAME",
+    "DEFAULT_BUDGETS",
+    "PARAMETER_KEYS",
+    "Card",
+    "Case",
+    "Dataset",
+    "Selection",
+    "dataset_hash",
+    "golden_root",
+    "json_schema_format",
+    "load_dataset",
+    "parameter_problem",
+    "parse_card",
+    "parse_cases",
+    "render_messages",
+    "resolve_dataset",
+]
 
 CARD_NAMES = ("dataset.yaml", "dataset.yml", "dataset.json")
 CASES_NAME = "cases.jsonl"
@@ -50,6 +69,7 @@ _BUDGET_KEYS = {"p95_latency_ms", "p50_latency_ms", "error_rate", "pass_rate", "
 PARAMETER_KEYS = SAMPLING_PARAMETERS
 _RESPONSE_FORMATS = ("text", "json_object", "json_schema")
 _MAX_ERRORS = 20
+_QUOTE = 500  # a problem message quotes at most this many characters
 
 _jinja = SandboxedEnvironment(
     undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False
@@ -279,7 +299,7 @@ def parse_card(data: bytes, path: Path, *, default_name: str = "") -> Card:
         line = getattr(getattr(exc, "problem_mark", None), "line", None)
         line = line + 1 if line is not None else getattr(exc, "lineno", 1)
         raise DatasetError(
-            f"{path}:{line}: not valid {_kind(path)}: {_clip(_first_line(exc))}"
+            f"{path}:{line}: not valid {_kind(path)}: {clip_counted(_first_line(exc), _QUOTE)}"
         ) from None
     except RecursionError:
         raise DatasetError(
@@ -291,9 +311,9 @@ def parse_card(data: bytes, path: Path, *, default_name: str = "") -> Card:
     errors: list[str] = []
 
     def err(key: tuple[str | int, ...], message: str) -> None:
-        field_name = ".".join(_clip(k, 60) if isinstance(k, str) else f"[{k}]" for k in key)
+        field_name = ".".join(clip_counted(k, 60) if isinstance(k, str) else f"[{k}]" for k in key)
         errors.append(
-            f"{path}:{_nearest_line(lines, key)}: {field_name.replace('.[', '[')}: {_clip(message)}"
+            f"{path}:{_nearest_line(lines, key)}: {field_name.replace('.[', '[')}: {clip_counted(message, _QUOTE)}"
         )
 
     for key in doc:
@@ -423,8 +443,6 @@ def parameter_problem(key: str, value: Any) -> str | None:
 
 
 def _parse_scorers(raw: Any, err: Any) -> list[scoring.ScorerSpec]:
-    from workbench import scoring  # scoring imports Case from here
-
     if raw is None:
         return []
     if not isinstance(raw, list):
@@ -545,7 +563,7 @@ def parse_cases(data: bytes, path: Path, *, card: Card | None = None) -> tuple[C
             continue
         problem = _check_case(doc, needed)
         if problem:
-            errors.append(f"{path}:{lineno}: {_clip(problem)}")
+            errors.append(f"{path}:{lineno}: {clip_counted(problem, _QUOTE)}")
             continue
         case_id = doc["id"]
         if case_id in first_seen:
@@ -576,7 +594,7 @@ def _check_case(doc: Any, needed: set[str]) -> str | None:
         return f"a case must be a JSON object, got {type(doc).__name__}"
     unknown = set(doc) - _CASE_KEYS
     if unknown:
-        return f"{_clip(sorted(unknown)[0], 60)}: unknown key; a case has {', '.join(sorted(_CASE_KEYS))}"
+        return f"{clip_counted(sorted(unknown)[0], 60)}: unknown key; a case has {', '.join(sorted(_CASE_KEYS))}"
     case_id = doc.get("id")
     if case_id is None:
         return 'id: missing; every case needs a unique string "id"'
@@ -676,7 +694,7 @@ def _check_schema(schema: dict[str, Any]) -> str | None:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
         where = "/".join(str(p) for p in exc.path) or "(root)"
-        return f"{_clip(where, 100)}: {_clip(exc.message)}"
+        return f"{clip_counted(where, 100)}: {clip_counted(exc.message, _QUOTE)}"
     except RecursionError:
         return "nested too deeply to check"
     return None
@@ -705,13 +723,9 @@ def _not_json(value: Any, where: str = "") -> str | None:
                 return problem
         return None
     return (
-        f"{_clip(where, 60) or 'value'}: a YAML {type(value).__name__} has no JSON form; "
+        f"{clip_counted(where, 60) or 'value'}: a YAML {type(value).__name__} has no JSON form; "
         "quote it as a string"
     )
-
-
-def _clip(text: str, width: int = 500) -> str:
-    return text if len(text) <= width else f"{text[: width - 20]}...({len(text):,} chars)"
 
 
 def _kind(path: Path) -> str:

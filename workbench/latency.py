@@ -17,8 +17,7 @@ import json
 import math
 import random
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,10 +25,30 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from workbench.budgets import BudgetResult
-from workbench.configfile import check_keys, finite, read_yaml, short
+from workbench.checks import Check, Provenance, limit_check
+from workbench.configfile import check_keys, read_yaml, short
 from workbench.errors import ConfigError
 from workbench.store import Store
+from workbench.text import finite
+
+__all__ = [
+    "DEFAULT_BUDGETS",
+    "DEFAULT_PHASES",
+    "MAX_REQUESTS",
+    "MAX_SECONDS",
+    "Endpoint",
+    "EndpointStats",
+    "LatencyBudget",
+    "LoadRun",
+    "Phase",
+    "bodies_from_json",
+    "check_loopback",
+    "load_endpoints",
+    "phases_from",
+    "render_text",
+    "run_load",
+    "summarize_load",
+]
 
 MAX_REQUESTS = 20_000
 MAX_SECONDS = 600.0
@@ -44,22 +63,22 @@ class LatencyBudget:
     p99_ms: float | None = None
     ttft_p95_ms: float | None = None
 
-    def verdicts(self, figures: Mapping[str, Any]) -> list[BudgetResult]:
-        """Verdicts on ``figures`` (p95_ms, error_rate, p99_ms, ttft_p95_ms; missing or NaN: n/a)."""
+    def checks(self, figures: Mapping[str, Any]) -> list[Check]:
+        """Checks on ``figures`` (p95_ms, error_rate, p99_ms, ttft_p95_ms; missing or NaN: n/a)."""
 
         def value(name: str) -> float | None:
             v = figures.get(name)
             return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
 
         out = [
-            BudgetResult("p95_latency_ms", self.p95_ms, value("p95_ms"), "max", "ms"),
-            BudgetResult("error_rate", self.error_rate, value("error_rate"), "max", "%"),
+            limit_check("p95_latency_ms", value("p95_ms"), self.p95_ms, "max", "ms"),
+            limit_check("error_rate", value("error_rate"), self.error_rate, "max", "%"),
         ]
         if self.p99_ms is not None:
-            out.append(BudgetResult("p99_latency_ms", self.p99_ms, value("p99_ms"), "max", "ms"))
+            out.append(limit_check("p99_latency_ms", value("p99_ms"), self.p99_ms, "max", "ms"))
         if self.ttft_p95_ms is not None:
             out.append(
-                BudgetResult("ttft_p95_ms", self.ttft_p95_ms, value("ttft_p95_ms"), "max", "ms")
+                limit_check("ttft_p95_ms", value("ttft_p95_ms"), self.ttft_p95_ms, "max", "ms")
             )
         return out
 
@@ -115,7 +134,7 @@ class EndpointStats:
     p99_ms: float | None
     ttft_p95_ms: float | None
     by_phase: dict[str, dict[str, float | int | None]] = field(default_factory=dict)
-    budgets: list[BudgetResult] = field(default_factory=list)
+    budgets: list[Check] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -137,6 +156,22 @@ class LoadRun:
     def ok(self) -> bool:
         """True when every endpoint met its budgets."""
         return all(e.ok for e in self.endpoints)
+
+    def checks(self) -> list[Check]:
+        """Every endpoint's budgets, named ``<endpoint> <budget>``."""
+        return [b.renamed(f"{e.endpoint} {b.name}") for e in self.endpoints for b in e.budgets]
+
+    def headline(self) -> dict[str, Any]:
+        """Each endpoint's p95 latency."""
+        return {f"{e.endpoint}_p95_ms": e.p95_ms for e in self.endpoints}
+
+    def provenance(self) -> Provenance:
+        """The load run."""
+        return Provenance((self.run_id,))
+
+    def render_text(self) -> str:
+        """A terminal report: per endpoint its figures and budgets."""
+        return render_text(self)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form."""
@@ -280,10 +315,10 @@ def run_load(
             "seed": seed,
         },
     )
-    from workbench.runner import _run_sync
+    from workbench.runner import run_sync
 
     try:
-        rows, elapsed, stopped = _run_sync(
+        rows, elapsed, stopped = run_sync(
             _drive(endpoints, phases, max_in_flight, max_requests, max_seconds, timeout_s, seed)
         )
     except BaseException as exc:
@@ -408,7 +443,7 @@ def summarize_load(store: Store, run_id: str, endpoints: Sequence[Endpoint]) -> 
             for phase in sorted({r[0] for r in rows})
         }
         limits = ep.limits
-        budgets = limits.verdicts(stats)
+        budgets = limits.checks(stats)
         out.append(
             EndpointStats(
                 endpoint=ep.name,
@@ -462,7 +497,7 @@ def render_text(run: LoadRun) -> str:
             f"p50 {ms(e.p50_ms)} ms, p95 {ms(e.p95_ms)} ms, p99 {ms(e.p99_ms)} ms"
             + (f", TTFT p95 {ms(e.ttft_p95_ms)} ms" if e.ttft_p95_ms is not None else "")
         )
-        lines.extend(f"      {'ok ' if b.ok else 'BAD'} {b.describe()}" for b in e.budgets)
+        lines.extend(f"      {'ok ' if b.ok else 'BAD'} {b.message}" for b in e.budgets)
     lines.append("budgets: " + ("all met" if run.ok else "BROKEN"))
     return "\n".join(lines)
 
@@ -494,38 +529,3 @@ def bodies_from_json(text: str) -> tuple[Any, ...]:
     """Request bodies from a JSON value (a list is cycled through)."""
     value = json.loads(text)
     return tuple(value) if isinstance(value, list) else (value,)
-
-
-@contextmanager
-def demo_stack(
-    *, fault_rate: float = 0.0, latency_ms: str = "30,120", seed: int = 0
-) -> Iterator[str]:
-    """The demo app on loopback, backed by a demo model server child; yields the app URL."""
-    from workbench.demo.app import AppConfig, AppServer, TriageApp
-    from workbench.demo.server import DemoProcess
-
-    faults = "429,500,timeout,malformed" if fault_rate else None
-    with DemoProcess(
-        latency_ms=latency_ms, fault_rate=fault_rate, faults=faults, seed=seed
-    ) as model:
-        app = TriageApp(AppConfig(model_url=model.url, model_timeout_s=5.0))
-        try:
-            with AppServer(app) as server:
-                yield server.url
-        finally:
-            app.close()
-
-
-def demo_endpoints(app_url: str, *, tickets: int = 60) -> list[Endpoint]:
-    """The demo app's API-core search and LLM triage endpoints, fed with golden tickets."""
-    from workbench.golden import load_dataset
-
-    cases = load_dataset("support-triage").cases[:tickets]
-    triage = tuple(
-        {"ticket": c.input["ticket"], "channel": c.input.get("channel", "email")} for c in cases
-    )
-    search = tuple({"query": c.expected["summary"], "k": 3} for c in cases)
-    return [
-        Endpoint("search", f"{app_url}/api/search", kind="api", bodies=search, weight=0.4),
-        Endpoint("triage", f"{app_url}/api/triage", kind="llm", bodies=triage, weight=0.6),
-    ]

@@ -30,6 +30,18 @@ from workbench.errors import ConfigError
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
+__all__ = [
+    "COLD",
+    "EXPIRED",
+    "MissRatioCurve",
+    "mrc",
+    "mrc_error",
+    "mrc_figure",
+    "shards_mrc",
+    "simulate_lru",
+    "stack_distances",
+]
+
 Grid = Literal["linear", "log"]
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]

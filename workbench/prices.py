@@ -22,6 +22,17 @@ from pathlib import Path
 from workbench.configfile import read_yaml
 from workbench.errors import ConfigError
 
+__all__ = [
+    "FIELDS",
+    "Price",
+    "PriceBook",
+    "cost_usd",
+    "default_prices",
+    "load_prices",
+    "set_price",
+    "span_cost",
+]
+
 FIELDS = ("input", "output", "cache_read", "cache_write")
 
 

@@ -6,9 +6,14 @@
     jitter that honour ``Retry-After``, and a circuit breaker.
 ``demo:<version>``
     The bundled demo model server, started on a free loopback port for the
-    duration of a run, spoken to through the same ``openai`` code path.
+    duration of a run, spoken to through the same ``openai`` code path. It lives in
+    the ``demo`` package and is registered on first lookup (see ``_PLUGINS``).
 ``python:<module>:<function>``
     A team's own sync or async callable, so the whole app can be evaluated.
+
+Each registered provider declares the run options it takes (``options``), and the
+options of the server it starts itself when a run gives it no ``base_url``
+(``server_options``); the CLI and the runner offer theirs through ``options_for``.
 
 Any provider can be wrapped to record its responses into committable JSONL
 snapshots, and a run can be replayed from those snapshots with no network.
@@ -27,7 +32,7 @@ import random
 import re
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypedDict
@@ -120,19 +125,54 @@ class Provider(Protocol):
 
 
 Factory = Callable[..., Provider]
-_REGISTRY: dict[str, Factory] = {}
 
 
-def register(prefix: str, factory: Factory, *, replace: bool = False) -> None:
-    """Register a provider factory for targets ``<prefix>:<rest>``."""
+@dataclass(frozen=True)
+class _Entry:
+    factory: Factory
+    options: frozenset[str]
+    server_options: frozenset[str]
+
+
+_REGISTRY: dict[str, _Entry] = {}
+
+# Providers that live in a package of their own: on the first lookup of the prefix the
+# package is imported and its ``register()`` registers it here. This is the one hook
+# through which the library reaches the bundled demo (its ``register()``).
+_PLUGINS = {"demo": "workbench.demo"}
+
+
+def register(
+    prefix: str,
+    factory: Factory,
+    *,
+    options: Iterable[str] = ("concurrency",),
+    server_options: Iterable[str] = (),
+    replace: bool = False,
+) -> None:
+    """Register a provider factory for targets ``<prefix>:<rest>``.
+
+    Args:
+        options: the run options the factory takes when a run offers them
+            (``concurrency``, ``timeout_s``, ``stream``, ``base_url``, ``api_key_env``);
+            by default only ``concurrency``.
+        server_options: options of the server the provider starts itself; offered
+            only when the run gives no ``base_url`` and does not replay.
+    """
     if prefix in _REGISTRY and not replace:
         raise ConfigError(f"a provider named {prefix!r} is already registered")
-    _REGISTRY[prefix] = factory
+    _REGISTRY[prefix] = _Entry(factory, frozenset(options), frozenset(server_options))
 
 
 def names() -> list[str]:
-    """The registered provider prefixes."""
-    return sorted(_REGISTRY)
+    """The provider prefixes: those registered and those registered on first lookup."""
+    return sorted({*_REGISTRY, *_PLUGINS})
+
+
+def _entry(prefix: str) -> _Entry | None:
+    if prefix not in _REGISTRY and prefix in _PLUGINS:
+        importlib.import_module(_PLUGINS[prefix]).register()
+    return _REGISTRY.get(prefix)
 
 
 def get(target: str, **options: Any) -> Provider:
@@ -143,9 +183,33 @@ def get(target: str, **options: Any) -> Provider:
             f"target {target!r} is not of the form <provider>:<model>; "
             f"providers: {', '.join(names())} (e.g. demo:triage-v1, openai:gpt-4o-mini)"
         )
-    if prefix not in _REGISTRY:
+    entry = _entry(prefix)
+    if entry is None:
         raise ConfigError(f"no provider named {prefix!r}; known providers: {', '.join(names())}")
-    return _REGISTRY[prefix](rest, target=target, **options)
+    return entry.factory(rest, target=target, **options)
+
+
+def options_for(
+    target: str,
+    offered: Mapping[str, Any],
+    *,
+    base_url: str | None = None,
+    replay: bool = False,
+) -> dict[str, Any]:
+    """The options of ``offered`` that the provider for ``target`` takes (None ones left out).
+
+    Its server options are included only when it will start its own server: the run gives
+    no ``base_url`` and does not replay. A target with no provider takes nothing here;
+    ``get`` says what exists.
+    """
+    prefix, _, rest = target.partition(":")
+    entry = _entry(prefix) if rest else None
+    if entry is None:
+        return {}
+    takes = set(entry.options)
+    if not base_url and not replay:
+        takes |= entry.server_options
+    return {k: v for k, v in offered.items() if k in takes and v is not None}
 
 
 # -- retries and the circuit breaker ---------------------------------------------
@@ -514,60 +578,6 @@ def _refuse_unknown(unknown: Mapping[str, Any], provider: str) -> None:
         raise ConfigError(f"{provider} provider: unknown option(s) {', '.join(sorted(unknown))}")
 
 
-# -- the demo target --------------------------------------------------------------
-
-
-class DemoProvider(OpenAIProvider):
-    """The bundled demo server, started as a child process unless a base URL is given."""
-
-    kind = "demo"
-
-    def __init__(
-        self,
-        version: str,
-        *,
-        target: str | None = None,
-        base_url: str | None = None,
-        latency_ms: str = "0",
-        fault_rate: float = 0.0,
-        faults: str | None = None,
-        server_seed: int = 0,
-        **options: Any,
-    ) -> None:
-        super().__init__(
-            version,
-            target=target or f"demo:{version}",
-            base_url=base_url or "http://127.0.0.1:0/v1",
-            **options,
-        )
-        self._spawn = base_url is None
-        self._demo_options: dict[str, Any] = {
-            "latency_ms": latency_ms,
-            "fault_rate": fault_rate,
-            "faults": faults,
-            "seed": server_seed,
-        }
-        self._process: Any = None
-
-    async def start(self) -> None:
-        """Start the demo server on a free port (if no base URL was given), then the client."""
-        if self._spawn and self._process is None:
-            from workbench.demo.server import DemoProcess
-
-            self._process = await asyncio.to_thread(
-                lambda: DemoProcess(**self._demo_options).start()
-            )
-            self.base_url = self._process.url
-        await super().start()
-
-    async def aclose(self) -> None:
-        """Close the client and stop the child server."""
-        await super().aclose()
-        if self._process is not None:
-            await asyncio.to_thread(self._process.close)
-            self._process = None
-
-
 # -- python callables ---------------------------------------------------------------
 
 
@@ -845,17 +855,28 @@ def build(
     return RecordingProvider(provider, record) if record else provider
 
 
-register("openai", OpenAIProvider)
-register("demo", DemoProvider)
-register("python", PythonProvider)
+register(
+    "openai",
+    OpenAIProvider,
+    options=("concurrency", "timeout_s", "stream", "base_url", "api_key_env"),
+)
+register("python", PythonProvider, options=("concurrency",))
 
 __all__ = [
     "CircuitBreaker",
+    "OpenAIProvider",
     "Provider",
+    "PythonProvider",
+    "RecordingProvider",
+    "ReplayProvider",
     "Request",
     "Response",
     "RetryPolicy",
+    "Snapshots",
     "build",
     "get",
+    "names",
+    "options_for",
     "register",
+    "snapshot_key",
 ]

@@ -5,7 +5,8 @@ nothing from a network (no require.js, MathJax or widget manager from a CDN): co
 hidden unless asked for, the injected-parameters cell removed, widget outputs replaced
 by a static note, and a provenance header (date, git commit, parameters, run ids,
 dataset hashes, budget badges). Each notebook may record a summary JSON next to its
-HTML; ``build_index`` turns every week's summaries into ``index.html``.
+HTML (:func:`record_summary`); ``weekly.build_index`` reads those summaries back into the
+reports' ``index.html``.
 
 Redaction is on by default: before anything is written to the output folder, every cell
 output, cell source, the notebook's metadata (papermill parameters, widget state), the
@@ -29,7 +30,28 @@ from pathlib import Path
 from typing import Any
 
 from workbench import redact as redaction
+from workbench.checks import Check, Provenance, Result
 from workbench.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_TIMEOUT_S",
+    "KERNEL",
+    "SUMMARY_SUFFIX",
+    "TEMPLATES",
+    "Report",
+    "badges",
+    "check_parameters",
+    "execute",
+    "notebooks_dir",
+    "provenance_header",
+    "publish",
+    "read_summary",
+    "record_summary",
+    "redact_notebook",
+    "redact_notebook_file",
+    "resolve_notebook",
+    "to_html",
+]
 
 KERNEL = "python3"
 DEFAULT_TIMEOUT_S = 1800
@@ -346,40 +368,35 @@ def _redact_data(mime: str, value: Any) -> Any:
 
 def record_summary(
     path: str | os.PathLike[str] | None,
-    *,
+    *results: Result | None,
+    headline: Mapping[str, Any] | None = None,
+    checks: Sequence[Check | Mapping[str, Any]] = (),
     runs: Sequence[str] = (),
     datasets: Mapping[str, str] | None = None,
-    budgets: Sequence[Any] = (),
-    headline: Mapping[str, Any] | None = None,
     artifacts: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Record a notebook's headline numbers and budget verdicts (a no-op without a path).
+    """Record what a notebook found for the weekly index (a no-op without a path).
 
-    ``budgets`` are BudgetResult-like objects (``name``, ``ok``, ``describe()``) or dicts.
+    Each result gives its checks, headline numbers and provenance (see
+    :mod:`workbench.checks`; a None is skipped, for a step that did not run); the keyword arguments add figures, checks (``Check`` objects
+    or dicts with ``name``, ``ok``, ``message``), runs, datasets and artifacts of a
+    notebook's own. Returns the recorded document.
     """
+    given = [r for r in results if r is not None]
+    source = sum((r.provenance() for r in given), Provenance())
+    source = source + Provenance(tuple(runs), datasets, artifacts)
+    recorded = [c for r in given for c in r.checks()] + list(checks)
     doc = {
-        "runs": list(runs),
-        "datasets": dict(datasets or {}),
-        "budgets": [_budget_dict(b) for b in budgets],
-        "headline": dict(headline or {}),
-        "artifacts": dict(artifacts or {}),
+        "runs": list(source.runs),
+        "datasets": dict(source.datasets or {}),
+        "budgets": [c.to_dict() if isinstance(c, Check) else dict(c) for c in recorded],
+        "headline": {k: v for r in given for k, v in r.headline().items()} | dict(headline or {}),
+        "artifacts": dict(source.artifacts or {}),
         "git_commit": _git_commit(),
     }
     if path:
         Path(path).write_text(json.dumps(doc, indent=2, default=str), encoding="utf-8")
     return doc
-
-
-def _budget_dict(b: Any) -> dict[str, Any]:
-    if isinstance(b, Mapping):
-        return dict(b)
-    return {
-        "name": b.name,
-        "ok": b.ok,
-        "actual": b.actual,
-        "limit": b.limit,
-        "message": b.describe(),
-    }
 
 
 def read_summary(path: Path) -> dict[str, Any]:

@@ -20,6 +20,7 @@ import numpy as np
 
 from workbench import budgets as budgets_mod
 from workbench import prices, providers, scoring
+from workbench.checks import Check, Provenance
 from workbench.errors import CircuitOpenError, ConfigError, ProviderError, ReplayMissError, RunError
 from workbench.golden import (
     Card,
@@ -31,6 +32,20 @@ from workbench.golden import (
     parameter_problem,
 )
 from workbench.store import ResultRow, ScoreRow, Store
+from workbench.text import milliseconds, percent, percentile
+
+__all__ = [
+    "DEFAULTS",
+    "DEFAULT_MAX_TOKENS",
+    "PROGRESS_INTERVAL_S",
+    "EvalOptions",
+    "RunSummary",
+    "arun_eval",
+    "request_parameters",
+    "run_eval",
+    "run_sync",
+    "summarize",
+]
 
 T = TypeVar("T")
 
@@ -168,16 +183,31 @@ class RunSummary:
     max_tokens: int | None = None
     length_cutoffs: int = 0  # outputs that stopped at max_tokens (finish_reason "length")
     notes: list[str] = field(default_factory=list)
-    budgets: list[budgets_mod.BudgetResult] = field(default_factory=list)
+    budgets: list[Check] = field(default_factory=list)
 
     @property
     def budget_ok(self) -> bool:
         """True when every budget holds and the run finished."""
-        return self.status == "finished" and all(b.ok for b in self.budgets)
+        return not self.broken()
 
-    def broken(self) -> list[budgets_mod.BudgetResult]:
-        """The budgets that broke."""
-        return [b for b in self.budgets if not b.ok]
+    def broken(self) -> list[Check]:
+        """The checks that failed: a run that did not finish, and each broken budget."""
+        return [c for c in self.checks() if not c.ok]
+
+    def checks(self) -> list[Check]:
+        """The card's budgets, after a failing check for a run that did not finish."""
+        if self.status == "finished":
+            return list(self.budgets)
+        status = Check("run", False, f"run {self.status}: {self.reason}")
+        return [status, *self.budgets]
+
+    def headline(self) -> dict[str, Any]:
+        """Results, pass rate, errors, p95 latency, cost, cut-offs and cached tokens."""
+        return {k: getattr(self, k) for k in _HEADLINE}
+
+    def provenance(self) -> Provenance:
+        """The run and the dataset version it ran on."""
+        return Provenance((self.run_id,), {self.dataset: self.dataset_hash})
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form, as printed by ``workbench eval --json``."""
@@ -185,6 +215,35 @@ class RunSummary:
         out["budgets"] = [b.to_dict() for b in self.budgets]
         out["budget_ok"] = self.budget_ok
         return out
+
+    def render_text(self) -> str:
+        """The terminal report of ``workbench eval``: figures, notes, budgets."""
+        lines = [
+            f"run {self.run_id}  {self.status}  {self.target} on {self.dataset} ({self.dataset_hash})",
+            f"  results {self.results}/{self.expected_results}  passed {self.passed}"
+            f" ({percent(self.pass_rate)})  errors {self.errors} ({percent(self.error_rate)})",
+            f"  latency p50 {milliseconds(self.p50_latency_ms)}  p95 {milliseconds(self.p95_latency_ms)}"
+            f"  tokens {self.tokens_in:,} in ({self.cached_tokens:,} cached) / {self.tokens_out:,} out"
+            + (f" ({self.reasoning_tokens:,} reasoning)" if self.reasoning_tokens else "")
+            + ("" if self.cost_usd is None else f"  cost ${self.cost_usd:,.4f}"),
+        ]
+        if self.reason:
+            lines.append(f"  reason: {self.reason}")
+        lines.extend(f"  note: {note}" for note in self.notes)
+        lines.append("budgets:")
+        lines.extend(f"  {'ok ' if b.ok else 'BAD'} {b.message}" for b in self.budgets)
+        return "\n".join(lines)
+
+
+_HEADLINE = (
+    "results",
+    "pass_rate",
+    "errors",
+    "p95_latency_ms",
+    "cost_usd",
+    "length_cutoffs",
+    "cached_tokens",
+)
 
 
 def run_eval(
@@ -197,7 +256,7 @@ def run_eval(
     progress: bool | str = False,
 ) -> RunSummary:
     """Run (or resume) an eval and return its summary; works inside Jupyter's loop too."""
-    return _run_sync(
+    return run_sync(
         arun_eval(dataset, target, store=store, options=options, resume=resume, progress=progress)
     )
 
@@ -229,13 +288,11 @@ async def arun_eval(
         raise ConfigError(f"{ds.name}: the selection {opts.selection} matches no case")
     request_params = request_parameters(ds.card, opts)
     provider_options: dict[str, Any] = dict(opts.provider_options)
-    if not opts.replay:
-        provider_options.setdefault("concurrency", opts.concurrency)
-        if target.startswith(("openai:", "demo:")):
-            provider_options.setdefault("timeout_s", opts.timeout_s)
-            provider_options.setdefault("stream", opts.stream)
-            if opts.base_url:
-                provider_options["base_url"] = opts.base_url
+    if not opts.replay:  # the provider takes those of the run's options it declares
+        offered = dict(concurrency=opts.concurrency, timeout_s=opts.timeout_s, stream=opts.stream)
+        for name, value in providers.options_for(target, offered).items():
+            provider_options.setdefault(name, value)
+        provider_options.update(providers.options_for(target, {"base_url": opts.base_url or None}))
     provider = providers.build(target, record=opts.record, replay=opts.replay, **provider_options)
     model = provider.model
     if run_id is None:
@@ -540,9 +597,9 @@ def summarize(
         errors=errors,
         error_rate=errors / n if n else None,
         mean_score=float(np.mean(scores)) if scores else None,
-        p50_latency_ms=_pct(latencies, 50),
-        p95_latency_ms=_pct(latencies, 95),
-        p95_ttft_ms=_pct(ttfts, 95),
+        p50_latency_ms=percentile(latencies, 50),
+        p95_latency_ms=percentile(latencies, 95),
+        p95_ttft_ms=percentile(ttfts, 95),
         tokens_in=int(sum(r["tokens_in"] or 0 for r in rows)),
         tokens_out=int(sum(r["tokens_out"] or 0 for r in rows)),
         cost_usd=float(sum(costs)) if costs else None,
@@ -584,10 +641,6 @@ def _notes(summary: RunSummary, answered: int, parameters: Mapping[str, Any]) ->
     return notes
 
 
-def _pct(values: np.ndarray[Any, Any], q: float) -> float | None:
-    return float(np.percentile(values, q)) if values.size else None
-
-
 def _progress_bar(total: int, run_id: str) -> Any:
     from tqdm import tqdm
 
@@ -596,7 +649,7 @@ def _progress_bar(total: int, run_id: str) -> Any:
     )
 
 
-def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     """asyncio.run, or in a thread of its own when a loop already runs (Jupyter)."""
     try:
         asyncio.get_running_loop()

@@ -7,6 +7,14 @@ from pathlib import Path
 
 from workbench.errors import ConfigError
 
+__all__ = [
+    "EMITTERS",
+    "command",
+    "emit",
+    "on_calendar",
+    "parse_cron",
+]
+
 EMITTERS = ("cron", "systemd", "github")
 _FIELDS = (
     ("minute", 0, 59),

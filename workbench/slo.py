@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from workbench.checks import Check, Provenance
 from workbench.errors import ConfigError
 from workbench.latency import DEFAULT_BUDGETS, LatencyBudget
 from workbench.store import Store
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ALERTS",
     "Alert",
+    "SloReport",
     "budget_table",
     "burn_rates",
     "drift",
@@ -48,7 +50,7 @@ __all__ = [
     "over_time_figure",
     "requests_frame",
     "route_kinds",
-    "verdicts",
+    "slo_report",
     "window_bounds",
 ]
 
@@ -208,12 +210,12 @@ def _budget(kind: str, budgets: Mapping[str, LatencyBudget] | None) -> LatencyBu
 def budget_table(
     requests: pd.DataFrame, *, budgets: Mapping[str, LatencyBudget] | None = None
 ) -> pd.DataFrame:
-    """Per route: requests, p50/p95/p99, error and retry rates, and the verdicts on its budget."""
+    """Per route: requests, p50/p95/p99, error and retry rates, and the checks of its budget."""
     rows = []
     for (route, kind), group in requests.groupby(["route", "kind"], sort=True):
         limits = _budget(str(kind), budgets)
         figures = _figures(group)
-        verdicts = limits.verdicts(figures)
+        checks = limits.checks(figures)
         rows.append(
             {
                 "route": route,
@@ -221,12 +223,12 @@ def budget_table(
                 **figures,
                 "p95_budget_ms": limits.p95_ms,
                 "error_budget": limits.error_rate,
-                "ok": all(v.ok for v in verdicts),
-                "verdicts": verdicts,
+                "ok": all(c.ok for c in checks),
+                "checks": checks,
             }
         )
     columns = ["route", "kind", "requests", "p50_ms", "p95_ms", "p99_ms", "errors",
-               "error_rate", "retry_rate", "p95_budget_ms", "error_budget", "ok", "verdicts"]  # fmt: skip
+               "error_rate", "retry_rate", "p95_budget_ms", "error_budget", "ok", "checks"]  # fmt: skip
     return pd.DataFrame(rows, columns=columns).set_index("route")
 
 
@@ -321,38 +323,103 @@ def model_table(calls: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("model") if rows else pd.DataFrame()
 
 
-def verdicts(
-    budgets: pd.DataFrame, burns: pd.DataFrame, drifts: pd.DataFrame
-) -> list[dict[str, Any]]:
-    """Budget verdicts for the weekly index: per route its budgets, alerts and drift."""
-    out: list[dict[str, Any]] = []
-    for route, row in budgets.iterrows():
-        out += [v.to_dict() | {"name": f"{route} {v.name}"} for v in row["verdicts"]]
-    for (route, sli), group in (
-        burns.groupby(["route", "sli"], sort=True) if not burns.empty else []
-    ):
-        firing = group[group["fires"]]
-        message = (
-            "firing: "
-            + "; ".join(
-                f"{a} (burn {lb:.1f}x / {sb:.1f}x)"
-                for a, lb, sb in zip(
-                    firing["alert"], firing["long_burn"], firing["short_burn"], strict=True
+@dataclass
+class SloReport:
+    """A window of traced traffic against its budgets: per route its figures, burn-rate
+    alerts and drift from the window before, with one check for each."""
+
+    bounds: dict[str, Any]
+    requests: pd.DataFrame  # this window's requests (see requests_frame)
+    baseline: pd.DataFrame  # the window before's
+    budgets: pd.DataFrame  # budget_table(requests)
+    burns: pd.DataFrame  # burn_rates(requests)
+    drifts: pd.DataFrame  # drift(requests, baseline)
+
+    def checks(self) -> list[Check]:
+        """Per route: each budget, each SLI's burn-rate alerts, and each figure's drift."""
+        out: list[Check] = []
+        for route, row in self.budgets.iterrows():
+            out += [c.renamed(f"{route} {c.name}") for c in row["checks"]]
+        for (route, sli), group in (
+            self.burns.groupby(["route", "sli"], sort=True) if not self.burns.empty else []
+        ):
+            firing = group[group["fires"]]
+            message = (
+                "firing: "
+                + "; ".join(
+                    f"{a} (burn {lb:.1f}x / {sb:.1f}x)"
+                    for a, lb, sb in zip(
+                        firing["alert"], firing["long_burn"], firing["short_burn"], strict=True
+                    )
                 )
+                if len(firing)
+                else f"no alert firing (highest burn {group['long_burn'].max():.2f}x)"
             )
-            if len(firing)
-            else f"no alert firing (highest burn {group['long_burn'].max():.2f}x)"
-        )
-        out.append({"name": f"{route} {sli} burn rate", "ok": firing.empty, "message": message})
-    for _, row in drifts.iterrows():
-        out.append(
-            {
-                "name": f"{row['route']} {row['figure']} drift",
-                "ok": row["verdict"] != "worse",
-                "message": f"{row['verdict']}: {_drift_text(row)}",
-            }
-        )
-    return out
+            out.append(Check(f"{route} {sli} burn rate", firing.empty, message))
+        for _, row in self.drifts.iterrows():
+            name = f"{row['route']} {row['figure']} drift"
+            message = f"{row['verdict']}: {_drift_text(row)}"
+            out.append(Check(name, row["verdict"] != "worse", message))
+        return out
+
+    def headline(self) -> dict[str, Any]:
+        """Each route's p95 latency and error rate."""
+        rows = list(self.budgets.iterrows())
+        return {
+            **{f"{route} p95_ms": round(float(row.p95_ms), 2) for route, row in rows},
+            **{f"{route} error_rate": round(float(row.error_rate), 4) for route, row in rows},
+        }
+
+    def provenance(self) -> Provenance:
+        """Trace windows are not runs: nothing to name."""
+        return Provenance()
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form: the window, the headline and the checks."""
+        return {
+            "as_of": str(self.bounds["as_of"]),
+            "requests": len(self.requests),
+            "baseline_requests": len(self.baseline),
+            "headline": self.headline(),
+            "checks": [c.to_dict() for c in self.checks()],
+        }
+
+    def render_text(self) -> str:
+        """One line per check, after a count of those that hold."""
+        checks = self.checks()
+        failed = [c.name for c in checks if not c.ok]
+        lines = [
+            f"{len(checks) - len(failed)}/{len(checks)} checks ok"
+            + (": broken " + ", ".join(failed) if failed else "")
+        ]
+        lines += [f"  {'ok ' if c.ok else 'BAD'} {c.name}: {c.message}" for c in checks]
+        return "\n".join(lines)
+
+
+def slo_report(
+    store: Store,
+    *,
+    days: float = 7.0,
+    kinds: Mapping[str, str] | None = None,
+    budgets: Mapping[str, LatencyBudget] | None = None,
+    as_of_ns: int | None = None,
+) -> SloReport:
+    """This window of traffic (ending at the newest span) and the one before, analysed."""
+    bounds = window_bounds(store, days=days, as_of_ns=as_of_ns)
+    requests = requests_frame(
+        store, since_ns=bounds["since_ns"], until_ns=bounds["until_ns"], kinds=kinds
+    )
+    baseline = requests_frame(
+        store, since_ns=bounds["base_since_ns"], until_ns=bounds["base_until_ns"], kinds=kinds
+    )
+    return SloReport(
+        bounds,
+        requests,
+        baseline,
+        budget_table(requests, budgets=budgets),
+        burn_rates(requests, budgets=budgets),
+        drift(requests, baseline, budgets=budgets),
+    )
 
 
 def _drift_text(row: pd.Series) -> str:

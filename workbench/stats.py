@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.stats import binom
 
+from workbench import text
 from workbench.errors import ConfigError
 
 __all__ = [
@@ -193,11 +194,7 @@ def percentile(values: ArrayLike, q: float) -> float:
     """The q-th percentile (0-100, linear interpolation) ignoring NaN; NaN when nothing is left."""
     if not 0 <= q <= 100:
         raise ConfigError(f"percentile q must be between 0 and 100, got {q!r}")
-    arr = _as_1d_float(values, "values")
-    arr = arr[~np.isnan(arr)]
-    if arr.size == 0:
-        return math.nan
-    return float(np.percentile(arr, q))
+    return text.percentile(_as_1d_float(values, "values"), q, math.nan)
 
 
 class _Groups:

@@ -23,10 +23,27 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlite_utils
 
+from workbench import audit
 from workbench.errors import RunError, StoreError
 
 if TYPE_CHECKING:
     import pandas as pd
+
+__all__ = [
+    "BUSY_TIMEOUT_MS",
+    "DEFAULT_DB",
+    "MIGRATIONS",
+    "RUN_STATUSES",
+    "SCHEMA_VERSION",
+    "ResultRow",
+    "ScoreRow",
+    "Store",
+    "default_db_path",
+    "git_commit",
+    "new_run_id",
+    "now",
+    "package_versions",
+]
 
 T = TypeVar("T")
 
@@ -471,11 +488,9 @@ class Store:
             )
         )
         if status == "finished":
-            from workbench import audit
-
             kind = self.conn.execute("SELECT kind FROM runs WHERE id = ?", (run_id,)).fetchone()
             self._write(
-                lambda: audit.append(self, run_id, kind[0] if kind else "eval", finished_at)
+                lambda: audit.append(self.conn, run_id, kind[0] if kind else "eval", finished_at)
             )
 
     def get_run(self, run_id: str) -> dict[str, Any]:

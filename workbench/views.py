@@ -11,12 +11,42 @@ import numpy as np
 import pandas as pd
 
 from workbench.store import Store
+from workbench.text import percent as rate
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
+    from workbench.checks import Result
     from workbench.compare import Comparison
     from workbench.runner import RunSummary
+
+__all__ = [
+    "PERCENTILES",
+    "SVG",
+    "Figure",
+    "budget_frame",
+    "case_delta_frame",
+    "checks_line",
+    "delta_frame",
+    "failures_frame",
+    "field_figure",
+    "field_frame",
+    "figure",
+    "flakiness_frame",
+    "flaky_frame",
+    "latency_frame",
+    "load_frame",
+    "pin_frame",
+    "rate",
+    "score_histogram",
+    "scorer_frame",
+    "setup_notebook",
+    "summary_frame",
+    "tag_delta_frame",
+    "tag_frame",
+    "transition_frame",
+    "verdict_text",
+]
 
 PERCENTILES = (50, 90, 95, 99)
 _SUMMARY_COLUMNS = (
@@ -82,11 +112,6 @@ def figure(fig: go.Figure) -> Figure:
     return Figure(fig)
 
 
-def rate(value: float | None) -> str:
-    """A fraction as a percentage for a sentence, or "n/a" when there is none."""
-    return "n/a" if value is None or value != value else f"{value:.1%}"
-
-
 def summary_frame(summaries: Sequence[RunSummary]) -> pd.DataFrame:
     """One row per run: status, results, pass and error rates, latency, tokens, cost."""
     rows = []
@@ -124,7 +149,7 @@ def budget_frame(summary: RunSummary) -> pd.DataFrame:
                 "limit": b.limit,
                 "rule": "≤" if b.direction == "max" else "≥",
                 "verdict": "ok" if b.ok else "BROKEN",
-                "detail": b.describe(),
+                "detail": b.message,
             }
             for b in summary.budgets
         ],
@@ -315,6 +340,23 @@ def field_frame(cmp: Comparison) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["field", "cases", "share"])
 
 
+def field_figure(fields: pd.DataFrame) -> go.Figure:
+    """A bar chart of :func:`field_frame`: in how many cases each output field changed."""
+    import plotly.express as px
+
+    title = "Cases in which each output field changed"
+    return px.bar(fields, x="field", y="cases", title=title, height=320)
+
+
+def checks_line(result: Result) -> str:
+    """How many of a result's checks hold, naming those that broke."""
+    checks = result.checks()
+    failed = [c.name for c in checks if not c.ok]
+    return f"{len(checks) - len(failed)}/{len(checks)} checks ok" + (
+        ": broken " + ", ".join(failed) if failed else ""
+    )
+
+
 def delta_frame(cmp: Comparison) -> pd.DataFrame:
     """Paired deltas (candidate - baseline) with 95% bootstrap intervals."""
     s = cmp.stats
@@ -373,9 +415,9 @@ def flakiness_frame(cmp: Comparison) -> pd.DataFrame:
 
 def verdict_text(cmp: Comparison) -> str:
     """The gate's verdict in one paragraph."""
-    if cmp.verdict.ok:
+    if cmp.ok:
         return "VERDICT: PASS: no blocking regression and no significant drop in pass rate."
-    return "VERDICT: FAIL: " + " ".join(f"({i}) {r}" for i, r in enumerate(cmp.verdict.reasons, 1))
+    return "VERDICT: FAIL: " + " ".join(f"({i}) {r}" for i, r in enumerate(cmp.reasons, 1))
 
 
 def _interval_frame(rows: Sequence[tuple[str, Mapping[str, Any]]], key: str) -> pd.DataFrame:
@@ -459,7 +501,7 @@ def load_frame(run: Any) -> pd.DataFrame:
                 "p50 ms": e.p50_ms,
                 "p95 ms": e.p95_ms,
                 "p99 ms": e.p99_ms,
-                "budgets": "; ".join(b.describe() for b in e.budgets),
+                "budgets": "; ".join(b.message for b in e.budgets),
                 "verdict": "ok" if e.ok else "BROKEN",
             }
         )

@@ -20,11 +20,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from workbench import publish
 from workbench.configfile import check_keys, read_yaml, short
 from workbench.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "Job",
+    "WeeklyConfig",
+    "WeeklyResult",
+    "build_index",
+    "collect",
+    "iso_week",
+    "load_config",
+    "parse_config",
+    "run_weekly",
+]
 
 DEFAULT_CONFIG = "weekly.yaml"
 _REF = re.compile(r"^\$\{([^.}]+)\.([^}]+)\}$")
@@ -93,13 +104,23 @@ def iso_week(day: dt.date | None = None) -> str:
     return f"{year}-W{week:02d}"
 
 
-def load_config(path: str | Path | None = None) -> WeeklyConfig:
-    """The weekly config from YAML (default ``weekly.yaml``, else the bundled demo config)."""
+def load_config(
+    path: str | Path | None = None, *, fallback: str | Path | None = None
+) -> WeeklyConfig:
+    """The weekly config from YAML: ``path``, else ``./weekly.yaml``, else ``fallback``.
+
+    ``workbench weekly`` passes the bundled demo's config as the fallback.
+    """
     file = Path(path) if path else Path(DEFAULT_CONFIG)
     if not file.is_file():
         if path:
             raise ConfigError(f"{file}: no such weekly config")
-        return demo_config()
+        if fallback is None:
+            raise ConfigError(
+                f"no {DEFAULT_CONFIG} here; give a config path, or copy the bundled demo's "
+                f"{DEFAULT_CONFIG} here and edit it"
+            )
+        file = Path(fallback)
     doc = read_yaml(file, "weekly config")
     return parse_config(doc, str(file))
 
@@ -173,12 +194,6 @@ def _flag(doc: Mapping[str, Any], key: str, default: bool, where: str) -> bool:
 
 def _is_positive_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
-def demo_config() -> WeeklyConfig:
-    """The bundled demo's weekly run (``workbench/demo/weekly.yaml``)."""
-    path = Path(__file__).parent / "demo" / "weekly.yaml"
-    return parse_config(yaml.safe_load(path.read_text(encoding="utf-8")), str(path))
 
 
 def run_weekly(

@@ -23,13 +23,10 @@ or 5xx, a malformed or truncated body, or an answer that breaks the card's outpu
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import dataclasses
 import hashlib
 import json
 import logging
-import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -45,8 +42,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from workbench import embeddings
 from workbench.demo import telemetry
-from workbench.demo.appserver import AppServer
-from workbench.demo.httpd import LOOPBACK, check_loopback, dumps, until_interrupted
+from workbench.demo.httpd import dumps
 from workbench.demo.kb import Article, Vectors, kb_index, load_kb, passages
 from workbench.demo.lru import LRUCache
 from workbench.demo.model import count_tokens
@@ -57,17 +53,14 @@ from workbench.golden import Dataset, load_dataset, resolve_dataset
 __all__ = [
     "AppConfig",
     "AppError",
-    "AppServer",
     "Article",
     "LRUCache",
     "TriageApp",
     "load_kb",
-    "serve",
     "triage_dataset",
 ]
 
 _LOG = logging.getLogger(__name__)
-_LISTENING = "workbench demo app listening on"
 _DATASET = "support-triage"
 _REPO_DATASET = Path(__file__).resolve().parents[2] / "data" / "golden" / _DATASET
 _MAX_TEXT = 50_000
@@ -188,7 +181,7 @@ class TriageApp:
         if not config.model_url:
             raise ConfigError(
                 "AppConfig.model_url is not set; pass the model server's OpenAI base URL "
-                "(e.g. DemoServer(...).url), or use serve()/workload.run() which start one"
+                "(e.g. DemoServer(...).url), or use appserver.serve()/workload.run() which start one"
             )
         self.config = config
         dataset = triage_dataset()
@@ -545,79 +538,3 @@ class TriageApp:
 
 def _hit(article: Article, score: float) -> dict[str, Any]:
     return {"id": article.id, "title": article.title, "score": round(score, 4)}
-
-
-def serve(config: AppConfig | None = None, *, host: str = "127.0.0.1", port: int = 0) -> None:
-    """Print the one "listening on URL" line, then serve until SIGINT or SIGTERM.
-
-    Without ``config.model_url`` a demo model server runs as a child process for as long as
-    the app does.
-    """
-    from workbench.demo.process import DemoProcess
-
-    config = config or AppConfig()
-    check_loopback(host, AppServer.label)
-    child: DemoProcess | None = None
-    app: TriageApp | None = None
-    server: AppServer | None = None
-    with until_interrupted():
-        try:
-            if not config.model_url:
-                child = DemoProcess().start()
-                config = dataclasses.replace(config, model_url=child.url)
-            app = TriageApp(config)
-            server = AppServer(app, host, port)
-            print(f"{_LISTENING} {server.url}", flush=True)
-            server.serve_forever()
-        finally:
-            if server is not None:
-                server.stop()
-            if app is not None:
-                app.close()
-            if child is not None:
-                child.close()
-
-
-def _main(argv: Sequence[str] | None = None) -> int:
-    """Command line: parse options, then serve()."""
-    parser = argparse.ArgumentParser(
-        prog="python -m workbench.demo.app",
-        description="The demo support-triage app: KB search and LLM triage over HTTP.",
-    )
-    parser.add_argument(
-        "--model-url",
-        default=None,
-        help="OpenAI base URL of the model server; omitted: start a demo server child process",
-    )
-    parser.add_argument("--model", default=AppConfig.model, help="model name sent upstream")
-    parser.add_argument("--host", default="127.0.0.1", help="127.0.0.1 only")
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port (printed)")
-    parser.add_argument("--template-cache", type=int, default=AppConfig.template_cache)
-    parser.add_argument("--embedding-cache", type=int, default=AppConfig.embedding_cache)
-    parser.add_argument("--response-cache", type=int, default=AppConfig.response_cache)
-    parser.add_argument(
-        "--timeout", type=float, default=AppConfig.model_timeout_s, help="model call timeout, s"
-    )
-    args = parser.parse_args(argv)
-    if args.host not in LOOPBACK:
-        parser.error(f"--host {args.host!r}: the demo app binds to 127.0.0.1 only")
-    try:
-        config = AppConfig(
-            model_url=args.model_url,
-            model=args.model,
-            template_cache=args.template_cache,
-            embedding_cache=args.embedding_cache,
-            response_cache=args.response_cache,
-            model_timeout_s=args.timeout,
-        )
-        serve(config, host=args.host, port=args.port)
-    except ConfigError as exc:
-        parser.error(str(exc))
-    except RuntimeError as exc:  # the demo server child did not start
-        print(f"demo app: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(_main())

@@ -2,26 +2,37 @@
 
 The routes and their JSON bodies are listed in :mod:`workbench.demo.app`; every error is an
 :class:`~workbench.demo.upstream.AppError` body ``{"error": {"code", "message", "status"}}``.
+``serve()`` runs it as a process: ``python -m workbench.demo app``. This module imports the
+app, never the other way round.
 """
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import json
 import logging
+import sys
 from collections.abc import Sequence
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from workbench.demo.httpd import JSONHandler, LoopbackServer
+from workbench.demo.app import AppConfig, TriageApp
+from workbench.demo.httpd import (
+    LOOPBACK,
+    JSONHandler,
+    LoopbackServer,
+    check_loopback,
+    until_interrupted,
+)
 from workbench.demo.upstream import AppError, bad_request
+from workbench.errors import ConfigError
 
-if TYPE_CHECKING:
-    from workbench.demo.app import TriageApp
-
-__all__ = ["AppServer"]
+__all__ = ["AppServer", "add_arguments", "command", "serve"]
 
 # The app's logger, so that its HTTP errors are logged where they always were.
 _LOG = logging.getLogger("workbench.demo.app")
+_LISTENING = "workbench demo app listening on"
 _MAX_BODY = 1024 * 1024
 _IDLE_TIMEOUT_S = 60.0
 
@@ -129,3 +140,74 @@ class AppServer(LoopbackServer):
 
     def __repr__(self) -> str:
         return f"AppServer(url={self.url!r}, model_url={self.app.config.model_url!r})"
+
+
+def serve(config: AppConfig | None = None, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    """Print the one "listening on URL" line, then serve until SIGINT or SIGTERM.
+
+    Without ``config.model_url`` a demo model server runs as a child process for as long as
+    the app does.
+    """
+    from workbench.demo.process import DemoProcess
+
+    config = config or AppConfig()
+    check_loopback(host, AppServer.label)
+    child: DemoProcess | None = None
+    app: TriageApp | None = None
+    server: AppServer | None = None
+    with until_interrupted():
+        try:
+            if not config.model_url:
+                child = DemoProcess().start()
+                config = dataclasses.replace(config, model_url=child.url)
+            app = TriageApp(config)
+            server = AppServer(app, host, port)
+            print(f"{_LISTENING} {server.url}", flush=True)
+            server.serve_forever()
+        finally:
+            if server is not None:
+                server.stop()
+            if app is not None:
+                app.close()
+            if child is not None:
+                child.close()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``python -m workbench.demo app``."""
+    parser.add_argument(
+        "--model-url",
+        default=None,
+        help="OpenAI base URL of the model server; omitted: start a demo server child process",
+    )
+    parser.add_argument("--model", default=AppConfig.model, help="model name sent upstream")
+    parser.add_argument("--host", default="127.0.0.1", help="127.0.0.1 only")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port (printed)")
+    parser.add_argument("--template-cache", type=int, default=AppConfig.template_cache)
+    parser.add_argument("--embedding-cache", type=int, default=AppConfig.embedding_cache)
+    parser.add_argument("--response-cache", type=int, default=AppConfig.response_cache)
+    parser.add_argument(
+        "--timeout", type=float, default=AppConfig.model_timeout_s, help="model call timeout, s"
+    )
+
+
+def command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``python -m workbench.demo app``: serve() with the parsed options."""
+    if args.host not in LOOPBACK:
+        parser.error(f"--host {args.host!r}: the demo app binds to 127.0.0.1 only")
+    try:
+        config = AppConfig(
+            model_url=args.model_url,
+            model=args.model,
+            template_cache=args.template_cache,
+            embedding_cache=args.embedding_cache,
+            response_cache=args.response_cache,
+            model_timeout_s=args.timeout,
+        )
+        serve(config, host=args.host, port=args.port)
+    except ConfigError as exc:
+        parser.error(str(exc))
+    except RuntimeError as exc:  # the demo server child did not start
+        print(f"demo app: {exc}", file=sys.stderr)
+        return 1
+    return 0

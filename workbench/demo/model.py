@@ -31,6 +31,17 @@ import numpy as np
 
 from workbench import embeddings
 
+__all__ = [
+    "CATEGORIES",
+    "PRIORITIES",
+    "VERSIONS",
+    "Completion",
+    "count_tokens",
+    "extract_ticket",
+    "respond",
+    "triage",
+]
+
 VERSIONS: tuple[str, ...] = ("triage-v1", "triage-v2")
 CATEGORIES: tuple[str, ...] = (
     "billing",

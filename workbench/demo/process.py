@@ -14,7 +14,7 @@ from typing import IO
 
 __all__ = ["LISTENING", "DemoProcess"]
 
-# The one line ``python -m workbench.demo.server`` prints once it listens, followed by its URL.
+# The one line ``python -m workbench.demo server`` prints once it listens, followed by its URL.
 LISTENING = "workbench demo server listening on"
 _EXIT_WAIT_S = 1.0
 
@@ -50,7 +50,8 @@ class DemoProcess:
         cmd = [
             sys.executable,
             "-m",
-            "workbench.demo.server",
+            "workbench.demo",
+            "server",
             "--port",
             "0",
             "--latency-ms",

@@ -45,6 +45,8 @@ __all__ = [
     "DemoServer",
     "FaultSpec",
     "LatencySpec",
+    "add_arguments",
+    "command",
     "serve",
 ]
 
@@ -501,12 +503,8 @@ def serve(
             server.stop()
 
 
-def _main(argv: Sequence[str] | None = None) -> int:
-    """Command line: parse options, then serve()."""
-    parser = argparse.ArgumentParser(
-        prog="python -m workbench.demo.server",
-        description="OpenAI-compatible demo chat-completions server with latency and faults.",
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``python -m workbench.demo server``."""
     parser.add_argument("--host", default="127.0.0.1", help="127.0.0.1 only")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port (printed)")
     parser.add_argument(
@@ -527,7 +525,10 @@ def _main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--retry-after", type=int, default=1, help="Retry-After seconds for 429")
     parser.add_argument("--hang-s", type=float, default=30.0, help="how long 'timeout' hangs")
-    args = parser.parse_args(argv)
+
+
+def command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``python -m workbench.demo server``: serve() with the parsed options."""
     if args.host not in LOOPBACK:
         parser.error(f"--host {args.host!r}: the demo server binds to 127.0.0.1 only")
     try:
@@ -545,7 +546,3 @@ def _main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         parser.error(str(exc))
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(_main())

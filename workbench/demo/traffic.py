@@ -36,15 +36,19 @@ from workbench.demo.server import DemoProcess
 from workbench.demo.telemetry import SCOPE, OTLPJsonLinesExporter, tracer_provider
 from workbench.errors import ConfigError
 from workbench.golden import Case
+from workbench.store import Store
+from workbench.traces import ingest, render_text
 
 __all__ = [
     "LAYERS",
     "ROUTES",
     "TENANTS",
     "TrafficReport",
+    "add_arguments",
+    "command",
     "demo_trace",
     "generate",
-    "main",
+    "ingest_with_demo",
     "week_shift_ns",
 ]
 
@@ -207,6 +211,29 @@ def demo_trace(
     return path
 
 
+def ingest_with_demo(
+    store: Store,
+    traces: Sequence[str | Path] = (),
+    *,
+    requests: int = 0,
+    seed: int = 0,
+    week: str | None = None,
+    folder: Path | str = "traces",
+) -> str:
+    """Ingest trace files and, with ``requests``, this week's demo traffic (see :func:`demo_trace`);
+    the ingest report as text, or a note that there was nothing to ingest.
+
+    The shared first step of the trace notebooks: a team passes its own files and
+    ``requests=0``; the demo's weekly run passes none and lets the demo traffic fill the store.
+    """
+    files = [Path(p) for p in traces]
+    if requests:
+        files.append(demo_trace(folder, requests=requests, seed=seed, week=week))
+    if not files:
+        return "no trace files given: analysing the spans already in the store"
+    return render_text(ingest(store, files))
+
+
 def week_shift_ns(week: str, today: dt.date | None = None) -> int:
     """Nanoseconds from this ISO week to ``week`` (e.g. ``2026-W49``), a whole number of weeks."""
     try:
@@ -306,12 +333,8 @@ def _version() -> str | None:
         return None
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: parse options, generate(), print the report as one JSON line."""
-    parser = argparse.ArgumentParser(
-        prog="python -m workbench.demo.traffic",
-        description="Send realistic traffic through the demo app and write OTLP JSON traces.",
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``python -m workbench.demo traffic``."""
     parser.add_argument("--requests", type=int, required=True, help="client requests to send")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -326,7 +349,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--tenants", default=",".join(TENANTS), help="comma-separated, most active first"
     )
     parser.add_argument("--week", help="replay as if in this ISO week, e.g. 2026-W49")
-    args = parser.parse_args(argv)
+
+
+def command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``python -m workbench.demo traffic``: generate(), print the report as one JSON line."""
     try:
         report = generate(
             args.out,
@@ -345,7 +371,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     print(json.dumps(report.to_dict()), flush=True)
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

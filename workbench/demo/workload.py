@@ -35,7 +35,16 @@ from workbench.demo.app import AppConfig, AppError, TriageApp, triage_dataset
 from workbench.errors import ConfigError
 from workbench.golden import Case
 
-__all__ = ["DEFAULT_MIX", "KINDS", "WORKLOAD_CONFIG", "parse_mix", "run", "schedule"]
+__all__ = [
+    "DEFAULT_MIX",
+    "KINDS",
+    "WORKLOAD_CONFIG",
+    "add_arguments",
+    "command",
+    "parse_mix",
+    "run",
+    "schedule",
+]
 
 KINDS = ("triage", "search")
 DEFAULT_MIX: Mapping[str, float] = {"triage": 0.7, "search": 0.3}
@@ -165,16 +174,8 @@ def _mix_str(mix: Mapping[str, float] = DEFAULT_MIX) -> str:
     return ",".join(f"{k}={v:g}" for k, v in mix.items())
 
 
-def _main(argv: Sequence[str] | None = None) -> int:
-    """Command line: parse options, run(), print the one JSON result line."""
-    # jsonschema imports rfc3987_syntax, if installed, only to check the "iri" string
-    # format, which the demo's schema does not use; building its grammar costs about a
-    # second of every start-up and would dominate short profiles. This process skips it.
-    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
-    parser = argparse.ArgumentParser(
-        prog="python -m workbench.demo.workload",
-        description="Replay golden tickets through the demo app in-process for a fixed time.",
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``python -m workbench.demo workload``."""
     parser.add_argument("--duration", type=float, required=True, help="wall-clock seconds")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--mix", default=_mix_str(), help=f"request kinds, default {_mix_str()}")
@@ -191,7 +192,14 @@ def _main(argv: Sequence[str] | None = None) -> int:
         help="default 0: every triage request calls the model",
     )
     parser.add_argument("--json-out", type=Path, default=None, help="also write the JSON here")
-    args = parser.parse_args(argv)
+
+
+def command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``python -m workbench.demo workload``: run(), print the one JSON result line."""
+    # jsonschema imports rfc3987_syntax, if installed, only to check the "iri" string
+    # format, which the demo's schema does not use; building its grammar costs about a
+    # second of every start-up and would dominate short profiles. This process skips it.
+    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
     try:
         config = dataclasses.replace(
             WORKLOAD_CONFIG,
@@ -212,7 +220,3 @@ def _main(argv: Sequence[str] | None = None) -> int:
     if args.json_out is not None:
         args.json_out.write_text(line + "\n", encoding="utf-8")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(_main())

@@ -10,17 +10,21 @@ The parts: ``_results`` (the dataclasses), ``_target`` (what to run, and the lau
 script the profiler runs), ``_launch`` (running py-spy or scalene), ``_stacks``
 (normalising stacks, per-function figures), ``_output`` (reading py-spy's and scalene's
 output), ``_run`` (:func:`profile`), ``_store`` (saving and loading runs), ``_diff``
-(week over week), ``_pins`` (pinned hot paths) and ``_report`` (the CLI's text report).
+(week over week), ``_pins`` (pinned hot paths), ``_frames`` (frame names: dotted
+``module.func``, matching a function) and ``_report`` (:func:`profile_report`: a run with its pin
+checks and diff, the one result the CLI and the notebook show). ``flamegraph`` draws
+collapsed stacks (SVG, differential SVG, icicle, speedscope JSON); notebooks import it as
+``from workbench.profiling import flamegraph``.
 """
 
 from workbench.profiling._diff import diff_profiles
 from workbench.profiling._pins import THRESHOLDS, check_pins, load_pins, pin_results
-from workbench.profiling._report import render_text
+from workbench.profiling._report import ProfileReport, profile_report, render_text
 from workbench.profiling._results import (
     FunctionDelta,
     FunctionStat,
     Pin,
-    PinResult,
+    PinCheck,
     ProfileDiff,
     ProfileRun,
 )
@@ -45,8 +49,9 @@ __all__ = [
     "FunctionDelta",
     "FunctionStat",
     "Pin",
-    "PinResult",
+    "PinCheck",
     "ProfileDiff",
+    "ProfileReport",
     "ProfileRun",
     "check_pins",
     "diff_profiles",
@@ -61,6 +66,7 @@ __all__ = [
     "pin_results",
     "previous_profile",
     "profile",
+    "profile_report",
     "relative_path",
     "render_text",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from workbench.errors import RunError
 from workbench.profiling._results import FunctionDelta, FunctionStat, ProfileDiff
-from workbench.profiling._store import _profile_row, load_profile, previous_profile
+from workbench.profiling._store import load_profile, previous_profile, profile_row
 from workbench.store import Store
 
 
@@ -16,7 +16,7 @@ def diff_profiles(store: Store, base_run: str | None, cand_run: str) -> ProfileD
     if base_run is None:
         base_run = previous_profile(store, cand_run)
         if base_run is None:
-            row = _profile_row(store, cand_run)
+            row = profile_row(store, cand_run)
             raise RunError(
                 f"no earlier finished {row['tool']} profile of {row['workload']!r} labelled "
                 f"{row['label']!r} to compare {cand_run} with; pass a baseline run id"

@@ -18,14 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import ConfigError, RunError
-from workbench.profiling._target import _ENTRY_FILE, _RUNNER, _STATUS_ENV, _Target
+from workbench.profiling._target import ENTRY_FILE, RUNNER, STATUS_ENV, Target
 
 _GRACE_S = 60.0
 _TAIL_LINES = 15
 
 
 @dataclass
-class _Outcome:
+class Outcome:
     returncode: int
     stdout: str
     stderr: str
@@ -34,7 +34,7 @@ class _Outcome:
     stopped: bool  # we stopped it at the requested duration
 
 
-def _tool_path(tool: str) -> str:
+def tool_path(tool: str) -> str:
     local = Path(sys.executable).parent / tool
     if local.is_file() and os.access(local, os.X_OK):
         return str(local)
@@ -124,8 +124,8 @@ def _read_status(path: Path) -> dict[str, Any] | None:
     return status if isinstance(status, dict) else None
 
 
-def _record(
-    target: _Target,
+def record(
+    target: Target,
     *,
     tool: str,
     exe: str,
@@ -135,10 +135,10 @@ def _record(
     out_dir: Path,
     cwd: Path,
     profile_only: str | None,
-) -> tuple[_Outcome, Path]:
+) -> tuple[Outcome, Path]:
     with tempfile.TemporaryDirectory(prefix="workbench-profile-") as tmp:
         status_file = Path(tmp) / "status.json"
-        env = {**os.environ, _STATUS_ENV: str(status_file)}
+        env = {**os.environ, STATUS_ENV: str(status_file)}
         args = [target.kind, target.name, *target.args]
         if tool == "py-spy":
             output = out_dir / "raw.txt"
@@ -151,8 +151,8 @@ def _record(
             group_stop = False
         else:
             output = out_dir / "scalene.json"
-            entry = Path(tmp) / _ENTRY_FILE
-            entry.write_text(_RUNNER, encoding="utf-8")
+            entry = Path(tmp) / ENTRY_FILE
+            entry.write_text(RUNNER, encoding="utf-8")
             cmd = [exe, "run", "-o", str(output), "--cpu-sampling-rate", f"{1 / rate_hz:g}"]
             # scalene profiles only code under its program path: the project, when the
             # workload lives in it, else the workload's own folder.
@@ -174,12 +174,10 @@ def _record(
             limit_s=math.ceil(duration_s) + _GRACE_S,
         )
         status = _read_status(status_file)
-    return _Outcome(code, out, err, status, wall, stopped), output
+    return Outcome(code, out, err, status, wall, stopped), output
 
 
-def _check_outcome(
-    outcome: _Outcome, target: _Target, tool: str, output: Path, rate_hz: int
-) -> None:
+def check_outcome(outcome: Outcome, target: Target, tool: str, output: Path, rate_hz: int) -> None:
     """Raise the clear error for a run that failed before producing a profile."""
     status = outcome.status or {}
     error = str(status.get("error") or "")
@@ -204,15 +202,15 @@ def _check_outcome(
         )
     if tool == "py-spy" and outcome.returncode != 0:
         if "Failed to get process" in text or "No such process" in text or status:
-            raise RunError(_too_short(target, rate_hz, outcome.wall_s))
+            raise RunError(too_short(target, rate_hz, outcome.wall_s))
         raise RunError(f"py-spy failed (exit {outcome.returncode}): {_tail(text, None)}")
     if not output.is_file() or output.stat().st_size == 0:
         if tool == "py-spy" or "did not run long enough" in text or outcome.returncode == 0:
-            raise RunError(_too_short(target, rate_hz, outcome.wall_s))
+            raise RunError(too_short(target, rate_hz, outcome.wall_s))
         raise RunError(f"scalene wrote no profile (exit {outcome.returncode}): {_tail(text, None)}")
 
 
-def _too_short(target: _Target, rate_hz: int, wall_s: float) -> str:
+def too_short(target: Target, rate_hz: int, wall_s: float) -> str:
     return (
         f"the workload {target.workload!r} ran too briefly to be sampled: 0 samples at "
         f"{rate_hz} Hz in {wall_s:.2f} s; increase --duration and make the workload run "

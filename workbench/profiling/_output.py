@@ -7,10 +7,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from workbench import flamegraph
-from workbench.configfile import finite
 from workbench.errors import RunError
+from workbench.profiling import flamegraph
 from workbench.profiling._stacks import normalize_frame, relative_path
+from workbench.text import finite
 
 
 def _scalene_frame(entry: str) -> str:
@@ -23,7 +23,7 @@ def _scalene_frame(entry: str) -> str:
     return f"{func} ({file})" if file else text
 
 
-def _read_output(
+def read_output(
     tool: str, output: Path, roots: Sequence[str]
 ) -> tuple[dict[str, int], dict[str, dict[str, float | None]], list[dict[str, Any]], float | None]:
     """Raw stacks, per-function and per-line figures and wall time from a profiler's output file."""

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import yaml
 
-from workbench.configfile import finite
 from workbench.errors import ConfigError
-from workbench.profiling._helpers import _clip
-from workbench.profiling._results import Pin, PinResult
-from workbench.profiling._store import _profile_row, load_stacks
+from workbench.profiling._results import Pin, PinCheck
+from workbench.profiling._store import load_stacks, profile_row
 from workbench.store import Store
+from workbench.text import clip, finite
 
 THRESHOLDS = ("max_total_share", "max_total_s", "max_self_share", "max_self_s")
 _SELECTORS = ("function", "pattern", "regex")
@@ -43,7 +42,7 @@ def load_pins(path: str | os.PathLike[str]) -> list[Pin]:
         unknown = [k for k, _ in node.value if k.value != "pins"]
         if unknown:
             raise ConfigError(
-                f"{file}:{unknown[0].start_mark.line + 1}: {_clip(str(unknown[0].value), 60)}: "
+                f"{file}:{unknown[0].start_mark.line + 1}: {clip(str(unknown[0].value), 60)}: "
                 "unknown key; the file holds 'pins:'"
             )
         node = items[0] if items else None
@@ -78,14 +77,14 @@ def _parse_pin(item: yaml.MappingNode, label: str, file: str) -> tuple[Pin | Non
     limits: dict[str, float] = {}
     name = ""
     for key_node, value_node in item.value:
-        key = _clip(str(key_node.value), 60)
+        key = clip(str(key_node.value), 60)
         at = f"{file}:{key_node.start_mark.line + 1}: {label}.{key}"
         try:
             value = yaml.safe_load(yaml.serialize(value_node))
         except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
             # compose() checks only the syntax; tags such as !!int x fail here, on construction
             first = (str(exc).splitlines() or [type(exc).__name__])[0]
-            errors.append(f"{at}: cannot read the value: {_clip(first, 200)}")
+            errors.append(f"{at}: cannot read the value: {clip(first, 200)}")
             continue
         if key not in _PIN_KEYS:
             errors.append(f"{at}: unknown key; allowed keys are {', '.join(sorted(_PIN_KEYS))}")
@@ -102,7 +101,7 @@ def _parse_pin(item: yaml.MappingNode, label: str, file: str) -> tuple[Pin | Non
                         re.compile(value)
                     except re.error as exc:
                         errors.append(
-                            f"{at}: not a valid regular expression: {_clip(str(exc), 200)}"
+                            f"{at}: not a valid regular expression: {clip(str(exc), 200)}"
                         )
                     except (RecursionError, OverflowError):
                         errors.append(f"{at}: the regular expression is too large or too deep")
@@ -112,7 +111,7 @@ def _parse_pin(item: yaml.MappingNode, label: str, file: str) -> tuple[Pin | Non
         else:
             number = finite(value)
             if number is None:
-                errors.append(f"{at}: {_clip(repr(value), 80)} is not a number")
+                errors.append(f"{at}: {clip(repr(value), 80)} is not a number")
             elif number < 0 or (key.endswith("share") and number > 1):
                 bound = (
                     "between 0 and 1 (a share: 0.3 = 30%)"
@@ -131,16 +130,16 @@ def _parse_pin(item: yaml.MappingNode, label: str, file: str) -> tuple[Pin | Non
     return Pin(selector[0], selector[1], limits, name=name, where=where), []
 
 
-def check_pins(store: Store, run_id: str, pins: Sequence[Pin]) -> list[PinResult]:
-    """Each pin limit's verdict on a stored profile (shares of all samples, seconds = samples ÷ rate)."""
-    row = _profile_row(store, run_id)
+def check_pins(store: Store, run_id: str, pins: Sequence[Pin]) -> list[PinCheck]:
+    """Each pin limit's check on a stored profile (shares of all samples, seconds = samples ÷ rate)."""
+    row = profile_row(store, run_id)
     rate = float(row["rate_hz"] or 0) or 1.0
     stacks = load_stacks(store, run_id)
     return pin_results(stacks, rate, pins)
 
 
-def pin_results(stacks: Mapping[str, int], rate_hz: float, pins: Sequence[Pin]) -> list[PinResult]:
-    """Pin verdicts on collapsed stacks; a stack counts once however many frames match."""
+def pin_results(stacks: Mapping[str, int], rate_hz: float, pins: Sequence[Pin]) -> list[PinCheck]:
+    """Pin checks on collapsed stacks; a stack counts once however many frames match."""
     total = sum(c for c in stacks.values() if c > 0)
     results = []
     for pin in pins:
@@ -167,13 +166,12 @@ def pin_results(stacks: Mapping[str, int], rate_hz: float, pins: Sequence[Pin]) 
             if key in pin.limits:
                 metric = key.removeprefix("max_")
                 results.append(
-                    PinResult(
-                        name=f"{pin.label} {metric}",
-                        pin=pin.label,
-                        metric=metric,
-                        limit=pin.limits[key],
-                        actual=figures[key],
-                        matched=tuple(sorted(matched)),
+                    PinCheck.of(
+                        pin.label,
+                        metric,
+                        pin.limits[key],
+                        figures[key],
+                        tuple(sorted(matched)),
                     )
                 )
     return results

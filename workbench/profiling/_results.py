@@ -8,8 +8,10 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from workbench import flamegraph
-from workbench.profiling._helpers import _dotted, _fmt_metric, _is_function
+from workbench.checks import Check
+from workbench.profiling import flamegraph
+from workbench.profiling._frames import dotted, is_function
+from workbench.text import percent
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -52,7 +54,7 @@ class ProfileRun:
 
     def function(self, name: str) -> FunctionStat | None:
         """The figures of one function, by canonical frame or bare name (None when unsampled)."""
-        return next((f for f in self.functions if _is_function(f.function, name)), None)
+        return next((f for f in self.functions if is_function(f.function, name)), None)
 
 
 @dataclass(frozen=True)
@@ -73,51 +75,45 @@ class Pin:
     def matches(self, frame: str) -> bool:
         """True when a canonical frame is covered by this pin."""
         if self.selector == "function":
-            return _is_function(frame, self.value)
+            return is_function(frame, self.value)
         if self.selector == "regex":
             return re.search(self.value, frame) is not None
         func, _ = flamegraph.split_frame(frame)
-        return any(fnmatch.fnmatchcase(c, self.value) for c in (frame, func, _dotted(frame)))
+        return any(fnmatch.fnmatchcase(c, self.value) for c in (frame, func, dotted(frame)))
 
 
 @dataclass(frozen=True)
-class PinResult:
-    """One pin limit's verdict, reported like a budget: name, limit, actual, message."""
+class PinCheck(Check):
+    """One pin limit's check: a :class:`~workbench.checks.Check` that also names the pin,
+    the metric and the frames it matched."""
 
-    name: str  # "<pin> <metric>"
-    pin: str
-    metric: str
-    limit: float
-    actual: float
+    pin: str = ""
+    metric: str = ""
     matched: tuple[str, ...] = ()
 
-    @property
-    def ok(self) -> bool:
-        """True when the figure is within its limit."""
-        return self.actual <= self.limit + 1e-12
-
-    @property
-    def message(self) -> str:
-        """A one-line verdict such as ``embed total_share 41.0% > 30.0% (by 11.0 pp): BROKEN``."""
-        actual, limit = _fmt_metric(self.metric, self.actual), _fmt_metric(self.metric, self.limit)
-        unseen = "" if self.matched else " (not sampled)"
-        if self.ok:
-            return f"{self.name} {actual} (limit ≤ {limit}){unseen}: ok"
-        over = self.actual - self.limit
-        by = f"{over * 100:.1f} pp" if self.metric.endswith("share") else f"{over:.2f} s"
-        return f"{self.name} {actual} > {limit} (by {by}): BROKEN"
+    @classmethod
+    def of(
+        cls, pin: str, metric: str, limit: float, actual: float, matched: tuple[str, ...] = ()
+    ) -> PinCheck:
+        """The check of one limit, e.g. ``embed total_share 41.0% > 30.0% (by 11.0 pp): BROKEN``."""
+        name = f"{pin} {metric}"
+        ok = actual <= limit + 1e-12
+        shown, bound = _fmt_metric(metric, actual), _fmt_metric(metric, limit)
+        if ok:
+            unseen = "" if matched else " (not sampled)"
+            message = f"{name} {shown} (limit ≤ {bound}){unseen}: ok"
+        else:
+            over = actual - limit
+            by = f"{over * 100:.1f} pp" if metric.endswith("share") else f"{over:.2f} s"
+            message = f"{name} {shown} > {bound} (by {by}): BROKEN"
+        return cls(name, ok, message, actual, limit, "max", pin, metric, matched)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready form."""
-        return {
-            "name": self.name,
+        """A JSON-ready form: the check's keys and the pin, metric and matched frames."""
+        return super().to_dict() | {
             "pin": self.pin,
             "metric": self.metric,
-            "limit": self.limit,
-            "actual": self.actual,
-            "ok": self.ok,
             "matched": list(self.matched),
-            "message": self.message,
         }
 
 
@@ -181,7 +177,7 @@ class ProfileDiff:
 
     def function(self, name: str) -> FunctionDelta | None:
         """One function's delta, by canonical frame or bare name."""
-        return next((f for f in self.functions if _is_function(f.function, name)), None)
+        return next((f for f in self.functions if is_function(f.function, name)), None)
 
     def frame(self) -> pd.DataFrame:
         """The per-function deltas as a DataFrame, largest share change first."""
@@ -213,3 +209,7 @@ class ProfileDiff:
             "new_stacks": self.new_stacks,
             "vanished_stacks": self.vanished_stacks,
         }
+
+
+def _fmt_metric(metric: str, value: float) -> str:
+    return percent(value) if metric.endswith("share") else f"{value:.2f} s"

@@ -9,14 +9,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from workbench import flamegraph
 from workbench.errors import ConfigError, RunError, WorkbenchError
-from workbench.profiling._launch import _check_outcome, _Outcome, _record, _too_short, _tool_path
-from workbench.profiling._output import _read_output
+from workbench.profiling import flamegraph
+from workbench.profiling._launch import Outcome, check_outcome, record, too_short, tool_path
+from workbench.profiling._output import read_output
 from workbench.profiling._results import ProfileRun
 from workbench.profiling._stacks import function_stats, normalize_stacks
-from workbench.profiling._store import _save
-from workbench.profiling._target import _parse_target, _Target
+from workbench.profiling._store import save_profile
+from workbench.profiling._target import Target, parse_target
 from workbench.store import Store
 
 TOOLS = ("py-spy", "scalene")
@@ -51,8 +51,8 @@ def profile(
             f"rate must be a whole number of samples per second (1-10000), got {rate_hz!r}"
         )
     workdir = Path(cwd) if cwd is not None else Path.cwd()
-    spec = _parse_target(target, workdir)
-    exe = _tool_path(tool)
+    spec = parse_target(target, workdir)
+    exe = tool_path(tool)
     run_id = store.create_run(
         kind="profile",
         dataset=None,
@@ -70,7 +70,7 @@ def profile(
     out_dir = Path(artifacts_dir) / run_id
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        outcome, output = _record(
+        outcome, output = record(
             spec,
             tool=tool,
             exe=exe,
@@ -81,7 +81,7 @@ def profile(
             cwd=workdir,
             profile_only=profile_only,
         )
-        _check_outcome(outcome, spec, tool, output, rate_hz)
+        check_outcome(outcome, spec, tool, output, rate_hz)
         run = _build(
             store, run_id, spec, tool, outcome, output, out_dir, duration_s, rate_hz, label
         )
@@ -100,9 +100,9 @@ def profile(
 def _build(
     store: Store,
     run_id: str,
-    spec: _Target,
+    spec: Target,
     tool: str,
-    outcome: _Outcome,
+    outcome: Outcome,
     output: Path,
     out_dir: Path,
     duration_s: float,
@@ -114,7 +114,7 @@ def _build(
     functions_extra: dict[str, dict[str, float | None]] = {}
     lines: list[dict[str, Any]] = []
     wall_s: float | None = outcome.wall_s
-    raw, functions_extra, lines, tool_wall_s = _read_output(tool, output, spec.roots)
+    raw, functions_extra, lines, tool_wall_s = read_output(tool, output, spec.roots)
     if tool == "py-spy":
         artifacts["raw"] = str(output)
     else:
@@ -126,7 +126,7 @@ def _build(
     stacks, dropped = normalize_stacks(raw, spec.roots, launched=tool == "py-spy")
     samples = sum(stacks.values())
     if samples == 0 and not functions_extra:
-        raise RunError(_too_short(spec, rate_hz, outcome.wall_s))
+        raise RunError(too_short(spec, rate_hz, outcome.wall_s))
     title = f"{spec.workload} ({tool}, {label}, {samples:,} samples)"
     svg = out_dir / "flamegraph.svg"
     svg.write_text(flamegraph.flamegraph_svg(stacks, title=title), encoding="utf-8")
@@ -154,5 +154,5 @@ def _build(
         wall_s=wall_s,
         python_version=python_version,
     )
-    _save(store, run, functions_extra, lines, dropped)
+    save_profile(store, run, functions_extra, lines, dropped)
     return run

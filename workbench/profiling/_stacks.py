@@ -7,12 +7,12 @@ import sysconfig
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from workbench import flamegraph
+from workbench.profiling import flamegraph
 from workbench.profiling._results import FunctionStat
-from workbench.profiling._target import _ENTRY_FILE
+from workbench.profiling._target import ENTRY_FILE
 
-_RUNNER_FILES = frozenset({"<string>", "<frozen runpy>", "runpy.py", _ENTRY_FILE})
-_LAUNCHER_FRAME = "<module> (<string>)"  # the root frame of ``python -c _RUNNER``
+_RUNNER_FILES = frozenset({"<string>", "<frozen runpy>", "runpy.py", ENTRY_FILE})
+_LAUNCHER_FRAME = "<module> (<string>)"  # the root frame of ``python -c RUNNER``
 _IMPORT_FRAME = "_find_and_load (<frozen importlib._bootstrap>)"
 _PROCESS_FRAME = re.compile(r'^process \d+:".*?"(?:;|$)')
 _THREAD_FRAME = re.compile(r"^thread \((?:0x[0-9a-fA-F]+|\d+)\)$")

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-def _save(
+def save_profile(
     store: Store,
     run: ProfileRun,
     extra: Mapping[str, Mapping[str, float | None]],
@@ -103,7 +103,7 @@ def _save(
     )
 
 
-def _profile_row(store: Store, run_id: str) -> dict[str, Any]:
+def profile_row(store: Store, run_id: str) -> dict[str, Any]:
     rows = list(store.db.query("SELECT * FROM profiles WHERE run_id = ?", [run_id]))
     if rows:
         return rows[0]
@@ -116,7 +116,7 @@ def _profile_row(store: Store, run_id: str) -> dict[str, Any]:
 
 def load_stacks(store: Store, run_id: str) -> dict[str, int]:
     """A stored profile's canonical collapsed stacks."""
-    _profile_row(store, run_id)
+    profile_row(store, run_id)
     cur = store.conn.execute(
         "SELECT stack, samples FROM profile_stacks WHERE run_id = ?", (run_id,)
     )
@@ -125,7 +125,7 @@ def load_stacks(store: Store, run_id: str) -> dict[str, int]:
 
 def load_profile(store: Store, run_id: str) -> ProfileRun:
     """A stored profile run, with its stacks and per-function figures."""
-    row = _profile_row(store, run_id)
+    row = profile_row(store, run_id)
     run = store.get_run(run_id)
     stacks = load_stacks(store, run_id)
     rate = float(row["rate_hz"] or 0) or 1.0
@@ -148,7 +148,7 @@ def load_profile(store: Store, run_id: str) -> ProfileRun:
 
 def previous_profile(store: Store, run_id: str) -> str | None:
     """The finished profile run before this one with the same workload, label and tool."""
-    row = _profile_row(store, run_id)
+    row = profile_row(store, run_id)
     started = store.get_run(run_id)["started_at"]
     found = store.conn.execute(
         "SELECT r.id FROM runs r JOIN profiles p ON p.run_id = r.id "
@@ -177,7 +177,7 @@ def hot_paths(store: Store, run_id: str, top: int = 20, *, by: str = "total") ->
 
     if by not in ("total", "self"):
         raise ConfigError(f"hot paths sort by 'total' or 'self', not {by!r}")
-    _profile_row(store, run_id)
+    profile_row(store, run_id)
     order = (
         "total_samples DESC, self_samples DESC"
         if by == "total"

@@ -13,16 +13,16 @@ from pathlib import Path
 
 from workbench.errors import ConfigError
 
-_STATUS_ENV = "WORKBENCH_PROFILE_STATUS"
-_ENTRY_FILE = "_workbench_entry.py"
+STATUS_ENV = "WORKBENCH_PROFILE_STATUS"
+ENTRY_FILE = "_workbench_entry.py"
 _PYTHON = re.compile(r"^python(\d+(\.\d+)?)?$")
 _CALL = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 # Runs the workload inside the profiled interpreter and reports how it ended: py-spy
 # does not pass on its child's exit status, so the status travels through a file.
-_RUNNER = f"""\
+RUNNER = f"""\
 import json, os, pkgutil, runpy, sys
-_wb_status = os.environ.pop({_STATUS_ENV!r}, "")
+_wb_status = os.environ.pop({STATUS_ENV!r}, "")
 if _wb_status:
     open(_wb_status + ".started", "w").close()
 _wb_kind, _wb_target = sys.argv[1], sys.argv[2]
@@ -72,7 +72,7 @@ print(json.dumps(None if spec is None else
 
 
 @dataclass(frozen=True)
-class _Target:
+class Target:
     kind: str  # script, module or call
     name: str  # script path, module name or "module:func"
     args: tuple[str, ...]
@@ -82,10 +82,10 @@ class _Target:
     roots: tuple[str, ...]  # folders that file paths are made relative to
 
     def command(self) -> list[str]:
-        return [self.python, *self.python_options, "-c", _RUNNER, self.kind, self.name, *self.args]
+        return [self.python, *self.python_options, "-c", RUNNER, self.kind, self.name, *self.args]
 
 
-def _parse_target(target: str, cwd: Path) -> _Target:
+def parse_target(target: str, cwd: Path) -> Target:
     workload = target.strip()
     if not workload:
         raise ConfigError(
@@ -132,7 +132,7 @@ def _parse_target(target: str, cwd: Path) -> _Target:
         )
     script = script.resolve()
     roots = (str(script.parent), str(cwd.resolve()))
-    return _Target("script", str(script), tuple(rest[1:]), python, tuple(options), workload, roots)
+    return Target("script", str(script), tuple(rest[1:]), python, tuple(options), workload, roots)
 
 
 def _module_target(
@@ -143,7 +143,7 @@ def _module_target(
     options: tuple[str, ...],
     workload: str,
     cwd: Path,
-) -> _Target:
+) -> Target:
     module = name.split(":", 1)[0]
     try:
         found = subprocess.run(
@@ -165,4 +165,4 @@ def _module_target(
     if spec.get("origin") and Path(spec["origin"]).is_file():
         depth = module.count(".") + (1 if spec["package"] else 0)
         roots.insert(0, str(Path(spec["origin"]).resolve().parents[depth]))
-    return _Target(kind, name, args, python, options, workload, tuple(roots))
+    return Target(kind, name, args, python, options, workload, tuple(roots))

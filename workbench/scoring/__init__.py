@@ -11,6 +11,7 @@ output and scoring it with a card's specs) and ``_builtins`` (the built-in score
 from workbench.scoring import _builtins as _builtins  # registers the built-in scorers
 from workbench.scoring._registry import (
     NOT_JSON,
+    CaseLike,
     ScoreInput,
     Scorer,
     ScoreResult,
@@ -25,6 +26,7 @@ from workbench.scoring._score import parse_output, score_output
 
 __all__ = [
     "NOT_JSON",
+    "CaseLike",
     "ScoreInput",
     "ScoreResult",
     "ScoreValue",

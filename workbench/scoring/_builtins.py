@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import numbers
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -18,16 +17,17 @@ from workbench import embeddings
 from workbench.configfile import json_type
 from workbench.errors import ScorerError
 from workbench.scoring._registry import (
-    _BOOL,
-    _NON_NEGATIVE,
-    _STRING,
+    BOOL,
+    NON_NEGATIVE,
     NOT_JSON,
+    STRING,
     ScoreInput,
     ScorerSpec,
     ScoreValue,
-    _builtin,
+    builtin,
 )
-from workbench.scoring._score import _MISSING, _as_text, _clip, _get_field, _show
+from workbench.scoring._score import MISSING, as_text, get_field
+from workbench.text import clip, finite, show
 
 # --- helpers shared by the built-ins ----------------------------------------------------------
 
@@ -62,27 +62,10 @@ def _json_match(want: Any, got: Any, tolerance: float = 0.0, fold_case: bool = F
     return want is None and got is None
 
 
-def _as_number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            return None
-    if not isinstance(value, numbers.Real):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:
-        return None
-    return number if math.isfinite(number) else None
-
-
 # --- built-in scorers -------------------------------------------------------------------------
 
 
-@_builtin("exact")
+@builtin("exact")
 def _exact(inp: ScoreInput) -> ScoreValue:
     """1 if the stripped output equals a string expected, or the parsed output equals JSON."""
     expected = _expected(inp)
@@ -90,12 +73,12 @@ def _exact(inp: ScoreInput) -> ScoreValue:
         got = inp.output.strip()
         if got == expected.strip():
             return 1.0
-        return 0.0, f"expected {_show(expected.strip())}, got {_show(got)}"
+        return 0.0, f"expected {show(expected.strip())}, got {show(got)}"
     if inp.parsed is NOT_JSON:
         return 0.0, "output is not JSON"
     if _json_match(expected, inp.parsed):
         return 1.0
-    return 0.0, f"expected {_show(expected)}, got {_show(inp.parsed)}"
+    return 0.0, f"expected {show(expected)}, got {show(inp.parsed)}"
 
 
 @lru_cache(maxsize=4096)
@@ -112,14 +95,14 @@ def _normalize(text: str, ignore_punctuation: bool) -> str:
     return text[start:end]
 
 
-@_builtin("normalized_exact", {"ignore_punctuation": _BOOL})
+@builtin("normalized_exact", {"ignore_punctuation": BOOL})
 def _normalized_exact(inp: ScoreInput, *, ignore_punctuation: bool = True) -> ScoreValue:
     """exact after case-folding, NFKC, collapsing whitespace and stripping end punctuation."""
-    want = _normalize(_as_text(_expected(inp)), ignore_punctuation)
+    want = _normalize(as_text(_expected(inp)), ignore_punctuation)
     got = _normalize(inp.output, ignore_punctuation)
     if want == got:
         return 1.0
-    return 0.0, f"expected {_show(want)}, got {_show(got)}"
+    return 0.0, f"expected {show(want)}, got {show(got)}"
 
 
 def _is_value_option(value: Any) -> bool:
@@ -128,12 +111,12 @@ def _is_value_option(value: Any) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value)
 
 
-@_builtin(
+@builtin(
     "contains",
     {
         "value": (_is_value_option, "a string or a non-empty list of strings"),
-        "all": _BOOL,
-        "case_sensitive": _BOOL,
+        "all": BOOL,
+        "case_sensitive": BOOL,
     },
 )
 def _contains(
@@ -145,7 +128,7 @@ def _contains(
 ) -> ScoreValue:
     """Fraction of ``value`` strings found in the output (``all=False``: 1 if any is found)."""
     if value is None:
-        values = [_as_text(_expected(inp))]
+        values = [as_text(_expected(inp))]
     else:
         values = [value] if isinstance(value, str) else list(value)
     if not values:
@@ -154,8 +137,8 @@ def _contains(
     missing = [v for v in values if (v if case_sensitive else v.casefold()) not in haystack]
     found = len(values) - len(missing)
     if not all:
-        return (1.0, "") if found else (0.0, "none found: " + ", ".join(map(_show, values[:5])))
-    detail = "missing: " + ", ".join(map(_show, missing[:5])) if missing else ""
+        return (1.0, "") if found else (0.0, "none found: " + ", ".join(map(show, values[:5])))
+    detail = "missing: " + ", ".join(map(show, missing[:5])) if missing else ""
     if len(missing) > 5:
         detail += f" (+{len(missing) - 5} more)"
     return found / len(values), detail
@@ -194,9 +177,9 @@ def _check_regex(spec: ScorerSpec) -> None:
         raise ScorerError(f"scorer {spec.label!r}: {exc}") from None
 
 
-@_builtin(
+@builtin(
     "regex",
-    {"pattern": _STRING, "flags": _STRING, "fullmatch": _BOOL},
+    {"pattern": STRING, "flags": STRING, "fullmatch": BOOL},
     required=("pattern",),
     extra=_check_regex,
 )
@@ -215,7 +198,7 @@ def _regex(
 _JSON_TYPES = ("object", "array", "string", "number", "integer", "boolean", "null")
 
 
-@_builtin(
+@builtin(
     "is_json",
     {"type": (lambda v: v in _JSON_TYPES, "one of " + ", ".join(_JSON_TYPES))},
 )
@@ -274,7 +257,7 @@ def _check_json_schema(spec: ScorerSpec) -> None:
         )
 
 
-@_builtin(
+@builtin(
     "json_schema",
     {"schema": (lambda v: isinstance(v, dict | bool), "a JSON Schema object")},
     extra=_check_json_schema,
@@ -290,7 +273,7 @@ def _json_schema(inp: ScoreInput, *, schema: dict[str, Any] | None = None) -> Sc
     errors = list(islice(_validator(schema).iter_errors(inp.parsed), 4))
     if not errors:
         return 1.0
-    shown = [f"{error.json_path}: {_clip(error.message, 100)}" for error in errors[:3]]
+    shown = [f"{error.json_path}: {clip(error.message, 100)}" for error in errors[:3]]
     return 0.0, "; ".join(shown) + ("; …" if len(errors) > 3 else "")
 
 
@@ -298,20 +281,20 @@ def _is_fields_option(value: Any) -> bool:
     return (
         isinstance(value, dict)
         and bool(value)
-        and all(isinstance(k, str) and k and _NON_NEGATIVE[0](w) for k, w in value.items())
+        and all(isinstance(k, str) and k and NON_NEGATIVE[0](w) for k, w in value.items())
         and sum(value.values()) > 0
     )
 
 
-@_builtin(
+@builtin(
     "json_fields",
     {
         "fields": (
             _is_fields_option,
             "a mapping of field path to weight >= 0 with a positive total",
         ),
-        "numeric_tolerance": _NON_NEGATIVE,
-        "case_insensitive": _BOOL,
+        "numeric_tolerance": NON_NEGATIVE,
+        "case_insensitive": BOOL,
     },
 )
 def _json_fields(
@@ -340,35 +323,35 @@ def _json_fields(
     mismatches: list[str] = []
     for path, weight in fields.items():
         total += weight
-        want = _get_field(expected, path)
-        got = _get_field(inp.parsed, path)
-        if want is _MISSING:
+        want = get_field(expected, path)
+        got = get_field(inp.parsed, path)
+        if want is MISSING:
             mismatches.append(f"{path}: missing from expected")
-        elif got is _MISSING:
+        elif got is MISSING:
             mismatches.append(f"{path}: missing")
         elif _json_match(want, got, numeric_tolerance, case_insensitive):
             matched += weight
         else:
-            mismatches.append(f"{path}: expected {_show(want)}, got {_show(got)}")
+            mismatches.append(f"{path}: expected {show(want)}, got {show(got)}")
     detail = "; ".join(mismatches[:5])
     if len(mismatches) > 5:
         detail += f"; (+{len(mismatches) - 5} more)"
     return (matched / total if total > 0 else 0.0), detail
 
 
-@_builtin(
+@builtin(
     "numeric",
-    {"abs_tol": _NON_NEGATIVE, "rel_tol": _NON_NEGATIVE},
+    {"abs_tol": NON_NEGATIVE, "rel_tol": NON_NEGATIVE},
 )
 def _numeric(inp: ScoreInput, *, abs_tol: float = 0.0, rel_tol: float = 1e-9) -> ScoreValue:
     """1 if the output number is close to the expected one (``math.isclose``)."""
     expected = _expected(inp)
-    want = _as_number(expected)
+    want = finite(expected, parse_text=True)
     if want is None:
-        raise ScorerError(f"the expected value {_show(expected)} is not a number")
-    got = _as_number(inp.output if inp.parsed is NOT_JSON else inp.parsed)
+        raise ScorerError(f"the expected value {show(expected)} is not a number")
+    got = finite(inp.output if inp.parsed is NOT_JSON else inp.parsed, parse_text=True)
     if got is None:
-        return 0.0, f"output is not a number: {_show(inp.output)}"
+        return 0.0, f"output is not a number: {show(inp.output)}"
     if math.isclose(got, want, rel_tol=rel_tol, abs_tol=abs_tol):
         return 1.0
     return 0.0, f"expected {want!r}, got {got!r}"
@@ -377,7 +360,7 @@ def _numeric(inp: ScoreInput, *, abs_tol: float = 0.0, rel_tol: float = 1e-9) ->
 _FUZZY_METHODS = ("ratio", "partial_ratio", "token_sort_ratio", "token_set_ratio")
 
 
-@_builtin(
+@builtin(
     "fuzzy",
     {"method": (lambda v: v in _FUZZY_METHODS, "one of " + ", ".join(_FUZZY_METHODS))},
 )
@@ -387,14 +370,14 @@ def _fuzzy(inp: ScoreInput, *, method: str = "ratio") -> ScoreValue:
         methods = ", ".join(_FUZZY_METHODS)
         raise ScorerError(f"unknown fuzzy method {method!r}; use one of {methods}")
     similarity = getattr(fuzz, method)
-    return float(similarity(inp.output.strip(), _as_text(_expected(inp)).strip())) / 100.0
+    return float(similarity(inp.output.strip(), as_text(_expected(inp)).strip())) / 100.0
 
 
-@_builtin("semantic")
+@builtin("semantic")
 def _semantic(inp: ScoreInput) -> ScoreValue:
     """Cosine similarity of wordllama embeddings of output and expected, clipped to [0, 1]."""
     got = inp.output.strip()
-    want = _as_text(_expected(inp)).strip()
+    want = as_text(_expected(inp)).strip()
     if not got or not want:
         return 1.0 if got == want else 0.0
     similarity = embeddings.similarity(got, want)

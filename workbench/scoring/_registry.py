@@ -9,10 +9,9 @@ import inspect
 import math
 import numbers
 from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import Any, Final, cast
+from typing import Any, Final, Protocol, cast
 
 from workbench.errors import ScorerError
-from workbench.golden import Case
 
 ScoreValue = float | tuple[float, str]
 Scorer = Callable[..., ScoreValue]
@@ -34,6 +33,19 @@ NOT_JSON: Final[Any] = _NotJson()
 """``ScoreInput.parsed`` when the output is not JSON (``None`` means a literal JSON null)."""
 
 
+class CaseLike(Protocol):
+    """The parts of a golden case a scorer may read; ``golden.Case`` is one."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def input(self) -> dict[str, Any]: ...
+    @property
+    def expected(self) -> Any: ...
+    @property
+    def tags(self) -> tuple[str, ...]: ...
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class ScoreInput:
     """What a scorer sees: the output text, its JSON parse, the expected value and context.
@@ -45,7 +57,7 @@ class ScoreInput:
     output: str
     parsed: Any
     expected: Any
-    case: Case | None = None
+    case: CaseLike | None = None
     schema: dict[str, Any] | None = None
 
 
@@ -217,9 +229,9 @@ def _check_names(spec: ScorerSpec, allowed: Collection[str], required: Sequence[
 
 
 _Rule = tuple[Callable[[Any], bool], str]
-_BOOL: _Rule = (lambda v: isinstance(v, bool), "true or false")
-_NON_NEGATIVE: _Rule = (lambda v: _is_number(v) and v >= 0, "a number >= 0")
-_STRING: _Rule = (lambda v: isinstance(v, str), "a string")
+BOOL: _Rule = (lambda v: isinstance(v, bool), "true or false")
+NON_NEGATIVE: _Rule = (lambda v: _is_number(v) and v >= 0, "a number >= 0")
+STRING: _Rule = (lambda v: isinstance(v, str), "a string")
 
 
 def _check_options(
@@ -235,7 +247,7 @@ def _check_options(
             )
 
 
-def _builtin(
+def builtin(
     name: str,
     rules: Mapping[str, _Rule] | None = None,
     *,

@@ -11,11 +11,18 @@ from functools import lru_cache
 from typing import Any, Final
 
 from workbench.errors import ScorerError
-from workbench.golden import Case
-from workbench.scoring._registry import NOT_JSON, ScoreInput, ScoreResult, ScorerSpec, get
+from workbench.scoring._registry import (
+    NOT_JSON,
+    CaseLike,
+    ScoreInput,
+    ScoreResult,
+    ScorerSpec,
+    get,
+)
+from workbench.text import clip, show
 
 _PARSE: Final[Any] = object()  # score_output's default for `parsed`: parse the output text
-_MISSING: Final[Any] = object()
+MISSING: Final[Any] = object()
 _EPS = 1e-9  # so a threshold of 2/3 is met by a score computed as 0.6666...
 
 
@@ -57,7 +64,7 @@ def score_output(
     output: str,
     expected: Any,
     *,
-    case: Case | None = None,
+    case: CaseLike | None = None,
     schema: dict[str, Any] | None = None,
     parsed: Any = _PARSE,
 ) -> ScoreResult:
@@ -102,7 +109,7 @@ def _run(spec: ScorerSpec, base: ScoreInput) -> tuple[float, str, bool]:
     try:
         raw = scorer(inp, **spec.options)
     except Exception as exc:
-        return 0.0, _clip(f"error: {type(exc).__name__}: {exc}", 300), True
+        return 0.0, clip(f"error: {type(exc).__name__}: {exc}", 300), True
     detail = ""
     if type(raw) is tuple and len(raw) == 2:
         raw, note = raw
@@ -112,7 +119,7 @@ def _run(spec: ScorerSpec, base: ScoreInput) -> tuple[float, str, bool]:
             raise TypeError
         value = float(raw)
     except (TypeError, OverflowError):
-        return 0.0, f"error: scorer returned {_show(raw)} ({type(raw).__name__}), not a float", True
+        return 0.0, f"error: scorer returned {show(raw)} ({type(raw).__name__}), not a float", True
     if 0.0 <= value <= 1.0:
         return value, detail, False
     if math.isnan(value):
@@ -128,11 +135,11 @@ def _narrow(base: ScoreInput, field: str) -> ScoreInput | str:
     """The input narrowed to one field, or a detail saying why the field is missing."""
     if base.parsed is NOT_JSON:
         return f"output is not JSON, so field {field!r} is missing"
-    value = _get_field(base.parsed, field)
-    if value is _MISSING:
+    value = get_field(base.parsed, field)
+    if value is MISSING:
         return f"field {field!r} missing"
-    expected = _get_field(base.expected, field)
-    if expected is _MISSING:
+    expected = get_field(base.expected, field)
+    if expected is MISSING:
         expected = NOT_JSON
     output = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     return ScoreInput(output, value, expected, base.case, base.schema)
@@ -143,29 +150,21 @@ def _split_path(path: str) -> tuple[str, ...]:
     return tuple(path.split("."))
 
 
-def _get_field(value: Any, path: str) -> Any:
+def get_field(value: Any, path: str) -> Any:
     """Look up a top-level key, else a dotted path ("a.b", list indexes as "items.0")."""
     if isinstance(value, dict) and path in value:
         return value[path]
     for key in _split_path(path):
         if isinstance(value, dict):
             if key not in value:
-                return _MISSING
+                return MISSING
             value = value[key]
         elif isinstance(value, list) and key.isascii() and key.isdigit() and int(key) < len(value):
             value = value[int(key)]
         else:
-            return _MISSING
+            return MISSING
     return value
 
 
-def _as_text(value: Any) -> str:
+def as_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _show(value: Any, limit: int = 60) -> str:
-    return _clip(repr(value) if isinstance(value, str) else _as_text(value), limit)

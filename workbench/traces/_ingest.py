@@ -13,9 +13,9 @@ from pathlib import Path
 from workbench.errors import ConfigError, DatasetError, StoreError
 from workbench.prices import Price, PriceBook
 from workbench.store import Store, now
+from workbench.text import show_repr
 from workbench.traces import _pipeline
-from workbench.traces._mapping import _show
-from workbench.traces._read import _Batch, _batches, _gzipped, _Strict
+from workbench.traces._read import Batch, Strict, batches, gzipped
 from workbench.traces._report import MAX_ERRORS, IngestReport
 
 _CACHE_KIB = 64 * 1024  # SQLite page cache while ingesting
@@ -36,7 +36,7 @@ class _Writer:
         self.added = self.stored = self.failed = 0
         self.sql: dict[tuple[str, ...], str] = {}
 
-    def write(self, batch: _Batch) -> None:
+    def write(self, batch: Batch) -> None:
         """Insert a batch (duplicates ignored), noting its traces still without a route."""
         self.added += batch.rows
         conn = self.conn
@@ -60,7 +60,9 @@ class _Writer:
                         stored += conn.execute(sql, row).rowcount
                     except _BIND_ERRORS as exc:
                         self.failed += 1
-                        self.report._error(f"{row[source]}: cannot store span: {_show(str(exc))}")
+                        self.report._error(
+                            f"{row[source]}: cannot store span: {show_repr(str(exc))}"
+                        )
         conn.execute("RELEASE wb_batch")
         self.stored += stored
 
@@ -125,7 +127,7 @@ def ingest(
     parser = None
     if parallel:
         try:
-            parser = _pipeline._Parser(files, book, batch_size, strict)
+            parser = _pipeline.Parser(files, book, batch_size, strict)
         except OSError:  # no interpreter to start: parse here, with the same result
             parser = None
     # Parsed JSON makes millions of short-lived containers and no reference cycles; the
@@ -150,7 +152,7 @@ def ingest(
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-    except _Strict as exc:
+    except Strict as exc:
         raise DatasetError(f"{exc} (strict: nothing was ingested)") from None
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{store.path}: cannot write spans: {exc}") from None
@@ -169,8 +171,7 @@ def ingest(
 def _estimate(files: list[Path]) -> int:
     """About how many spans the files hold, from their sizes."""
     return sum(
-        p.stat().st_size // (_GZIP_BYTES_PER_SPAN if _gzipped(p) else _BYTES_PER_SPAN)
-        for p in files
+        p.stat().st_size // (_GZIP_BYTES_PER_SPAN if gzipped(p) else _BYTES_PER_SPAN) for p in files
     )
 
 
@@ -224,14 +225,14 @@ def _ingest_file(
     book: PriceBook,
     batch_size: int,
     strict: bool,
-    parser: _pipeline._Parser | None,
+    parser: _pipeline.Parser | None,
 ) -> None:
     mine = IngestReport()  # this file's counts, merged into the call's below
     writer = _Writer(conn, mine)
     conn.execute("DELETE FROM temp.wb_ingest_traces")
     if parser is None:
         digest = hashlib.sha256()
-        for batch in _batches(path, book, batch_size, strict, mine, digest):
+        for batch in batches(path, book, batch_size, strict, mine, digest):
             writer.write(batch)
         sha256 = digest.hexdigest()
     else:
@@ -239,7 +240,7 @@ def _ingest_file(
             writer.write(batch)
         sha256 = parser.sha256
     if strict and mine.skipped:  # a row SQLite refused
-        raise _Strict(mine.errors[0])
+        raise Strict(mine.errors[0])
     conn.execute(_ROUTE_UPDATE)
     conn.execute(
         "INSERT OR IGNORE INTO trace_files (sha256, path, spans, skipped, ingested_at) "

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from workbench.prices import PriceBook
+from workbench.text import show_repr
 from workbench.traces._report import IngestReport
 
 _INT64 = (-(2**63), 2**63 - 1)
@@ -25,17 +26,12 @@ class _Bad(Exception):
     """A malformed record; the message says what is wrong."""
 
 
-def _show(v: Any) -> str:
-    text = repr(v)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def _text(v: Any, key: str) -> str:
     if type(v) is str:
         return v
     if type(v) is int or type(v) is float:
         return str(v)
-    raise _Bad(f"attribute {key}: expected a string, got {_show(v)}")
+    raise _Bad(f"attribute {key}: expected a string, got {show_repr(v)}")
 
 
 def _as_int(v: Any) -> int | None:
@@ -55,7 +51,7 @@ def _int(v: Any, key: str) -> int:
         return v  # the common case, first
     n = _as_int(v)
     if n is None:
-        raise _Bad(f"attribute {key}: expected an integer, got {_show(v)}")
+        raise _Bad(f"attribute {key}: expected an integer, got {show_repr(v)}")
     if not _INT64[0] <= n <= _INT64[1]:
         raise _Bad(f"attribute {key}: {n} is out of the 64-bit range")
     return n
@@ -77,11 +73,11 @@ def _float(v: Any, key: str) -> float:
         try:
             x = float(v)
         except ValueError:
-            raise _Bad(f"attribute {key}: expected a number, got {_show(v)}") from None
+            raise _Bad(f"attribute {key}: expected a number, got {show_repr(v)}") from None
     else:
-        raise _Bad(f"attribute {key}: expected a number, got {_show(v)}")
+        raise _Bad(f"attribute {key}: expected a number, got {show_repr(v)}")
     if not math.isfinite(x):
-        raise _Bad(f"attribute {key}: expected a finite number, got {_show(v)}")
+        raise _Bad(f"attribute {key}: expected a finite number, got {show_repr(v)}")
     return x
 
 
@@ -90,7 +86,7 @@ def _flag(v: Any, key: str) -> int:
         return int(v)
     if type(v) is str and v.lower() in ("true", "false"):
         return int(v.lower() == "true")
-    raise _Bad(f"attribute {key}: expected a boolean, got {_show(v)}")
+    raise _Bad(f"attribute {key}: expected a boolean, got {show_repr(v)}")
 
 
 def _reasons(v: Any, key: str) -> str:
@@ -98,7 +94,7 @@ def _reasons(v: Any, key: str) -> str:
         return json.dumps([v])
     if type(v) is list and all(type(x) is str for x in v):
         return json.dumps(v)
-    raise _Bad(f"attribute {key}: expected a list of strings, got {_show(v)}")
+    raise _Bad(f"attribute {key}: expected a list of strings, got {show_repr(v)}")
 
 
 def _s_to_ms(v: Any, key: str) -> float:
@@ -113,7 +109,9 @@ def _operation(v: Any, key: str) -> str:
 def _span_class(v: Any, key: str) -> str:
     cls = _text(v, key).lower()
     if cls not in _SPAN_CLASSES:
-        raise _Bad(f"attribute {key}: {_show(v)} is not one of {', '.join(sorted(_SPAN_CLASSES))}")
+        raise _Bad(
+            f"attribute {key}: {show_repr(v)} is not one of {', '.join(sorted(_SPAN_CLASSES))}"
+        )
     return cls
 
 
@@ -208,7 +206,7 @@ _ENCODE = json.JSONEncoder(ensure_ascii=False, default=str, separators=(",", ":"
 _DECODE = json.JSONDecoder(parse_constant=str).decode
 
 
-def _loads(raw: bytes) -> Any:
+def loads(raw: bytes) -> Any:
     """orjson for speed; what it refuses (NaN, a BOM, lone surrogates, deep nesting, bad
     UTF-8) goes to the standard decoder, which accepts the first three and names the error."""
     try:
@@ -232,7 +230,7 @@ def _dumps(value: Any) -> str:
 def _any_value(v: Any) -> Any:
     """An OTLP AnyValue as a plain Python value."""
     if type(v) is not dict:
-        raise _Bad(f"attribute value must be an AnyValue object, got {_show(v)}")
+        raise _Bad(f"attribute value must be an AnyValue object, got {show_repr(v)}")
     for kind, x in v.items():
         if kind == "stringValue" or kind == "boolValue" or kind == "bytesValue":
             return x
@@ -253,7 +251,7 @@ def _otlp_attributes(items: Any) -> dict[str, Any]:
     if not items:
         return {}
     if type(items) is not list:
-        raise _Bad(f"attributes must be a list of {{key, value}}, got {_show(items)}")
+        raise _Bad(f"attributes must be a list of {{key, value}}, got {show_repr(items)}")
     out: dict[str, Any] = {}
     try:
         for kv in items:
@@ -271,21 +269,21 @@ def _otlp_attributes(items: Any) -> dict[str, Any]:
                     x = int(x)
             out[kv["key"]] = x
     except (KeyError, TypeError, AttributeError):
-        raise _Bad(f"attribute {_show(kv)} is not a {{key, value}} object") from None
+        raise _Bad(f"attribute {show_repr(kv)} is not a {{key, value}} object") from None
     except ValueError:
-        raise _Bad(f"attribute {_show(kv)}: not a valid number") from None
+        raise _Bad(f"attribute {show_repr(kv)}: not a valid number") from None
     return out
 
 
 def _trace_id(v: Any, what: str = "trace id") -> str:
     if type(v) is not str:
-        raise _Bad(f"{what} {_show(v)} is not a string" if v is not None else f"no {what}")
+        raise _Bad(f"{what} {show_repr(v)} is not a string" if v is not None else f"no {what}")
     if len(v) == 32 and _HEX32.fullmatch(v):
         s = v.lower()
     elif len(v) in (22, 24):
         s = _b64(v, 16, what)
     else:
-        raise _Bad(f"{what} {_show(v)} is not 32 hex digits or 16 base64 bytes")
+        raise _Bad(f"{what} {show_repr(v)} is not 32 hex digits or 16 base64 bytes")
     if s == "0" * 32:
         raise _Bad(f"{what} is all zeros")
     return s
@@ -296,13 +294,13 @@ _cached_trace_id = functools.lru_cache(maxsize=4096)(_trace_id)  # a trace's spa
 
 def _span_id(v: Any, what: str = "span id", *, zero_ok: bool = False) -> str:
     if type(v) is not str:
-        raise _Bad(f"{what} {_show(v)} is not a string" if v is not None else f"no {what}")
+        raise _Bad(f"{what} {show_repr(v)} is not a string" if v is not None else f"no {what}")
     if len(v) == 16 and _HEX16.fullmatch(v):
         s = v.lower()
     elif len(v) in (11, 12):
         s = _b64(v, 8, what)
     else:
-        raise _Bad(f"{what} {_show(v)} is not 16 hex digits or 8 base64 bytes")
+        raise _Bad(f"{what} {show_repr(v)} is not 16 hex digits or 8 base64 bytes")
     if s == "0" * 16 and not zero_ok:
         raise _Bad(f"{what} is all zeros")
     return s
@@ -314,16 +312,16 @@ def _b64(v: str, nbytes: int, what: str) -> str:
             v.replace("-", "+").replace("_", "/") + "=" * (-len(v) % 4), validate=True
         )
     except (binascii.Error, ValueError):
-        raise _Bad(f"{what} {_show(v)} is neither hex nor base64") from None
+        raise _Bad(f"{what} {show_repr(v)} is neither hex nor base64") from None
     if len(raw) != nbytes:
-        raise _Bad(f"{what} {_show(v)} decodes to {len(raw)} bytes, not {nbytes}")
+        raise _Bad(f"{what} {show_repr(v)} decodes to {len(raw)} bytes, not {nbytes}")
     return raw.hex()
 
 
 def _ns(v: Any, what: str) -> int:
     n = _as_int(v)
     if n is None:
-        raise _Bad(f"{what} {_show(v)} is not an integer of nanoseconds")
+        raise _Bad(f"{what} {show_repr(v)} is not an integer of nanoseconds")
     if not 0 <= n <= _INT64[1]:
         raise _Bad(f"{what} {n} is out of range")
     return n
@@ -332,22 +330,22 @@ def _ns(v: Any, what: str) -> int:
 def _iso_ns(v: Any, what: str) -> int:
     m = _ISO.fullmatch(v) if type(v) is str else None
     if m is None:
-        raise _Bad(f"{what} {_show(v)} is not an ISO 8601 time such as 2025-01-31T12:00:00.5Z")
+        raise _Bad(f"{what} {show_repr(v)} is not an ISO 8601 time such as 2025-01-31T12:00:00.5Z")
     base, frac, tz = m.groups()
     try:
         moment = datetime.fromisoformat(base + ("+00:00" if tz in (None, "Z") else tz))
     except ValueError:
-        raise _Bad(f"{what} {_show(v)} is not a valid time") from None
+        raise _Bad(f"{what} {show_repr(v)} is not a valid time") from None
     seconds = int(moment.timestamp())
     if seconds < 0:
-        raise _Bad(f"{what} {_show(v)} is before 1970")
+        raise _Bad(f"{what} {show_repr(v)} is before 1970")
     return seconds * 1_000_000_000 + int((frac or "0")[:9].ljust(9, "0"))
 
 
 def _enum(table: dict[Any, str], v: Any, what: str) -> str:
     found = table.get(v) if type(v) is int or type(v) is str else None
     if found is None:
-        raise _Bad(f"{what} {_show(v)} is not one of {', '.join(sorted(set(table.values())))}")
+        raise _Bad(f"{what} {show_repr(v)} is not one of {', '.join(sorted(set(table.values())))}")
     return found
 
 
@@ -400,7 +398,7 @@ def _head(
             row["parent_span_id"] = parent
     if name is not None:
         if type(name) is not str:
-            raise _Bad(f"span name {_show(name)} is not a string")
+            raise _Bad(f"span name {show_repr(name)} is not a string")
         row["name"] = name
     row["kind"] = kind
     if start is not None:
@@ -550,11 +548,11 @@ def _infer_class(row: dict[str, Any], get: Callable[[str], Any]) -> str:
 
 def _otlp_span(span: Any, res: _Resource, source: str, book: PriceBook) -> dict[str, Any]:
     if type(span) is not dict:
-        raise _Bad(f"span must be an object, got {_show(span)}")
+        raise _Bad(f"span must be an object, got {show_repr(span)}")
     get = span.get
     status = get("status") or _EMPTY
     if type(status) is not dict:
-        raise _Bad(f"status {_show(status)} is not an object")
+        raise _Bad(f"status {show_repr(status)} is not an object")
     start = get("startTimeUnixNano")
     end = get("endTimeUnixNano")
     row = _head(
@@ -581,10 +579,10 @@ def _flat_span(rec: dict[str, Any], source: str, book: PriceBook) -> dict[str, A
     if type(attrs) is list:
         attrs = _otlp_attributes(attrs)
     elif type(attrs) is not dict:
-        raise _Bad(f"attributes must be an object, got {_show(attrs)}")
+        raise _Bad(f"attributes must be an object, got {show_repr(attrs)}")
     res_attrs = rec.get("resource") or {}
     if type(res_attrs) is not dict:
-        raise _Bad(f"resource must be an object, got {_show(res_attrs)}")
+        raise _Bad(f"resource must be an object, got {show_repr(res_attrs)}")
     if (service := rec.get("service")) is not None:
         res_attrs = {"service.name": service, **res_attrs}
     row = _head(
@@ -617,12 +615,12 @@ _MALFORMED = (TypeError, ValueError, AttributeError, KeyError, OverflowError, Re
 _Add = Callable[[dict[str, Any]], None]
 
 
-def _record_rows(
+def record_rows(
     rec: Any, where: str, source: str, book: PriceBook, report: IngestReport, add: _Add
 ) -> None:
     """Add the rows of one JSON record (a TracesData, an OTLP span or a flat span)."""
     if type(rec) is not dict:
-        report._error(f"{where}: expected a JSON object, got {_show(rec)}")
+        report._error(f"{where}: expected a JSON object, got {show_repr(rec)}")
         return
     if "resourceSpans" in rec:
         _traces_data(rec, where, source, book, report, add)
@@ -641,7 +639,7 @@ def _record_rows(
     except _Bad as exc:
         report._error(f"{where}: {exc}")
     except _MALFORMED as exc:
-        report._error(f"{where}: malformed span: {type(exc).__name__}: {_show(str(exc))}")
+        report._error(f"{where}: malformed span: {type(exc).__name__}: {show_repr(str(exc))}")
     else:
         add(row)
 
@@ -669,7 +667,9 @@ def _traces_data(
             report._error(f"{here}: {exc}")
             continue
         except _MALFORMED as exc:
-            report._error(f"{here}: malformed resource: {type(exc).__name__}: {_show(str(exc))}")
+            report._error(
+                f"{here}: malformed resource: {type(exc).__name__}: {show_repr(str(exc))}"
+            )
             continue
         for s, scope in enumerate(scopes):
             spans = scope.get("spans") if type(scope) is dict else None
@@ -686,5 +686,5 @@ def _traces_data(
                 except _MALFORMED as exc:
                     report._error(
                         f"{here}.scopeSpans[{s}].spans[{i}]: malformed span: "
-                        f"{type(exc).__name__}: {_show(str(exc))}"
+                        f"{type(exc).__name__}: {show_repr(str(exc))}"
                     )

@@ -2,7 +2,7 @@
 
 Parsing and mapping take about two thirds of an ingest, SQLite the rest, and threads cannot
 overlap them (the sqlite3 module binds each row holding the GIL). So for large inputs child
-processes run ``_batches`` over the files and send each batch, pickled, through their stdout;
+processes run ``batches`` over the files and send each batch, pickled, through their stdout;
 the parent inserts batch k while the children map the next ones. Two children share each
 JSON Lines file by chunks of whole lines (chunk k, of about ``batch_size`` spans, is child
 k % 2's; both read every line, so line numbers hold), and the parent takes the chunks in file
@@ -14,7 +14,7 @@ pytest and with threads). They ignore Ctrl-C (the parent decides), hold at most 
 (a bounded queue in front of the pipe: constant memory), and exit when the pipe breaks, so a
 parent killed with -9 leaves no orphan behind. The parent kills them on any error of its own.
 
-Messages, one pickled tuple each, lengths first: ``("batch", _Batch, *counts)`` and, at the end
+Messages, one pickled tuple each, lengths first: ``("batch", Batch, *counts)`` and, at the end
 of each file, ``("end", sha256, *counts)``, where counts are the spans read, records skipped
 and their messages since the last message; or a last ``("strict", message)``,
 ``("oserror", errno, strerror, filename)`` or ``("crash", traceback)``.
@@ -39,7 +39,7 @@ from typing import IO, Any
 
 from workbench.errors import WorkbenchError
 from workbench.prices import PriceBook
-from workbench.traces._read import _Batch, _batches, _NoDigest, _Share, _Strict
+from workbench.traces._read import Batch, NoDigest, Share, Strict, batches
 from workbench.traces._report import MAX_ERRORS, IngestReport
 
 _PARTS = 2  # parser processes: with the parent, enough to keep two cores busy
@@ -120,7 +120,7 @@ class _Child:
         self.stderr.close()
 
 
-class _Parser:
+class Parser:
     """The parent's end: starts the children on ``files`` and yields each file's batches in
     file order."""
 
@@ -133,13 +133,13 @@ class _Parser:
         self.children: list[_Child] = []
         try:
             for part in range(parts):
-                job = (names, book, batch_size, strict, _Share(part, parts, chunk_bytes))
+                job = (names, book, batch_size, strict, Share(part, parts, chunk_bytes))
                 self.children.append(_Child(job))
         except BaseException:
             self.close()
             raise
 
-    def batches(self, path: Path, report: IngestReport) -> Iterator[_Batch]:
+    def batches(self, path: Path, report: IngestReport) -> Iterator[Batch]:
         """The batches of ``path`` (the children's next file); counts go to ``report``."""
         children = self.children
         done = [False] * len(children)
@@ -162,7 +162,7 @@ class _Parser:
                 k = _next(k, done)
             elif kind == "strict":
                 # A row SQLite refused, in an earlier chunk, came first in the file.
-                raise _Strict(report.errors[0] if report.skipped else message[1])
+                raise Strict(report.errors[0] if report.skipped else message[1])
             elif kind == "oserror":
                 raise OSError(*message[1:])
             else:
@@ -218,7 +218,7 @@ def _child() -> None:
 
 
 def _messages(
-    names: list[str], book: PriceBook, batch_size: int, strict: bool, share: _Share
+    names: list[str], book: PriceBook, batch_size: int, strict: bool, share: Share
 ) -> Iterator[tuple[Any, ...]]:
     """What a child sends for its share of ``names`` (crashes aside)."""
     try:
@@ -226,11 +226,11 @@ def _messages(
             report = IngestReport()
             sha = hashlib.sha256() if share.part == 0 else None  # one child hashes
             news = _News(report)
-            digest = sha or _NoDigest()
-            for batch in _batches(Path(name), book, batch_size, strict, report, digest, share):
+            digest = sha or NoDigest()
+            for batch in batches(Path(name), book, batch_size, strict, report, digest, share):
                 yield ("batch", batch, *news.since())
             yield ("end", sha.hexdigest() if sha else "", *news.since())
-    except _Strict as exc:
+    except Strict as exc:
         yield ("strict", str(exc))
     except OSError as exc:
         yield ("oserror", exc.errno, exc.strerror, exc.filename)

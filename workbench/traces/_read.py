@@ -12,30 +12,31 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from workbench.prices import PriceBook
-from workbench.traces._mapping import _loads, _record_rows, _show
+from workbench.text import show_repr
+from workbench.traces._mapping import loads, record_rows
 from workbench.traces._report import MAX_ERRORS, IngestReport
 
 
-def _gzipped(path: Path) -> bool:
+def gzipped(path: Path) -> bool:
     with open(path, "rb") as f:
         return f.read(2) == b"\x1f\x8b"
 
 
 def _open(path: Path) -> io.BufferedIOBase:
-    if _gzipped(path):
+    if gzipped(path):
         return gzip.open(path, "rb")
     return open(path, "rb")
 
 
 def _parses(line: bytes) -> bool:
     try:
-        _loads(line)
+        loads(line)
     except (ValueError, RecursionError):
         return False
     return True
 
 
-class _Share(NamedTuple):
+class Share(NamedTuple):
     """Which lines of a JSON Lines file one of ``parts`` parsers reads: chunk k of about
     ``chunk_bytes`` (whole lines) goes to parser k % parts. Whole documents go to parser 0."""
 
@@ -44,10 +45,10 @@ class _Share(NamedTuple):
     chunk_bytes: int = 0  # 0: one chunk
 
 
-_WHOLE = _Share()
+_WHOLE = Share()
 
 
-class _NoDigest:
+class NoDigest:
     """Stands in for the sha256 in parsers that do not hash the file (another one does)."""
 
     def update(self, data: bytes) -> None:
@@ -55,7 +56,7 @@ class _NoDigest:
 
 
 def _records(
-    path: Path, report: IngestReport, digest: Any, share: _Share = _WHOLE
+    path: Path, report: IngestReport, digest: Any, share: Share = _WHOLE
 ) -> Iterator[tuple[str, str, Any] | None]:
     """(where, source, JSON) per record of a file, hashing what is read; bad lines reported.
 
@@ -132,7 +133,7 @@ def _document(
     """The records of a whole-file document, or of its lines when it is not one."""
     source = f"{name}:{start}"
     try:
-        doc = _loads(data)
+        doc = loads(data)
     except (ValueError, RecursionError) as exc:
         # Not one document: JSON Lines whose first lines are broken, or a broken document.
         lines = IngestReport()
@@ -161,7 +162,7 @@ def _line(
     name: str, lineno: int, raw: bytes, report: IngestReport
 ) -> Iterator[tuple[str, str, Any]]:
     try:
-        rec = _loads(raw)
+        rec = loads(raw)
     except (ValueError, RecursionError) as exc:
         report._error(f"{name}:{lineno}: not valid JSON: {_reason(exc)}")
         return
@@ -176,15 +177,15 @@ def _reason(exc: BaseException) -> str:
         return "not UTF-8"
     if isinstance(exc, RecursionError):
         return "nested too deeply"
-    return _show(str(exc) or type(exc).__name__)
+    return show_repr(str(exc) or type(exc).__name__)
 
 
-class _Strict(Exception):
+class Strict(Exception):
     """The first malformed record of a strict ingest."""
 
 
 @dataclass
-class _Batch:
+class Batch:
     """Rows ready to insert, grouped by the columns they set, and the traces left without a route.
 
     Binding only the columns a row sets saves binding None, which is slow in CPython's sqlite3;
@@ -198,17 +199,17 @@ class _Batch:
     ends_chunk: bool = False
 
 
-def _batches(
+def batches(
     path: Path,
     book: PriceBook,
     batch_size: int,
     strict: bool,
     report: IngestReport,
     digest: Any,
-    share: _Share = _WHOLE,
-) -> Iterator[_Batch]:
+    share: Share = _WHOLE,
+) -> Iterator[Batch]:
     """The rows of one file (or of its share) in batches; counts and malformed records go to
-    ``report``. With ``strict``, raises _Strict at the first malformed record.
+    ``report``. With ``strict``, raises Strict at the first malformed record.
     """
     rows: list[dict[str, Any]] = []
     add = rows.append
@@ -221,20 +222,20 @@ def _batches(
             add = rows.append
             continue
         where, source, rec = record
-        _record_rows(rec, where, source, book, report, add)
+        record_rows(rec, where, source, book, report, add)
         if strict and report.skipped:
-            raise _Strict(report.errors[0])
+            raise Strict(report.errors[0])
         if len(rows) >= batch_size:
             yield _batch(rows)
             rows = []
             add = rows.append
     if strict and report.skipped:  # a read error after the last record
-        raise _Strict(report.errors[0])
+        raise Strict(report.errors[0])
     if rows:
         yield _batch(rows)
 
 
-def _batch(rows: list[dict[str, Any]]) -> _Batch:
+def _batch(rows: list[dict[str, Any]]) -> Batch:
     open_traces = _inherit_routes(rows)
     shapes: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
     for row in rows:
@@ -243,7 +244,7 @@ def _batch(rows: list[dict[str, Any]]) -> _Batch:
         if group is None:
             group = shapes[shape] = []
         group.append(tuple(row.values()))
-    return _Batch(shapes, open_traces, len(rows))
+    return Batch(shapes, open_traces, len(rows))
 
 
 def _inherit_routes(rows: list[dict[str, Any]]) -> list[tuple[str]]:

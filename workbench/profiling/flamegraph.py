@@ -14,8 +14,23 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from workbench.text import percent
+
 if TYPE_CHECKING:
     import plotly.graph_objects as go
+
+__all__ = [
+    "FRAME_HEIGHT",
+    "MIN_SHARE",
+    "ROOT",
+    "differential_svg",
+    "flamegraph_svg",
+    "format_collapsed",
+    "icicle_figure",
+    "parse_collapsed",
+    "speedscope_json",
+    "split_frame",
+]
 
 ROOT = "all"
 MIN_SHARE = 0.001  # frames narrower than this share of all samples are not drawn
@@ -68,7 +83,7 @@ def flamegraph_svg(
     root = _tree(stacks)
 
     def fill(path: tuple[str, ...], node: _Node) -> tuple[str, str]:
-        tip = f"{node.name} ({node.total:,} samples, {_pct(node.total, root.total)})"
+        tip = f"{node.name} ({node.total:,} samples, {percent(_share(node.total, root.total), 2)})"
         return (_GREY if not path else _warm(node.name)), tip
 
     subtitle = f"{root.total:,} samples; width = share of samples, root at the bottom"
@@ -97,8 +112,8 @@ def differential_svg(
         delta = deltas[path]
         before = _lookup(base_root, path)
         tip = (
-            f"{node.name}: {node.total:,} samples ({_pct(node.total, cand_root.total)}), "
-            f"was {before.total if before else 0:,} ({_pct(before.total if before else 0, base_root.total)}); "
+            f"{node.name}: {node.total:,} samples ({percent(_share(node.total, cand_root.total), 2)}), "
+            f"was {before.total if before else 0:,} ({percent(_share(before.total if before else 0, base_root.total), 2)}); "
             f"{delta * 100:+.2f} pp"
         )
         return _diff_colour(delta, scale), tip
@@ -106,7 +121,7 @@ def differential_svg(
     vanished = sum(c for s, c in base.items() if c > 0 and s and cand.get(s, 0) <= 0)
     subtitle = (
         f"widths: candidate ({cand_root.total:,} samples); red grew, blue shrank in share "
-        f"vs base ({base_root.total:,} samples); stacks only in base: {_pct(vanished, base_root.total)}"
+        f"vs base ({base_root.total:,} samples); stacks only in base: {percent(_share(vanished, base_root.total), 2)}"
     )
     return _render(
         cand_root, fill, title=title, subtitle=subtitle, width=width, min_share=min_share
@@ -302,7 +317,3 @@ def _diff_colour(delta: float, scale: float) -> str:
 
 def _share(part: float, whole: float) -> float:
     return part / whole if whole else 0.0
-
-
-def _pct(part: float, whole: float) -> str:
-    return f"{_share(part, whole) * 100:.2f}%"
