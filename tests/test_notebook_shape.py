@@ -57,8 +57,8 @@ def test_no_cell_defines_functions_or_builds_a_figure(path: Path) -> None:
     for cell in _code_cells(path)[1:]:
         tree = ast.parse(_source(cell))
         for node in ast.walk(tree):
-            assert not isinstance(node, ast.FunctionDef | ast.ClassDef | ast.Lambda), (
-                ast.unparse(node)
+            assert not isinstance(node, ast.FunctionDef | ast.ClassDef | ast.Lambda), ast.unparse(
+                node
             )
             if isinstance(node, ast.Import | ast.ImportFrom):
                 names = [a.name for a in node.names] + [getattr(node, "module", "") or ""]
