@@ -82,6 +82,7 @@ def test_the_member_check_covers_the_packages_and_flat_modules() -> None:
     assert "workbench.scoring._registry" not in PUBLIC_MODULES
     assert _private_parts(importlib.import_module("workbench.scoring")) == [
         "_builtins",
+        "_judges",
         "_registry",
         "_score",
     ]

@@ -123,9 +123,7 @@ def main() -> None:
 @click.option("--base-url", help="Base URL of an OpenAI-compatible endpoint.")
 @db_option
 @click.option("--concurrency", type=click.IntRange(1, 1024), default=8, show_default=True)
-@click.option(
-    "--seed", type=int, help="Seed (repeat r uses seed + r) [default: the card's, else 0]."
-)
+@seed_option("Seed (repeat r uses seed + r) [default: the card's, else 0].", default=None)
 @click.option(
     "--temperature",
     type=click.FloatRange(0, 2),
@@ -184,13 +182,7 @@ def main() -> None:
     show_default=True,
     help="demo targets: latency (e.g. 50, or 80,400 for median,p95).",
 )
-@click.option(
-    "--demo-fault-rate",
-    type=click.FloatRange(0, 1),
-    default=0.0,
-    show_default=True,
-    help="demo targets: injected fault rate.",
-)
+@fault_rate_option("--demo-fault-rate", help="demo targets: injected fault rate.")
 @gate_option("a budget breaks or the run fails")
 @json_option("the summary")
 @click.option(
@@ -208,67 +200,28 @@ def main() -> None:
 def eval_command(
     dataset: str,
     target: str,
-    base_url: str | None,
     db: Path,
-    concurrency: int,
-    seed: int | None,
-    temperature: float | None,
-    repeats: int,
-    max_tokens: int | None,
-    structured_output: bool | None,
-    limit: int | None,
-    case_ids: tuple[str, ...],
-    tags: tuple[str, ...],
-    sample: int | None,
-    timeout_s: float,
-    stream: bool,
-    api_key_env: str,
-    record: str | None,
-    replay: str | None,
     resume: str | None,
+    api_key_env: str,
     demo_latency_ms: str,
     demo_fault_rate: float,
     gate: bool,
     as_json: bool,
     progress: bool | None,
-    redact: bool,
+    **flags: Any,
 ) -> None:
     """Evaluate TARGET on the golden set DATASET, storing every result."""
-    from workbench import providers
-    from workbench.golden import Selection
     from workbench.runner import EvalOptions, run_eval
     from workbench.store import Store
 
-    provider_options = providers.options_for(
-        target,
-        {"api_key_env": api_key_env, "latency_ms": demo_latency_ms, "fault_rate": demo_fault_rate},
-        base_url=base_url,
-        replay=bool(replay),
+    server = {"api_key_env": api_key_env, "latency_ms": demo_latency_ms}
+    options = EvalOptions.from_flags(
+        target, server_options=server | {"fault_rate": demo_fault_rate}, **flags
     )
-    options = EvalOptions(
-        concurrency=concurrency,
-        seed=seed,
-        temperature=temperature,
-        repeats=repeats,
-        max_tokens=max_tokens,
-        structured_output=structured_output,
-        selection=Selection(case_ids, tags, sample, limit, seed or 0),
-        base_url=base_url,
-        timeout_s=timeout_s,
-        stream=stream,
-        record=record,
-        replay=replay,
-        provider_options=provider_options,
-        redact=redact,
-    )
+    shown = ("bar" if sys.stderr.isatty() else "log") if progress is None else progress
     with Store(db) as store:
         summary = run_eval(
-            dataset,
-            target,
-            store=store,
-            options=options,
-            resume=resume,
-            progress=("bar" if sys.stderr.isatty() else "log") if progress is None else progress,
+            dataset, target, store=store, options=options, resume=resume, progress=shown
         )
     _emit(summary, as_json, gate)
 
@@ -537,13 +490,7 @@ def profile_command(
 @click.option(
     "--demo", is_flag=True, help="Start the demo app and load its search and triage endpoints."
 )
-@click.option(
-    "--fault-rate",
-    type=click.FloatRange(0, 1),
-    default=0.0,
-    show_default=True,
-    help="--demo: faults injected by the model server.",
-)
+@fault_rate_option(help="--demo: faults injected by the model server.")
 @click.option(
     "--phases",
     default="steady:20rps:10s,spike:60rps:3s",
@@ -552,10 +499,10 @@ def profile_command(
 )
 @click.option("--max-requests", type=click.IntRange(1, 20_000), default=5000, show_default=True)
 @click.option("--max-in-flight", type=click.IntRange(1, 1024), default=64, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option("Seed of the arrival times and request bodies.")
 @db_option
-@click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
-@click.option("--gate", is_flag=True, help="Exit 1 when a budget breaks.")
+@json_option("the run")
+@gate_option("a budget breaks")
 @translate_errors
 def latency_command(
     config_path: str | None,
@@ -570,35 +517,21 @@ def latency_command(
     gate: bool,
 ) -> None:
     """Drive steady and spike load at endpoints; p50/p95/p99 and errors against budgets."""
-    import contextlib
-
     from workbench import latency
     from workbench.store import Store
 
     if demo == bool(config_path):
         raise click.UsageError("give exactly one of --demo or --config FILE")
-    with contextlib.ExitStack() as stack:
+    load: dict[str, Any] = {"phases": latency.phases_from(phases), "max_requests": max_requests}
+    load |= {"max_in_flight": max_in_flight, "seed": seed}
+    with Store(db) as store:
         if demo:
-            from workbench.demo import stack as demo_stack
+            from workbench.demo.stack import load_app
 
-            url = stack.enter_context(demo_stack.app_stack(fault_rate=fault_rate, seed=seed))
-            endpoints = demo_stack.app_endpoints(url)
+            run = load_app(store, fault_rate=fault_rate, **load)
         else:
-            endpoints = latency.load_endpoints(str(config_path))
-        with Store(db) as store:
-            run = latency.run_load(
-                store,
-                endpoints,
-                phases=latency.phases_from(phases),
-                max_requests=max_requests,
-                max_in_flight=max_in_flight,
-                seed=seed,
-            )
-    click.echo(
-        json.dumps(run.to_dict(), indent=2, default=str) if as_json else latency.render_text(run)
-    )
-    if gate and not run.ok:
-        sys.exit(1)
+            run = latency.run_load(store, latency.load_endpoints(str(config_path)), **load)
+    _emit(run, as_json, gate)
 
 
 @main.group("traces")
@@ -738,12 +671,12 @@ def demo_group() -> None:
 @click.option(
     "--latency-ms", default="0", show_default=True, help="Fixed (50) or median,p95 (80,400)."
 )
-@click.option("--fault-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True)
+@fault_rate_option(help="Share of requests that get a fault.")
 @click.option(
     "--faults",
     help="Fault kinds (429,500,timeout,malformed,truncated,reset,slow) or 429=0.05,500=0.02.",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option("Seed of the latency and fault draws.")
 @click.option(
     "--retry-after",
     type=click.IntRange(0),
@@ -787,14 +720,14 @@ def demo_serve(
 
 @demo_group.command("traffic")
 @click.option("--requests", type=click.IntRange(1, 200_000), default=2000, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option("Seed of the traffic.")
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     required=True,
     help="OTLP JSON lines file (.gz compresses).",
 )
-@click.option("--fault-rate", type=click.FloatRange(0, 1), default=0.03, show_default=True)
+@fault_rate_option(default=0.03, help="Share of model calls that get a fault.")
 @click.option("--week", help="Replay as if in this ISO week, e.g. 2026-W49 (default: now).")
 @translate_errors
 def demo_traffic(requests: int, seed: int, out: Path, fault_rate: float, week: str | None) -> None:

@@ -80,6 +80,31 @@ class EvalOptions:
     redact: bool = False  # store outputs, errors, score details redacted; scored on the original
     progress_interval_s: float = PROGRESS_INTERVAL_S
 
+    @classmethod
+    def from_flags(
+        cls,
+        target: str,
+        *,
+        case_ids: tuple[str, ...] = (),
+        tags: tuple[str, ...] = (),
+        sample: int | None = None,
+        limit: int | None = None,
+        server_options: Mapping[str, Any] | None = None,
+        **fields: Any,
+    ) -> EvalOptions:
+        """Options from ``workbench eval``'s flags: the selection flags become a
+        :class:`Selection` (a sample is seeded by ``seed``), and ``server_options`` (an API
+        key's variable, the demo server's latency and faults) go to the target's provider
+        when it takes them (see :func:`providers.options_for`)."""
+        provider_options = providers.options_for(
+            target,
+            dict(server_options or {}),
+            base_url=fields.get("base_url"),
+            replay=bool(fields.get("replay")),
+        )
+        selection = Selection(case_ids, tags, sample, limit, fields.get("seed") or 0)
+        return cls(selection=selection, provider_options=provider_options, **fields)
+
     def overrides(self) -> dict[str, Any]:
         """The sampling parameters this run sets over the card's."""
         given = {

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from workbench.demo.app import AppConfig, TriageApp
 from workbench.demo.appserver import AppServer
 from workbench.demo.process import DemoProcess
 from workbench.golden import load_dataset
-from workbench.latency import Endpoint
+from workbench.latency import Endpoint, LoadRun, run_load
+from workbench.store import Store
 
-__all__ = ["app_endpoints", "app_stack"]
+__all__ = ["app_endpoints", "app_stack", "load_app"]
 
 
 @contextmanager
@@ -42,3 +44,9 @@ def app_endpoints(app_url: str, *, tickets: int = 60) -> list[Endpoint]:
         Endpoint("search", f"{app_url}/api/search", kind="api", bodies=search, weight=0.4),
         Endpoint("triage", f"{app_url}/api/triage", kind="llm", bodies=triage, weight=0.6),
     ]
+
+
+def load_app(store: Store, *, fault_rate: float = 0.0, seed: int = 0, **options: Any) -> LoadRun:
+    """A load run (``options`` go to :func:`~workbench.latency.run_load`) against the demo app."""
+    with app_stack(fault_rate=fault_rate, seed=seed) as url:
+        return run_load(store, app_endpoints(url), seed=seed, **options)

@@ -5,10 +5,12 @@ A scorer is ``scorer(inp: ScoreInput, **options) -> float | (float, str)`` retur
 either registered with :func:`register` or named by a dotted path (``"mypkg.scorers:fn"``).
 
 The parts: ``_registry`` (the types, the registry and spec checks), ``_score`` (parsing an
-output and scoring it with a card's specs) and ``_builtins`` (the built-in scorers).
+output and scoring it with a card's specs), ``_builtins`` (the built-in scorers) and
+``_judges`` (the model-graded scorers' options; :mod:`workbench.judges` makes their calls).
 """
 
 from workbench.scoring import _builtins as _builtins  # registers the built-in scorers
+from workbench.scoring._judges import JUDGE_SCORERS, REFERENCE_SCORES, REFERENCE_VERDICTS
 from workbench.scoring._registry import (
     NOT_JSON,
     CaseLike,
@@ -22,10 +24,13 @@ from workbench.scoring._registry import (
     register,
     validate_spec,
 )
-from workbench.scoring._score import parse_output, score_output
+from workbench.scoring._score import narrow, parse_output, score_output
 
 __all__ = [
+    "JUDGE_SCORERS",
     "NOT_JSON",
+    "REFERENCE_SCORES",
+    "REFERENCE_VERDICTS",
     "CaseLike",
     "ScoreInput",
     "ScoreResult",
@@ -34,6 +39,7 @@ __all__ = [
     "ScorerSpec",
     "get",
     "names",
+    "narrow",
     "parse_output",
     "register",
     "score_output",

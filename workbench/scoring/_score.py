@@ -6,7 +6,7 @@ import json
 import math
 import numbers
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any, Final
 
@@ -67,11 +67,14 @@ def score_output(
     case: CaseLike | None = None,
     schema: dict[str, Any] | None = None,
     parsed: Any = _PARSE,
+    precomputed: Mapping[str, tuple[float, str, bool]] | None = None,
 ) -> ScoreResult:
     """Score one output with every spec and combine the scores by weight.
 
     A scorer that raises scores 0 and fails, with the exception as its detail; an unknown
     scorer or two specs with the same label raise ScorerError (a card error, not an output's).
+    ``precomputed`` gives some labels' (score, detail, errored) already known, such as the
+    judge scorers' (see :mod:`workbench.judges`).
     """
     if parsed is _PARSE:
         parsed = parse_output(output)
@@ -87,7 +90,8 @@ def score_output(
                 f"two scorers share the label {label!r}; results are keyed by label, "
                 "so keep one of them or give it a different field"
             )
-        value, detail, failed = _run(spec, base)
+        known = (precomputed or {}).get(label)
+        value, detail, failed = known if known is not None else _run(spec, base)
         scores[label] = value
         details[label] = detail
         passed_by[label] = not failed and (spec.threshold is None or value >= spec.threshold - _EPS)
@@ -102,7 +106,7 @@ def _run(spec: ScorerSpec, base: ScoreInput) -> tuple[float, str, bool]:
     scorer = get(spec.name)
     inp = base
     if spec.field is not None:
-        narrowed = _narrow(base, spec.field)
+        narrowed = narrow(base, spec.field)
         if isinstance(narrowed, str):
             return 0.0, narrowed, False
         inp = narrowed
@@ -131,7 +135,7 @@ def _run(spec: ScorerSpec, base: ScoreInput) -> tuple[float, str, bool]:
     return value, f"{detail}; {note}" if detail else note, False
 
 
-def _narrow(base: ScoreInput, field: str) -> ScoreInput | str:
+def narrow(base: ScoreInput, field: str) -> ScoreInput | str:
     """The input narrowed to one field, or a detail saying why the field is missing."""
     if base.parsed is NOT_JSON:
         return f"output is not JSON, so field {field!r} is missing"
