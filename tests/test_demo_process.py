@@ -38,5 +38,5 @@ def test_demo_process_serves_models() -> None:
         assert proc.url.startswith("http://127.0.0.1:")
         r = httpx.get(f"{proc.url}/models", timeout=10)
         child = proc._proc
-    assert [m["id"] for m in r.json()["data"]] == ["triage-v1", "triage-v2"]
+    assert [m["id"] for m in r.json()["data"]] == ["triage-v1", "triage-v2", "judge"]
     assert child is not None and child.poll() is not None

@@ -196,6 +196,16 @@ def main() -> None:
     help="Store outputs, errors and score details with emails, phones, cards, IPs and secrets "
     "replaced by placeholders (scores use the original).",
 )
+@click.option(
+    "--judge",
+    metavar="TARGET",
+    help="Judge model for the card's judge scorers, e.g. demo:judge [default: the card's judge].",
+)
+@click.option(
+    "--allow-self-judge",
+    is_flag=True,
+    help="Let the judge be the model under test (refused by default: it favours itself).",
+)
 @translate_errors
 def eval_command(
     dataset: str,

@@ -668,6 +668,10 @@ prompt:
 scorers:
 {scorers}
 
+# The judge model for model-graded scorers (judge, judge_reference): a target, or a mapping
+# with model, temperature, max_tokens, seed, base_url, api_key_env. `--judge` overrides it.
+# judge: openai:gpt-4o-mini
+
 # Budgets a run is held to; `workbench eval --gate` exits 1 when one breaks.
 budgets:
   p95_latency_ms: 1500   # 95th percentile latency of one call, in milliseconds

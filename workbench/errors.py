@@ -16,6 +16,7 @@ The library raises these; only the CLI turns them into exit codes.
 from __future__ import annotations
 
 __all__ = [
+    "AgreementError",
     "CircuitOpenError",
     "ConfigError",
     "DatasetError",
@@ -67,3 +68,7 @@ class RunError(WorkbenchError):
 
 class ConfigError(WorkbenchError):
     """A bad option, target name or configuration value."""
+
+
+class AgreementError(ConfigError, ValueError):
+    """Labels that cannot be compared: empty, unpaired, or outside the declared categories."""

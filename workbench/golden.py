@@ -63,6 +63,7 @@ _CARD_KEYS = {
     "budgets",
     "parameters",
     "structured_output",
+    "judge",
 }
 _BUDGET_KEYS = {"p95_latency_ms", "p50_latency_ms", "error_rate", "pass_rate", "mean_score"}
 # Sampling parameters a card may set; each reaches the request unless a run overrides it.
@@ -100,6 +101,7 @@ class Card:
     budgets: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_BUDGETS))
     parameters: Mapping[str, Any] = field(default_factory=dict)
     structured_output: bool = False
+    judge: scoring.JudgeConfig | None = None
 
 
 def json_schema_format(name: str, schema: Mapping[str, Any]) -> dict[str, Any]:
@@ -270,6 +272,8 @@ def dataset_hash(card: Card, cases: tuple[Case, ...]) -> str:
     }
     if card.structured_output:  # only when on, so the hashes of existing datasets stay
         card_doc["structured_output"] = True
+    if card.judge is not None:  # likewise: only a card that names a judge hashes it
+        card_doc["judge"] = card.judge.to_dict()
     digest.update(_canonical(card_doc))
     for case in cases:
         digest.update(_canonical([case.id, case.input, case.expected, list(case.tags)]))
@@ -392,6 +396,12 @@ def parse_card(data: bytes, path: Path, *, default_name: str = "") -> Card:
             ("structured_output",),
             "and parameters.response_format both set the response format; keep one",
         )
+    judge = None
+    if doc.get("judge") is not None:
+        judge, problem = scoring.parse_judge(doc["judge"])
+        if problem:
+            key, _, rest = problem.partition(": ")
+            err(("judge", key) if rest and key.isidentifier() else ("judge",), rest or problem)
     if errors:
         raise DatasetError(_join(errors))
     return Card(
@@ -404,6 +414,7 @@ def parse_card(data: bytes, path: Path, *, default_name: str = "") -> Card:
         budgets=budgets,
         parameters=dict(parameters),
         structured_output=structured,
+        judge=judge,
     )
 
 

@@ -73,6 +73,7 @@ class Price:
 _LIST_PRICES: dict[str, Price] = {
     "triage-v1": Price(0.15, 0.60, cache_read=0.075, cache_write=0.1875),
     "triage-v2": Price(0.20, 0.80, cache_read=0.10, cache_write=0.25),
+    "judge": Price(0.10, 0.40, cache_read=0.05, cache_write=0.125),
     "gpt-4o-mini": Price(0.15, 0.60, cache_read=0.075),
     "gpt-4o": Price(2.50, 10.00, cache_read=1.25),
     "gpt-4.1": Price(2.00, 8.00, cache_read=0.50),

@@ -690,12 +690,19 @@ def _snapshot_problem(entry: Any) -> str | None:
 
 
 class Snapshots:
-    """Committable JSONL snapshots of responses for one target, one file per target."""
+    """Committable JSONL snapshots of responses for one target, one file per target.
 
-    def __init__(self, folder: str | os.PathLike[str], target: str) -> None:
+    ``role`` names a file apart for the same target in another role: a judge's calls are
+    kept in ``judge@TARGET.jsonl``, so a model judging itself never shares a file.
+    """
+
+    def __init__(
+        self, folder: str | os.PathLike[str], target: str, *, role: str | None = None
+    ) -> None:
         self.folder = Path(folder)
         self.target = target
-        self.path = self.folder / (re.sub(r"[^A-Za-z0-9._-]+", "_", target) + ".jsonl")
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", target)
+        self.path = self.folder / ((f"{role}@{stem}" if role else stem) + ".jsonl")
         self.entries: dict[str, dict[str, Any]] = {}
         self._dirty = False
         if self.path.exists():
@@ -766,12 +773,14 @@ class Snapshots:
 class RecordingProvider:
     """Wrap a provider and write every response it returns to snapshots."""
 
-    def __init__(self, inner: Provider, folder: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, inner: Provider, folder: str | os.PathLike[str], *, role: str | None = None
+    ) -> None:
         self.inner = inner
         self.target = inner.target
         self.model = inner.model
         self.kind = getattr(inner, "kind", inner.target.partition(":")[0])
-        self.snapshots = Snapshots(folder, inner.target)
+        self.snapshots = Snapshots(folder, inner.target, role=role)
 
     @property
     def retries(self) -> int:
@@ -799,12 +808,14 @@ class RecordingProvider:
 class ReplayProvider:
     """Serve responses from snapshots with no network; a missing key is an error."""
 
-    def __init__(self, target: str, folder: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, target: str, folder: str | os.PathLike[str], *, role: str | None = None
+    ) -> None:
         self.target = target
         self.kind, _, self.model = target.partition(":")
         if self.kind == "python":
             self.model = target.partition(":")[2]
-        self.snapshots = Snapshots(folder, target)
+        self.snapshots = Snapshots(folder, target, role=role)
         if not self.snapshots.path.exists():
             raise ConfigError(
                 f"replay: no snapshot file {self.snapshots.path} for {target}; "
@@ -844,15 +855,19 @@ def build(
     *,
     record: str | os.PathLike[str] | None = None,
     replay: str | os.PathLike[str] | None = None,
+    role: str | None = None,
     **options: Any,
 ) -> Provider:
-    """The provider for a run: replay from snapshots, or the live target (recording if asked)."""
+    """The provider for a run: replay from snapshots, or the live target (recording if asked).
+
+    ``role`` (such as ``judge``) keeps the target's snapshots in a file of their own.
+    """
     if record and replay:
         raise ConfigError("--record and --replay are exclusive: record once, then replay")
     if replay:
-        return ReplayProvider(target, replay)
+        return ReplayProvider(target, replay, role=role)
     provider = get(target, **options)
-    return RecordingProvider(provider, record) if record else provider
+    return RecordingProvider(provider, record, role=role) if record else provider
 
 
 register(

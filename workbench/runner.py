@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from workbench import budgets as budgets_mod
-from workbench import prices, providers, scoring
+from workbench import judges, prices, providers, scoring
 from workbench.checks import Check, Provenance
 from workbench.errors import CircuitOpenError, ConfigError, ProviderError, ReplayMissError, RunError
 from workbench.golden import (
@@ -39,11 +39,13 @@ __all__ = [
     "DEFAULT_MAX_TOKENS",
     "PROGRESS_INTERVAL_S",
     "EvalOptions",
+    "JudgeTotals",
     "RunSummary",
     "arun_eval",
     "request_parameters",
     "run_eval",
     "run_sync",
+    "score_one",
     "summarize",
 ]
 
@@ -79,6 +81,8 @@ class EvalOptions:
     provider_options: Mapping[str, Any] = field(default_factory=dict)
     redact: bool = False  # store outputs, errors, score details redacted; scored on the original
     progress_interval_s: float = PROGRESS_INTERVAL_S
+    judge: str | None = None  # the judge target, over the card's judge
+    allow_self_judge: bool = False
 
     @classmethod
     def from_flags(
@@ -129,6 +133,7 @@ class EvalOptions:
             "replay": self.replay,
             "provider_options": dict(self.provider_options),
             **({"redact": True} if self.redact else {}),
+            **({"allow_self_judge": True} if self.allow_self_judge else {}),
         }
 
 
@@ -159,10 +164,16 @@ def _structured(card: Card, options: EvalOptions) -> bool:
 
 
 def _run_parameters(
-    ds: Dataset, opts: EvalOptions, request: Mapping[str, Any], selected: int
+    ds: Dataset,
+    opts: EvalOptions,
+    request: Mapping[str, Any],
+    selected: int,
+    judge: scoring.JudgeConfig | None = None,
 ) -> dict[str, Any]:
     """What a run records: the effective parameters, where they came from, the selection."""
     out = opts.parameters()
+    if judge is not None:
+        out.update(judges.run_parameters(judge))
     out.update(
         seed=request.get("seed"),
         temperature=request.get("temperature"),
@@ -209,6 +220,7 @@ class RunSummary:
     length_cutoffs: int = 0  # outputs that stopped at max_tokens (finish_reason "length")
     notes: list[str] = field(default_factory=list)
     budgets: list[Check] = field(default_factory=list)
+    judge: JudgeTotals | None = None  # what judging cost, never in the figures above
 
     @property
     def budget_ok(self) -> bool:
@@ -227,8 +239,13 @@ class RunSummary:
         return [status, *self.budgets]
 
     def headline(self) -> dict[str, Any]:
-        """Results, pass rate, errors, p95 latency, cost, cut-offs and cached tokens."""
-        return {k: getattr(self, k) for k in _HEADLINE}
+        """Results, pass rate, errors, p95 latency, cost, cut-offs and cached tokens (and
+        the judge's calls and cost, apart, on a judged run)."""
+        out = {k: getattr(self, k) for k in _HEADLINE}
+        if self.judge is not None:
+            out["judge_calls"] = self.judge.calls
+            out["judge_cost_usd"] = self.judge.cost_usd
+        return out
 
     def provenance(self) -> Provenance:
         """The run and the dataset version it ran on."""
@@ -252,12 +269,39 @@ class RunSummary:
             + (f" ({self.reasoning_tokens:,} reasoning)" if self.reasoning_tokens else "")
             + ("" if self.cost_usd is None else f"  cost ${self.cost_usd:,.4f}"),
         ]
+        if self.judge is not None:
+            lines.append("  " + self.judge.render_text())
         if self.reason:
             lines.append(f"  reason: {self.reason}")
         lines.extend(f"  note: {note}" for note in self.notes)
         lines.append("budgets:")
         lines.extend(f"  {'ok ' if b.ok else 'BAD'} {b.message}" for b in self.budgets)
         return "\n".join(lines)
+
+
+@dataclass
+class JudgeTotals:
+    """A judged run's judge: who, and what judging cost, counted apart from the model."""
+
+    target: str
+    prompt_hash: str | None
+    calls: int
+    cached: int
+    tokens_in: int
+    tokens_out: int
+    latency_ms: float
+    cost_usd: float | None
+    errors: int  # judge scores that are errors (no answer, or one that did not parse)
+
+    def render_text(self) -> str:
+        """One line: the judge, its calls (cached), tokens, cost and errors."""
+        cost = "" if self.cost_usd is None else f"  cost ${self.cost_usd:,.4f}"
+        errors = f"  judge errors {self.errors}" if self.errors else ""
+        return (
+            f"judge {self.target}  calls {self.calls:,} ({self.cached:,} cached)"
+            f"  tokens {self.tokens_in:,} in / {self.tokens_out:,} out{cost}{errors}"
+            "  (apart from the model's)"
+        )
 
 
 _HEADLINE = (
@@ -312,6 +356,14 @@ async def arun_eval(
     if not selected:
         raise ConfigError(f"{ds.name}: the selection {opts.selection} matches no case")
     request_params = request_parameters(ds.card, opts)
+    judge_config = judges.judge_config(
+        ds.card.judge,
+        opts.judge,
+        dataset=ds.name,
+        target=target,
+        specs=ds.card.scorers,
+        allow_self_judge=opts.allow_self_judge,
+    )
     provider_options: dict[str, Any] = dict(opts.provider_options)
     if not opts.replay:  # the provider takes those of the run's options it declares
         offered = dict(concurrency=opts.concurrency, timeout_s=opts.timeout_s, stream=opts.stream)
@@ -327,7 +379,7 @@ async def arun_eval(
             target=target,
             model=model,
             version=model,
-            parameters=_run_parameters(ds, opts, request_params, len(selected)),
+            parameters=_run_parameters(ds, opts, request_params, len(selected), judge_config),
             base_url=opts.base_url,
             cases=len(selected),
             repeats=opts.repeats,
@@ -335,12 +387,21 @@ async def arun_eval(
     done = store.done_keys(run_id)
     work = [(case, r) for r in range(opts.repeats) for case in selected if (case.id, r) not in done]
     state = _RunState()
+    judge = judges.build_judge(judge_config, store, opts)
     try:
         await provider.start()
         try:
-            await _drive(work, ds, provider, store, run_id, opts, request_params, state, progress)
+            if judge is not None:
+                await judge.start()
+            await _drive(
+                work, ds, provider, judge, store, run_id, opts, request_params, state, progress
+            )
         finally:
-            await provider.aclose()
+            try:
+                if judge is not None:
+                    await judge.aclose()
+            finally:
+                await provider.aclose()
     except (KeyboardInterrupt, asyncio.CancelledError):
         store.finish_run(
             run_id, "interrupted", reason="interrupted; resume with --resume " + run_id
@@ -435,6 +496,7 @@ async def _drive(
     work: list[tuple[Case, int]],
     ds: Dataset,
     provider: providers.Provider,
+    judge: judges.Judge | None,
     store: Store,
     run_id: str,
     opts: EvalOptions,
@@ -474,10 +536,7 @@ async def _drive(
         except ProviderError as exc:
             row.error, row.error_kind, row.attempts = str(exc), "provider", exc.attempts
         else:
-            parsed = scoring.parse_output(response.text)
-            result = scoring.score_output(
-                specs, response.text, case.expected, case=case, schema=schema, parsed=parsed
-            )
+            result, parsed = await score_one(ds, case, response.text, judge, row)
             row.output = response.text
             row.parsed = None if parsed is scoring.NOT_JSON else parsed
             row.passed, row.score = result.passed, result.score
@@ -489,10 +548,7 @@ async def _drive(
                 provider.model, response.tokens_in, response.tokens_out, response.cached_tokens
             )
             row.finish_reason, row.attempts = response.finish_reason, response.attempts
-            score_rows = [
-                ScoreRow(label, value, result.passed_by[label], result.details.get(label, ""))
-                for label, value in result.scores.items()
-            ]
+            score_rows = _score_rows(result)
         if opts.redact:
             row, score_rows = _redacted(row, score_rows)
         store.record_result(row, score_rows)
@@ -509,8 +565,14 @@ async def _drive(
     try:
         if work:  # load validators and embedding models now, not inside the first timed calls
             case = work[0][0]
+            skip = {s.label: (0.0, "", False) for s in judges.judge_specs(specs)}
             scoring.score_output(
-                specs, json.dumps(case.expected), case.expected, case=case, schema=schema
+                specs,
+                json.dumps(case.expected),
+                case.expected,
+                case=case,
+                schema=schema,
+                precomputed=skip,
             )
         workers = [
             asyncio.create_task(worker()) for _ in range(min(opts.concurrency, max(1, len(work))))
@@ -524,6 +586,37 @@ async def _drive(
             raise
     finally:
         bar.close()
+
+
+async def score_one(
+    ds: Dataset, case: Case, text: str, judge: judges.Judge | None, row: ResultRow
+) -> tuple[scoring.ScoreResult, Any]:
+    """Score one output with the card's scorers, the judge's first; the judge's usage goes
+    on ``row``. Returns the result and the output's JSON parse (NOT_JSON when not JSON)."""
+    specs, schema = ds.card.scorers, ds.card.output_schema
+    parsed = scoring.parse_output(text)
+    precomputed = None
+    if judge is not None:
+        inp = scoring.ScoreInput(text, parsed, case.expected, case, schema)
+        judged = await judges.score_case(
+            judge, specs, inp, input_text=judges.input_text(ds.messages(case)), case_id=case.id
+        )
+        precomputed = judged.scores
+        usage = judged.usage
+        row.judge_calls, row.judge_cached = usage.calls, usage.cached
+        row.judge_tokens_in, row.judge_tokens_out = usage.tokens_in, usage.tokens_out
+        row.judge_latency_ms, row.judge_cost_usd = usage.latency_ms, usage.cost_usd
+    result = scoring.score_output(
+        specs, text, case.expected, case=case, schema=schema, parsed=parsed, precomputed=precomputed
+    )
+    return result, parsed
+
+
+def _score_rows(result: scoring.ScoreResult) -> list[ScoreRow]:
+    return [
+        ScoreRow(label, value, result.passed_by[label], result.details.get(label, ""))
+        for label, value in result.scores.items()
+    ]
 
 
 def _redacted(row: ResultRow, scores: list[ScoreRow]) -> tuple[ResultRow, list[ScoreRow]]:
@@ -566,6 +659,8 @@ def _prepare_resume(
         provider_options=opts.provider_options,
         redact=bool(p.get("redact", opts.redact)),
         progress_interval_s=opts.progress_interval_s,
+        judge=(p.get("judge") or {}).get("target") or opts.judge,
+        allow_self_judge=bool(p.get("allow_self_judge", opts.allow_self_judge)),
     )
     store.reopen_run(run_id)
     return run_id, resumed
@@ -634,6 +729,7 @@ def summarize(
         max_tokens=max_tokens,
         length_cutoffs=sum(1 for r in ok_rows if r["finish_reason"] == "length"),
     )
+    summary.judge = _judge_totals(store, run_id, run["parameters"], rows)
     summary.notes = _notes(summary, len(ok_rows), run["parameters"])
     figures = {
         "p50_latency_ms": summary.p50_latency_ms,
@@ -644,6 +740,31 @@ def summarize(
     }
     summary.budgets = budgets_mod.check(figures, ds.card.budgets, scorer_shares)
     return summary
+
+
+def _judge_totals(
+    store: Store, run_id: str, parameters: Mapping[str, Any], rows: list[dict[str, Any]]
+) -> JudgeTotals | None:
+    judge = parameters.get("judge")
+    if not judge:
+        return None
+    costs = [r["judge_cost_usd"] for r in rows if r.get("judge_cost_usd") is not None]
+    (errors,) = store.conn.execute(
+        "SELECT COUNT(*) FROM scores WHERE run_id = ? AND passed = 0 AND "
+        "(detail LIKE 'judge error:%' OR detail LIKE 'judge answer not understood%')",
+        (run_id,),
+    ).fetchone()
+    return JudgeTotals(
+        target=judge["target"],
+        prompt_hash=parameters.get("judge_prompt_hash"),
+        calls=int(sum(r.get("judge_calls") or 0 for r in rows)),
+        cached=int(sum(r.get("judge_cached") or 0 for r in rows)),
+        tokens_in=int(sum(r.get("judge_tokens_in") or 0 for r in rows)),
+        tokens_out=int(sum(r.get("judge_tokens_out") or 0 for r in rows)),
+        latency_ms=float(sum(r.get("judge_latency_ms") or 0.0 for r in rows)),
+        cost_usd=float(sum(costs)) if costs else None,
+        errors=int(errors),
+    )
 
 
 def _notes(summary: RunSummary, answered: int, parameters: Mapping[str, Any]) -> list[str]:

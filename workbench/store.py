@@ -256,6 +256,24 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE results ADD COLUMN cached_tokens INTEGER;
     ALTER TABLE results ADD COLUMN reasoning_tokens INTEGER;
     """,
+    # 8: model-graded scoring: judge usage per result, the judge answer cache, rescore links
+    """
+    ALTER TABLE results ADD COLUMN judge_calls INTEGER;
+    ALTER TABLE results ADD COLUMN judge_cached INTEGER;
+    ALTER TABLE results ADD COLUMN judge_tokens_in INTEGER;
+    ALTER TABLE results ADD COLUMN judge_tokens_out INTEGER;
+    ALTER TABLE results ADD COLUMN judge_latency_ms REAL;
+    ALTER TABLE results ADD COLUMN judge_cost_usd REAL;
+    ALTER TABLE runs ADD COLUMN source_run TEXT;
+    CREATE TABLE judge_cache (
+        key TEXT PRIMARY KEY,
+        judge TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        answer TEXT NOT NULL,
+        usage TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -279,6 +297,12 @@ _RESULT_COLUMNS = (
     "error",
     "error_kind",
     "attempts",
+    "judge_calls",
+    "judge_cached",
+    "judge_tokens_in",
+    "judge_tokens_out",
+    "judge_latency_ms",
+    "judge_cost_usd",
     "created_at",
 )
 _INSERT_RESULT = (
@@ -315,6 +339,12 @@ class ResultRow:
     error: str | None = None
     error_kind: str | None = None
     attempts: int = 1
+    judge_calls: int | None = None
+    judge_cached: int | None = None
+    judge_tokens_in: int | None = None
+    judge_tokens_out: int | None = None
+    judge_latency_ms: float | None = None
+    judge_cost_usd: float | None = None
 
 
 @dataclass(frozen=True)
@@ -428,6 +458,7 @@ class Store:
         repeats: int | None = None,
         kind: str = "eval",
         run_id: str | None = None,
+        source_run: str | None = None,
     ) -> str:
         """Insert a new run in status ``running`` with its provenance; return its id."""
         run_id = run_id or new_run_id()
@@ -447,6 +478,7 @@ class Store:
             "python_version": platform.python_version(),
             "cases": cases,
             "repeats": repeats,
+            "source_run": source_run,
             "started_at": now(),
         }
         self._write(lambda: self.db.table("runs").insert(row))
@@ -545,6 +577,12 @@ class Store:
             row.error,
             row.error_kind,
             row.attempts,
+            row.judge_calls,
+            row.judge_cached,
+            row.judge_tokens_in,
+            row.judge_tokens_out,
+            row.judge_latency_ms,
+            row.judge_cost_usd,
             now(),
         )
         score_values = [
@@ -618,6 +656,27 @@ class Store:
         )
         frame["passed"] = frame["passed"].astype(bool)
         return frame
+
+    # -- judge answers -------------------------------------------------------
+
+    def judge_answer(self, key: str) -> str | None:
+        """A cached judge answer by its content key, or None."""
+        row = self.conn.execute("SELECT answer FROM judge_cache WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def save_judge_answer(
+        self, key: str, judge: str, kind: str, answer: str, usage: Mapping[str, Any]
+    ) -> None:
+        """Cache a judge answer under its content key (the first answer stays)."""
+
+        def write() -> None:
+            self.conn.execute(
+                "INSERT INTO judge_cache (key, judge, kind, answer, usage, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO NOTHING",
+                (key, judge, kind, answer, json.dumps(dict(usage)), now()),
+            )
+
+        self._write(write)
 
     def close(self) -> None:
         """Close the connection."""

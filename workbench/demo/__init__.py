@@ -1,4 +1,4 @@
-"""The bundled demo target: a support-triage model server with two versions, and its app.
+"""The bundled demo target: a support-triage model server (two versions and a judge), its app.
 
 The library reaches the demo through one hook, :func:`register`: the provider registry
 imports this package and calls it the first time a ``demo:`` target is looked up

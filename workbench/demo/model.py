@@ -36,6 +36,7 @@ __all__ = [
     "PRIORITIES",
     "VERSIONS",
     "Completion",
+    "complete",
     "count_tokens",
     "extract_ticket",
     "respond",
@@ -480,10 +481,20 @@ def respond(
     temperature: float = 0.0,
     seed: int | None = None,
     max_tokens: int | None = None,
+    response_format: Any = None,
 ) -> Completion:
-    """Answer a chat request: JSON text of triage(), token counts, truncation at max_tokens."""
+    """Answer a chat request: JSON text of triage(), token counts, truncation at max_tokens.
+
+    ``response_format`` is accepted and ignored: the answer is always the triage JSON object.
+    """
     answer = triage(version, extract_ticket(messages), temperature=temperature, seed=seed)
-    content = json.dumps(answer, ensure_ascii=False)
+    return complete(messages, json.dumps(answer, ensure_ascii=False), max_tokens=max_tokens)
+
+
+def complete(
+    messages: list[dict[str, Any]], content: str, *, max_tokens: int | None = None
+) -> Completion:
+    """``content`` as the answer to ``messages``: token counts, cut at ``max_tokens`` if over."""
     prompt_tokens = 3 + sum(4 + count_tokens(_message_text(m)) for m in messages)
     completion_tokens = count_tokens(content)
     if max_tokens is not None and completion_tokens > max_tokens:

@@ -2,6 +2,8 @@
 
 Endpoints: ``GET /v1/models``, ``GET /v1/models/{id}``, ``POST /v1/chat/completions``
 (plain JSON or ``stream: true`` server-sent events) and the non-OpenAI ``GET /v1/stats``.
+By default it serves the triage versions (``workbench.demo.model``) and the judge model
+``judge`` (``workbench.demo.judge``), which reads the request's ``response_format``.
 
 Faults are rolled per chat-completion request from ``sha256(seed, sha256(body), n)``, where
 ``n`` counts earlier requests with the identical body, so a run is reproducible given the
@@ -158,6 +160,16 @@ def _parse_chat(raw: bytes, models: Sequence[str]) -> _Chat:
             raise _BadRequest(400, f"Invalid value for '{name}': {value!r}.", "invalid_value", name)
         if value is not None:
             options[name] = value
+    response_format = req.get("response_format")
+    if response_format is not None:
+        if not isinstance(response_format, dict):
+            raise _BadRequest(
+                400,
+                f"Invalid value for 'response_format': {response_format!r}.",
+                "invalid_value",
+                "response_format",
+            )
+        options["response_format"] = response_format
     stream_options = req.get("stream_options") or {}
     return _Chat(
         model=model,
@@ -371,6 +383,15 @@ class _Handler(JSONHandler["DemoServer"]):
         self.wfile.write(frame(*tail) + (b"0\r\n\r\n" if chunked else b""))
 
 
+def _demo_respond(name: str, messages: list[dict[str, Any]], **options: Any) -> _CompletionLike:
+    """The bundled models: ``judge`` grades (workbench.demo.judge), the others triage."""
+    from workbench.demo import judge, model
+
+    if name == judge.MODEL:
+        return judge.respond(messages, **options)
+    return model.respond(name, messages, **options)
+
+
 class DemoServer(LoopbackServer):
     """The demo chat-completions server; start() runs it on a background thread."""
 
@@ -392,10 +413,10 @@ class DemoServer(LoopbackServer):
     ) -> None:
         check_loopback(host, self.label)
         if respond is None:
-            from workbench.demo import model
+            from workbench.demo import judge, model
 
-            respond = model.respond
-            models = tuple(model.VERSIONS) if models is None else models
+            respond = _demo_respond
+            models = (*model.VERSIONS, judge.MODEL) if models is None else models
         models = _DEFAULT_MODELS if models is None else models
         if not models:
             raise ConfigError("the demo server needs at least one model name")

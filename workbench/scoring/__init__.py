@@ -10,7 +10,13 @@ output and scoring it with a card's specs), ``_builtins`` (the built-in scorers)
 """
 
 from workbench.scoring import _builtins as _builtins  # registers the built-in scorers
-from workbench.scoring._judges import JUDGE_SCORERS, REFERENCE_SCORES, REFERENCE_VERDICTS
+from workbench.scoring._judges import (
+    JUDGE_SCORERS,
+    REFERENCE_SCORES,
+    REFERENCE_VERDICTS,
+    JudgeConfig,
+    parse_judge,
+)
 from workbench.scoring._registry import (
     NOT_JSON,
     CaseLike,
@@ -32,6 +38,7 @@ __all__ = [
     "REFERENCE_SCORES",
     "REFERENCE_VERDICTS",
     "CaseLike",
+    "JudgeConfig",
     "ScoreInput",
     "ScoreResult",
     "ScoreValue",
@@ -40,6 +47,7 @@ __all__ = [
     "get",
     "names",
     "narrow",
+    "parse_judge",
     "parse_output",
     "register",
     "score_output",

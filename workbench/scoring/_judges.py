@@ -8,6 +8,7 @@ precomputed. Called directly, as any other scorer, it fails with a message sayin
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from workbench.errors import ScorerError
@@ -25,6 +26,58 @@ REFERENCE_SCORES: Mapping[str, float] = {
     "unrelated": 0.0,
 }
 INCLUDE = ("input", "expected")
+_CONFIG_KEYS = ("model", "temperature", "max_tokens", "seed", "base_url", "api_key_env")
+
+
+@dataclass(frozen=True)
+class JudgeConfig:
+    """A judge: its target and the sampling parameters its requests carry."""
+
+    target: str
+    temperature: float | None = 0.0
+    max_tokens: int | None = 512
+    seed: int | None = 0
+    base_url: str | None = None
+    api_key_env: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """What a run records about its judge (no secret: an API key's variable name only)."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def parse_judge(value: Any) -> tuple[JudgeConfig | None, str | None]:
+    """A card's ``judge:`` (a target, or a mapping with ``model`` and parameters): the config,
+    or None and the problem."""
+    if isinstance(value, str):
+        value = {"model": value}
+    if not isinstance(value, Mapping):
+        return None, "must be a target such as demo:judge, or {model: TARGET, temperature: 0, ...}"
+    unknown = sorted(str(k) for k in value if k not in _CONFIG_KEYS)
+    if unknown:
+        return None, f"{unknown[0]}: unknown key; known: {', '.join(_CONFIG_KEYS)}"
+    target = value.get("model")
+    if not isinstance(target, str) or ":" not in target:
+        return None, "model: must be a target such as demo:judge or openai:gpt-4o-mini"
+    for key in ("temperature",):
+        v = value.get(key, 0.0)
+        if v is not None and (not isinstance(v, int | float) or isinstance(v, bool) or v < 0):
+            return None, f"{key}: must be a number >= 0, got {v!r}"
+    for key in ("max_tokens", "seed"):
+        v = value.get(key)
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
+            return None, f"{key}: must be a whole number >= 0, got {v!r}"
+    for key in ("base_url", "api_key_env"):
+        v = value.get(key)
+        if v is not None and not isinstance(v, str):
+            return None, f"{key}: must be a string"
+    return JudgeConfig(
+        target=target,
+        temperature=value.get("temperature", 0.0),
+        max_tokens=value.get("max_tokens", 512),
+        seed=value.get("seed", 0),
+        base_url=value.get("base_url"),
+        api_key_env=value.get("api_key_env"),
+    ), None
 
 
 def _is_steps(value: Any) -> bool:
