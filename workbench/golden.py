@@ -401,7 +401,10 @@ def parse_card(data: bytes, path: Path, *, default_name: str = "") -> Card:
         judge, problem = scoring.parse_judge(doc["judge"])
         if problem:
             key, _, rest = problem.partition(": ")
-            err(("judge", key) if rest and key.isidentifier() else ("judge",), rest or problem)
+            if rest and key.isidentifier():
+                err(("judge", key), rest)
+            else:
+                err(("judge",), problem)
     if errors:
         raise DatasetError(_join(errors))
     return Card(

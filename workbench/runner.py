@@ -372,6 +372,9 @@ async def arun_eval(
         provider_options.update(providers.options_for(target, {"base_url": opts.base_url or None}))
     provider = providers.build(target, record=opts.record, replay=opts.replay, **provider_options)
     model = provider.model
+    judge = judges.build_judge(
+        judge_config, store, opts
+    )  # before the run: a bad judge writes nothing
     if run_id is None:
         run_id = store.create_run(
             dataset=ds.name,
@@ -387,7 +390,6 @@ async def arun_eval(
     done = store.done_keys(run_id)
     work = [(case, r) for r in range(opts.repeats) for case in selected if (case.id, r) not in done]
     state = _RunState()
-    judge = judges.build_judge(judge_config, store, opts)
     try:
         await provider.start()
         try:
