@@ -15,7 +15,9 @@ from click.testing import CliRunner
 
 from workbench import golden
 from workbench.cli import main
+from workbench.demo.server import DemoServer
 from workbench.errors import ConfigError, DatasetError
+from workbench.rescore import rescore
 from workbench.runner import EvalOptions, run_eval
 from workbench.store import Store
 
@@ -210,3 +212,74 @@ def test_the_judge_changes_the_dataset_hash_only_when_set(tmp_path: Path) -> Non
     a = golden.load_dataset(str(judged_set(tmp_path / "a"))).hash
     b = golden.load_dataset(str(judged_set(tmp_path / "b", judge="demo:other"))).hash
     assert a != b
+
+
+# -- rescore ----------------------------------------------------------------------------------
+
+
+def test_rescore_calls_only_the_judge_and_a_second_rescore_nothing(
+    tmp_path: Path, store: Store
+) -> None:
+    with DemoServer() as model_server, DemoServer() as judge_server:
+        opts = EvalOptions(base_url=model_server.url, concurrency=4)
+        source = run_eval(str(DEMO), "demo:triage-v2", store=store, options=opts)
+        model_calls = model_server.stats()["completions"]
+        assert model_calls == len(golden.load_dataset(str(DEMO)).cases)
+        # the rubric changes: the card gains a judge scorer on the same outputs
+        folder = judged_set(
+            tmp_path, judge={"model": "demo:judge", "base_url": judge_server.url}, cases=None
+        )
+        first = rescore(source.run_id, store=store, card=str(folder))
+        assert model_server.stats()["completions"] == model_calls  # no call to the model
+        assert judge_server.stats()["completions"] == first.results == source.results
+        second = rescore(source.run_id, store=store, card=str(folder))
+        assert judge_server.stats()["completions"] == first.results  # all from the cache
+        assert second.judge is not None and second.judge.calls == 0
+        assert second.judge.cached == first.results
+    run = store.get_run(first.run_id)
+    assert (run["kind"], run["source_run"]) == ("rescore", source.run_id)
+    assert run["parameters"]["rescore_of"] == source.run_id
+    assert judge_scores(store, first.run_id) == judge_scores(store, second.run_id)
+    # the model's figures are the original's; the other scorers score the same
+    assert (first.tokens_in, first.cost_usd) == (source.tokens_in, source.cost_usd)
+    a, b = store.scores_frame(source.run_id), store.scores_frame(first.run_id)
+    same = a.merge(b, on=["case_id", "repeat", "scorer"])
+    assert len(same) == 3 * source.results and (same.score_x == same.score_y).all()
+
+
+def test_rescore_with_some_scorers_and_another_judge(tmp_path: Path, store: Store) -> None:
+    folder = judged_set(tmp_path, cases=10)
+    source = run_eval(str(folder), "demo:triage-v1", store=store)
+    only = rescore(source.run_id, store=store, card=str(folder), scorers=["judge[summary]"])
+    assert set(store.scores_frame(only.run_id)["scorer"]) == {"judge[summary]"}
+    assert store.get_run(only.run_id)["parameters"]["scorers"] == ["judge[summary]"]
+    with pytest.raises(ConfigError, match="no scorer 'nope'.*json_schema"):
+        rescore(source.run_id, store=store, card=str(folder), scorers=["nope"])
+    with pytest.raises(ConfigError, match="allow-self-judge"):
+        rescore(source.run_id, store=store, card=str(folder), judge="demo:triage-v1")
+
+
+def test_rescore_keeps_error_rows_and_cli_prints_the_run(tmp_path: Path) -> None:
+    folder = judged_set(tmp_path, cases=30)
+    db = str(tmp_path / "cli.db")
+    runner = CliRunner()
+    snaps = str(tmp_path / "snaps")
+    eval_args = ["eval", str(folder), "--model", "demo:triage-v1", "--db", db]
+    recorded = runner.invoke(main, [*eval_args, "--limit", "20", "--record", snaps])
+    assert recorded.exit_code == 0, recorded.output
+    # replaying all 30 cases from 20 snapshots: a failed run with 10 error rows
+    replayed = runner.invoke(main, [*eval_args, "--replay", snaps])
+    assert replayed.exit_code == 0, replayed.output  # failed, but no --gate
+    with Store(db) as store:
+        source = store.runs()[0]
+        errors = sum(1 for r in store.result_rows(source["id"]) if r["error"])
+    assert source["status"] == "failed" and errors == 10
+    out = runner.invoke(
+        main, ["rescore", source["id"], "--card", str(folder), "--db", db, "--json"]
+    )
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.stdout)
+    assert doc["errors"] == errors and doc["results"] == 30
+    assert doc["judge"]["calls"] + doc["judge"]["cached"] == 30 - errors
+    missing = runner.invoke(main, ["rescore", "nope", "--db", db])
+    assert missing.exit_code == 1 and "nope" in missing.output

@@ -236,6 +236,56 @@ def eval_command(
     _emit(summary, as_json, gate)
 
 
+@main.command("rescore")
+@click.argument("run_id")
+@click.option(
+    "--scorers",
+    metavar="NAME,...",
+    help="Score with only these of the card's scorers (names or labels, e.g. judge[summary]).",
+)
+@click.option("--judge", metavar="TARGET", help="Judge model over the card's, e.g. demo:judge.")
+@click.option(
+    "--card",
+    metavar="PATH",
+    help="Dataset folder or card to score with [default: the run's dataset as it is now].",
+)
+@click.option(
+    "--allow-self-judge", is_flag=True, help="Let the judge be the model that gave the outputs."
+)
+@click.option("--concurrency", type=click.IntRange(1, 1024), default=8, show_default=True)
+@db_option
+@gate_option("a budget breaks")
+@json_option("the summary")
+@translate_errors
+def rescore_command(
+    run_id: str,
+    scorers: str | None,
+    judge: str | None,
+    card: str | None,
+    allow_self_judge: bool,
+    concurrency: int,
+    db: Path,
+    gate: bool,
+    as_json: bool,
+) -> None:
+    """Score RUN_ID's stored outputs again into a new run, with no call to the model."""
+    from workbench.rescore import rescore
+    from workbench.store import Store
+
+    names = [n.strip() for n in (scorers or "").split(",") if n.strip()]
+    with Store(db) as store:
+        summary = rescore(
+            run_id,
+            store=store,
+            card=card,
+            scorers=names,
+            judge=judge,
+            allow_self_judge=allow_self_judge,
+            concurrency=concurrency,
+        )
+    _emit(summary, as_json, gate)
+
+
 @main.command("runs")
 @db_option
 @click.option("--dataset", help="Only runs of this dataset.")
