@@ -223,15 +223,6 @@ def respond(
 # -- reading the request ------------------------------------------------------------
 
 
-def _message_text(message: Mapping[str, Any]) -> str:
-    content = message.get("content")
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
-    return ""
-
-
 def _unescape(text: str) -> str:
     """Undo the protocol's escaping in one pass, so ``&amp;lt;`` reads ``&lt;``."""
     return _ENTITY.sub(lambda m: "<" if m.group(1) == "lt" else "&", text)
@@ -241,7 +232,7 @@ def _read(
     messages: Sequence[Mapping[str, Any]], response_format: Mapping[str, Any] | None
 ) -> _Request:
     user = next((m for m in reversed(messages) if m.get("role") == "user"), None)
-    text = _message_text(user) if user is not None else ""
+    text = model.message_text(user) if user is not None else ""
     sections: dict[str, str] = {}
     for match in _SECTION.finditer(text):
         sections.setdefault(match.group(1), _unescape(match.group(2)))

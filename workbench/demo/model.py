@@ -24,6 +24,7 @@ import html
 import json
 import random
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +40,7 @@ __all__ = [
     "complete",
     "count_tokens",
     "extract_ticket",
+    "message_text",
     "respond",
     "triage",
 ]
@@ -432,7 +434,7 @@ def extract_ticket(messages: list[dict[str, Any]]) -> str:
     """Ticket text: between <ticket> and </ticket> in the last user message, else all of it."""
     for message in reversed(messages):
         if message.get("role") == "user":
-            text = _message_text(message)
+            text = message_text(message)
             start, end = text.find("<ticket>"), text.rfind("</ticket>")
             if start != -1 and end > start:
                 return text[start + len("<ticket>") : end].strip()
@@ -495,7 +497,7 @@ def complete(
     messages: list[dict[str, Any]], content: str, *, max_tokens: int | None = None
 ) -> Completion:
     """``content`` as the answer to ``messages``: token counts, cut at ``max_tokens`` if over."""
-    prompt_tokens = 3 + sum(4 + count_tokens(_message_text(m)) for m in messages)
+    prompt_tokens = 3 + sum(4 + count_tokens(message_text(m)) for m in messages)
     completion_tokens = count_tokens(content)
     if max_tokens is not None and completion_tokens > max_tokens:
         content = _cut_tokens(content, max(0, max_tokens))
@@ -518,7 +520,8 @@ def _check_version(version: str) -> None:
         )
 
 
-def _message_text(message: dict[str, Any]) -> str:
+def message_text(message: Mapping[str, Any]) -> str:
+    """A chat message's text: its content, or its text parts joined."""
     content = message.get("content")
     if isinstance(content, str):
         return content
