@@ -253,7 +253,8 @@ def test_card_has_the_agreed_shape() -> None:
     assert "<ticket>\n{{ ticket }}\n</ticket>" in card["prompt"]["user"]
     jsonschema.Draft202012Validator.check_schema(card["output_schema"])
     scorers = {s["name"]: s for s in card["scorers"]}
-    assert set(scorers) == {"json_schema", "json_fields", "semantic"}
+    assert set(scorers) == {"json_schema", "json_fields", "semantic", "judge"}
+    assert scorers["judge"]["field"] == "summary" and card["judge"]["model"] == "demo:judge"
     assert scorers["json_fields"]["options"]["fields"] == {
         "category": 3,
         "priority": 1,

@@ -40,12 +40,24 @@ def judged_set(tmp_path: Path, *, judge: Any = "demo:judge", cases: int | None =
     folder = tmp_path / "support-triage"
     folder.mkdir(parents=True, exist_ok=True)
     card = yaml.safe_load((DEMO / "dataset.yaml").read_text())
-    card["scorers"].append(JUDGE_SCORER)
+    card["scorers"] = [s for s in card["scorers"] if s["name"] != "judge"] + [JUDGE_SCORER]
+    card.pop("judge", None)
     if judge is not None:
         card["judge"] = judge
     (folder / "dataset.yaml").write_text(yaml.safe_dump(card, sort_keys=False))
     lines = (DEMO / "cases.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
     (folder / "cases.jsonl").write_text("".join(lines[:cases] if cases else lines))
+    return folder
+
+
+def unjudged_set(tmp_path: Path) -> Path:
+    """The demo set without its judge scorer and judge."""
+    folder = tmp_path / "support-triage"
+    shutil.copytree(DEMO, folder)
+    card = yaml.safe_load((folder / "dataset.yaml").read_text())
+    card["scorers"] = [s for s in card["scorers"] if s["name"] != "judge"]
+    card.pop("judge")
+    (folder / "dataset.yaml").write_text(yaml.safe_dump(card, sort_keys=False))
     return folder
 
 
@@ -114,7 +126,7 @@ def test_replay_without_judge_snapshots_is_refused_before_any_run(
 ) -> None:
     snaps = tmp_path / "snaps"
     opts = EvalOptions.from_flags("demo:triage-v1", limit=5, record=str(snaps))
-    run_eval(str(DEMO), "demo:triage-v1", store=store, options=opts)
+    run_eval(str(unjudged_set(tmp_path / "plain")), "demo:triage-v1", store=store, options=opts)
     with pytest.raises(ConfigError, match=r"no snapshot file .*judge@.* for demo:judge"):
         run_eval(
             str(judged_set(tmp_path, cases=5)),
@@ -225,7 +237,7 @@ def test_rescore_calls_only_the_judge_and_a_second_rescore_nothing(
         source = run_eval(str(DEMO), "demo:triage-v2", store=store, options=opts)
         model_calls = model_server.stats()["completions"]
         assert model_calls == len(golden.load_dataset(str(DEMO)).cases)
-        # the rubric changes: the card gains a judge scorer on the same outputs
+        # the rubric changes: the card's judge scorer gets other criteria, same outputs
         folder = judged_set(
             tmp_path, judge={"model": "demo:judge", "base_url": judge_server.url}, cases=None
         )
@@ -244,6 +256,7 @@ def test_rescore_calls_only_the_judge_and_a_second_rescore_nothing(
     assert (first.tokens_in, first.cost_usd) == (source.tokens_in, source.cost_usd)
     a, b = store.scores_frame(source.run_id), store.scores_frame(first.run_id)
     same = a.merge(b, on=["case_id", "repeat", "scorer"])
+    same = same[same.scorer != "judge[summary]"]  # the rubric that changed
     assert len(same) == 3 * source.results and (same.score_x == same.score_y).all()
 
 

@@ -279,7 +279,8 @@ def test_bad_configs_are_refused(doc: dict, message: str) -> None:
 
 def test_demo_config_is_the_default() -> None:
     config = weekly.load_config(None, fallback=demo.WEEKLY)
-    assert [j.name for j in config.notebooks][:3] == [
+    assert [j.name for j in config.notebooks][:4] == [
+        "judge_calibration",
         "golden_eval-triage-v1",
         "golden_eval-triage-v2",
         "model_delta",

@@ -286,6 +286,70 @@ def rescore_command(
     _emit(summary, as_json, gate)
 
 
+@main.group("judge")
+def judge_group() -> None:
+    """Judges: how far a model-graded scorer agrees with people."""
+
+
+@judge_group.command("calibrate")
+@click.argument("dataset")
+@click.option(
+    "--labels",
+    "labels_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="People's labels, one JSON object per line: {case, output, score or verdict, labeller}.",
+)
+@click.option("--judge", metavar="TARGET", help="Judge model over the card's, e.g. demo:judge.")
+@click.option("--scorer", metavar="NAME", help="Which judge scorer (when the card has several).")
+@click.option(
+    "--repeats",
+    type=click.IntRange(1, 100),
+    default=1,
+    show_default=True,
+    help="Ask the judge K times per output (uncached) to measure how often its verdict flips.",
+)
+@click.option(
+    "--kappa-floor",
+    type=click.FloatRange(-1, 1),
+    help="Kappa below which the judge is not trusted [default: the card's budgets.judge_kappa, "
+    "else 0.6].",
+)
+@click.option("--concurrency", type=click.IntRange(1, 1024), default=8, show_default=True)
+@db_option
+@gate_option("the judge's kappa is below the floor")
+@json_option("the calibration")
+@translate_errors
+def judge_calibrate_command(
+    dataset: str,
+    labels_path: Path,
+    judge: str | None,
+    scorer: str | None,
+    repeats: int,
+    kappa_floor: float | None,
+    concurrency: int,
+    db: Path,
+    gate: bool,
+    as_json: bool,
+) -> None:
+    """Grade people's labelled outputs with the judge and report how far they agree."""
+    from workbench.calibration import calibrate
+    from workbench.store import Store
+
+    with Store(db) as store:
+        result = calibrate(
+            dataset,
+            labels_path,
+            store=store,
+            judge=judge,
+            scorer=scorer,
+            repeats=repeats,
+            floor=kappa_floor,
+            concurrency=concurrency,
+        )
+    _emit(result, as_json, gate)
+
+
 @main.command("runs")
 @db_option
 @click.option("--dataset", help="Only runs of this dataset.")
@@ -339,6 +403,15 @@ def runs_command(db: Path, dataset: str | None, limit: int, as_json: bool) -> No
     is_flag=True,
     help="Allow runs over different dataset versions; compare shared case ids.",
 )
+@click.option(
+    "--pairwise",
+    "pairwise_judge",
+    metavar="JUDGE",
+    help="Also have JUDGE pick the better output per case, in both orders, e.g. demo:judge.",
+)
+@click.option(
+    "--allow-self-judge", is_flag=True, help="Let the pairwise judge be a model under comparison."
+)
 @seed_option("Bootstrap seed.")
 @json_option("counts, cases, statistics and verdict")
 @gate_option("the verdict fails")
@@ -352,6 +425,8 @@ def compare_command(
     max_regressions: int,
     alpha: float,
     shared: bool,
+    pairwise_judge: str | None,
+    allow_self_judge: bool,
     seed: int,
     as_json: bool,
     gate: bool,
@@ -375,6 +450,12 @@ def compare_command(
             alpha=alpha,
             seed=seed,
         )
+        if pairwise_judge:
+            from workbench.pairwise import pairwise
+
+            result.pairwise = pairwise(
+                store, base, cand, pairwise_judge, allow_self_judge=allow_self_judge
+            )
     _emit(result, as_json, gate)
 
 

@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from deepdiff import DeepDiff
@@ -30,6 +30,9 @@ from workbench.configfile import read_yaml
 from workbench.errors import ConfigError, DatasetError, RunError
 from workbench.store import Store
 from workbench.text import percent, show
+
+if TYPE_CHECKING:
+    from workbench.pairwise import Pairwise
 
 __all__ = [
     "BLOCKING",
@@ -134,6 +137,7 @@ class Comparison:
     unused_allow: list[str] = field(default_factory=list)
     base_cases: int = 0  # distinct cases each run has; more than len(cases) for a subset run
     cand_cases: int = 0
+    pairwise: Pairwise | None = None  # a judge's A/B verdicts, both orders (compare --pairwise)
 
     @property
     def coverage(self) -> str | None:
@@ -149,24 +153,31 @@ class Comparison:
     @property
     def ok(self) -> bool:
         """True when the gate passes."""
-        return all(c.ok for c in self.gate)
+        return all(c.ok for c in self.checks())
 
     @property
     def reasons(self) -> list[str]:
         """Why the gate fails (empty when it passes)."""
-        return [c.message for c in self.gate if not c.ok]
+        return [c.message for c in self.checks() if not c.ok]
 
     def checks(self) -> list[Check]:
-        """The gate's rules: blocking regressions within the limit; no significant pass-rate fall."""
-        return list(self.gate)
+        """The gate's rules: blocking regressions within the limit; no significant pass-rate
+        fall; with a pairwise judge, a win rate whose interval reaches 50%."""
+        return list(self.gate) + (self.pairwise.checks() if self.pairwise else [])
 
     def headline(self) -> dict[str, Any]:
-        """Regressions, fixes, changed outputs and the pass-rate delta."""
+        """Regressions, fixes, changed outputs and the pass-rate delta (and the pairwise win
+        rate and position consistency when judged)."""
         counts = self.counts
-        return {
+        out = {
             **{k: counts[k] for k in ("regression", "fix", "changed")},
             "pass_rate_delta": self.stats["pass_rate"]["delta"]["estimate"],
         }
+        if self.pairwise is not None:
+            head = self.pairwise.headline()
+            out["pairwise_win_rate"] = head["win_rate"]
+            out["position_consistency"] = head["position_consistency"]
+        return out
 
     def provenance(self) -> Provenance:
         """The two runs and the dataset version of the baseline."""
@@ -211,8 +222,9 @@ class Comparison:
             "stats": self.stats,
             "flakiness": self.flakiness,
             "verdict": {"ok": self.ok, "reasons": self.reasons, "blocking": list(self.blocking)},
-            "checks": [c.to_dict() for c in self.gate],
+            "checks": [c.to_dict() for c in self.checks()],
             "unused_allow": self.unused_allow,
+            "pairwise": None if self.pairwise is None else self.pairwise.to_dict(),
         }
         if cases:
             out["cases"] = [
@@ -788,6 +800,8 @@ def render_text(cmp: Comparison, *, limit: int = 10) -> str:
                 f"{side}: {f['repeats']} repeats, {len(f['flaky_cases'])} flaky case(s), "
                 f"consistency {f['consistency']:.3f}, pass@k {f['pass_at_k']}"
             )
+    if cmp.pairwise is not None:
+        lines.append(cmp.pairwise.render_text())
     if cmp.unused_allow:
         lines.append("allowlist entries not in these runs: " + ", ".join(cmp.unused_allow))
     verdict = "PASS" if cmp.ok else "FAIL"

@@ -65,7 +65,14 @@ _CARD_KEYS = {
     "structured_output",
     "judge",
 }
-_BUDGET_KEYS = {"p95_latency_ms", "p50_latency_ms", "error_rate", "pass_rate", "mean_score"}
+_BUDGET_KEYS = {
+    "p95_latency_ms",
+    "p50_latency_ms",
+    "error_rate",
+    "pass_rate",
+    "mean_score",
+    "judge_kappa",  # the kappa floor of the card's judge scorers (checked per judge scorer)
+}
 # Sampling parameters a card may set; each reaches the request unless a run overrides it.
 PARAMETER_KEYS = SAMPLING_PARAMETERS
 _RESPONSE_FORMATS = ("text", "json_object", "json_schema")
@@ -369,7 +376,7 @@ def parse_card(data: bytes, path: Path, *, default_name: str = "") -> Card:
                 )
             elif finite(value) is None or value < 0:
                 err(("budgets", key), f"must be a non-negative number, got {short(value)}")
-            elif key in ("error_rate", "pass_rate", "mean_score") and value > 1:
+            elif key in ("error_rate", "pass_rate", "mean_score", "judge_kappa") and value > 1:
                 err(("budgets", key), f"is a fraction between 0 and 1, got {short(value)}")
             else:
                 budgets[key] = float(value)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -22,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from workbench import prices, providers
+from workbench.checks import Check
 from workbench.errors import ConfigError, ProviderError, ReplayMissError
 from workbench.scoring import (
     NOT_JSON,
@@ -36,22 +38,30 @@ from workbench.store import Store
 from workbench.text import clip
 
 __all__ = [
+    "DEFAULT_FLOOR",
     "KINDS",
     "PROMPT_VERSION",
     "Judge",
     "JudgeAnswerError",
     "JudgeUsage",
     "JudgedScores",
+    "Verdict",
     "build_judge",
+    "calibration_key",
     "input_text",
     "judge_config",
+    "judge_one",
     "judge_specs",
+    "kappa_check",
+    "kappa_text",
+    "latest_calibration",
     "messages_for",
     "parse_answer",
     "prompt_hash",
     "response_format",
     "run_parameters",
     "score_case",
+    "spec_kind",
 ]
 
 KINDS = ("rubric", "reference", "pairwise")
@@ -332,19 +342,31 @@ class Judge:
         await self.provider.aclose()
 
     async def ask(
-        self, kind: str, messages: list[dict[str, Any]], *, case_id: str | None = None
+        self,
+        kind: str,
+        messages: list[dict[str, Any]],
+        *,
+        case_id: str | None = None,
+        repeat: int = 0,
     ) -> tuple[str, JudgeUsage]:
-        """The judge's answer text to one judgement, and what it cost (nothing when cached)."""
+        """The judge's answer text to one judgement, and what it cost (nothing when cached).
+
+        A ``repeat`` above 0 asks again to measure the judge's stability: the call skips the
+        cache and, when the judge has a seed, moves it by ``repeat``.
+        """
+        seed = self.config.seed
+        if repeat and seed is not None:
+            seed += repeat
         request = providers.Request(
             messages=messages,
-            case_id=case_id,
+            case_id=case_id if not repeat else f"{case_id}#{repeat}",
             temperature=self.config.temperature,
-            seed=self.config.seed,
+            seed=seed,
             max_tokens=self.config.max_tokens,
             response_format=response_format(kind),
         )
         key = _cache_key(self.config.target, request)
-        if self.store is not None:
+        if self.store is not None and not repeat:
             hit = self.store.judge_answer(key)
             if hit is not None:
                 usage = JudgeUsage(cached=1)
@@ -365,12 +387,60 @@ class Judge:
                 response.cached_tokens,
             ),
         )
-        if self.store is not None and response.finish_reason != "length":
+        if self.store is not None and not repeat and response.finish_reason != "length":
             self.store.save_judge_answer(
                 key, self.config.target, kind, response.text, asdict(usage)
             )
         self.usage.add(usage)
         return response.text, usage
+
+
+# -- trust: the latest calibration of a judge and rubric (see workbench.calibration) ---------
+
+#: Below this kappa a judge is flagged in reports and fails the gate (card: budgets.judge_kappa).
+DEFAULT_FLOOR = 0.6
+
+
+def calibration_key(ds_name: str, spec: ScorerSpec, config: JudgeConfig) -> str:
+    """The key of a judge + rubric: judge target and sampling parameters, the judge prompts'
+    hash, and the scorer (name, field, options, threshold). Endpoints and key names are not
+    part of it: the same judge behind another URL is the same judge."""
+    material = {
+        "dataset": ds_name,
+        "judge": {
+            k: v for k, v in config.to_dict().items() if k not in ("base_url", "api_key_env")
+        },
+        "prompt_hash": prompt_hash(),
+        "scorer": [spec.name, spec.field, dict(spec.options), spec.threshold],
+    }
+    blob = json.dumps(material, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def kappa_text(kappa: float, low: float, high: float, n: int) -> str:
+    """``judge κ = 0.71 [0.58, 0.82] on 60 labels``."""
+    bounds = "" if math.isnan(low) else f" [{low:.2f}, {high:.2f}]"
+    return f"judge κ = {kappa:.2f}{bounds} on {n} labels"
+
+
+def kappa_check(scorer: str, shown: str, kappa: float, floor: float) -> Check:
+    """The judge's kappa against the floor, as a gate check named ``judge_kappa:SCORER``."""
+    name = f"judge_kappa:{scorer}"
+    ok = kappa >= floor
+    verdict = "ok" if ok else "BROKEN: the judge is not trusted; improve the rubric or judge"
+    message = f"{name} {shown} ({'≥' if ok else '<'} floor {floor:.2f}): {verdict}"
+    return Check(name, ok, message, kappa, floor, "min")
+
+
+def latest_calibration(store: Store, key: str) -> dict[str, Any] | None:
+    """The newest finished calibration's summary for this judge + rubric key, or None."""
+    row = store.conn.execute(
+        "SELECT summary FROM runs WHERE kind = 'calibration' AND status = 'finished' "
+        "AND json_extract(parameters, '$.calibration_key') = ? "
+        "ORDER BY started_at DESC, id DESC LIMIT 1",
+        (key,),
+    ).fetchone()
+    return json.loads(row[0]) if row and row[0] else None
 
 
 def run_parameters(config: JudgeConfig) -> dict[str, Any]:
@@ -413,6 +483,73 @@ class JudgedScores:
     usage: JudgeUsage = field(default_factory=JudgeUsage)
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """One judgement of one output by one judge scorer.
+
+    ``value`` is the score in [0, 1]; ``raw`` what the judge said on its own terms (the
+    rubric score on its scale, or the reference verdict), None on an error; ``detail`` the
+    reason (or the error, when ``errored``).
+    """
+
+    value: float
+    detail: str
+    errored: bool
+    raw: float | str | None = None
+    usage: JudgeUsage = field(default_factory=JudgeUsage)
+
+
+def spec_kind(spec: ScorerSpec) -> str:
+    """The judgement kind of a judge scorer: ``rubric`` or ``reference``."""
+    return _SCORER_KIND[spec.name]
+
+
+async def judge_one(
+    judge: Judge,
+    spec: ScorerSpec,
+    inp: ScoreInput,
+    *,
+    input_text: str | None,
+    case_id: str | None = None,
+    repeat: int = 0,
+) -> Verdict:
+    """One judge scorer's verdict on one output (``repeat`` > 0: a fresh, uncached call)."""
+    kind = _SCORER_KIND[spec.name]
+    target = inp
+    if spec.field is not None:
+        narrowed = narrow(inp, spec.field)
+        if isinstance(narrowed, str):
+            return Verdict(0.0, narrowed, False)
+        target = narrowed
+    expected = None if target.expected is NOT_JSON else _as_text(target.expected)
+    if kind == "reference" and expected is None:
+        return Verdict(0.0, "no expected answer to judge against", True)
+    messages = messages_for(
+        kind, spec.options, input_text=input_text, expected_text=expected, outputs=[target.output]
+    )
+    try:
+        text, usage = await judge.ask(kind, messages, case_id=case_id, repeat=repeat)
+    except (ProviderError, ReplayMissError) as exc:
+        return Verdict(0.0, clip(f"judge error: {exc}", 300), True)
+    scale = spec.options.get("scale") or (1, 5)
+    try:
+        answer = parse_answer(kind, text, scale=scale)
+    except JudgeAnswerError as exc:
+        detail = f"judge answer not understood ({exc}): {clip(text, 500)}"
+        return Verdict(0.0, detail, True, usage=usage)
+    if kind == "rubric":
+        low, high = scale
+        value = (answer["score"] - low) / (high - low)
+        said = f"{answer['score']:g}/{high}: {answer['reason']}"
+        raw: float | str = answer["score"]
+    else:
+        table = {**REFERENCE_SCORES, **spec.options.get("scores", {})}
+        value = float(table[answer["verdict"]])
+        said = f"{answer['verdict']}: {answer['reason']}"
+        raw = answer["verdict"]
+    return Verdict(value, clip(said, 500), False, raw, usage)
+
+
 async def score_case(
     judge: Judge,
     specs: Sequence[ScorerSpec],
@@ -424,47 +561,9 @@ async def score_case(
     """Each judge scorer's (score, detail, errored) on one output, for ``score_output``."""
     out = JudgedScores()
     for spec in judge_specs(specs):
-        kind = _SCORER_KIND[spec.name]
-        target = inp
-        if spec.field is not None:
-            narrowed = narrow(inp, spec.field)
-            if isinstance(narrowed, str):
-                out.scores[spec.label] = (0.0, narrowed, False)
-                continue
-            target = narrowed
-        expected = None if target.expected is NOT_JSON else _as_text(target.expected)
-        if kind == "reference" and expected is None:
-            out.scores[spec.label] = (0.0, "no expected answer to judge against", True)
-            continue
-        messages = messages_for(
-            kind,
-            spec.options,
-            input_text=input_text,
-            expected_text=expected,
-            outputs=[target.output],
-        )
-        try:
-            text, usage = await judge.ask(kind, messages, case_id=case_id)
-        except (ProviderError, ReplayMissError) as exc:
-            out.scores[spec.label] = (0.0, clip(f"judge error: {exc}", 300), True)
-            continue
-        out.usage.add(usage)
-        scale = spec.options.get("scale") or (1, 5)
-        try:
-            answer = parse_answer(kind, text, scale=scale)
-        except JudgeAnswerError as exc:
-            detail = f"judge answer not understood ({exc}): {clip(text, 500)}"
-            out.scores[spec.label] = (0.0, detail, True)
-            continue
-        if kind == "rubric":
-            low, high = scale
-            value = (answer["score"] - low) / (high - low)
-            said = f"{answer['score']:g}/{high}: {answer['reason']}"
-        else:
-            table = {**REFERENCE_SCORES, **spec.options.get("scores", {})}
-            value = float(table[answer["verdict"]])
-            said = f"{answer['verdict']}: {answer['reason']}"
-        out.scores[spec.label] = (value, clip(said, 500), False)
+        verdict = await judge_one(judge, spec, inp, input_text=input_text, case_id=case_id)
+        out.usage.add(verdict.usage)
+        out.scores[spec.label] = (verdict.value, verdict.detail, verdict.errored)
     return out
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import sys
 import threading
 import time
@@ -292,16 +293,36 @@ class JudgeTotals:
     latency_ms: float
     cost_usd: float | None
     errors: int  # judge scores that are errors (no answer, or one that did not parse)
+    # per judge scorer label: its latest calibration (kappa, low, high, labels, run_id,
+    # floor), or None when this judge and rubric were never calibrated
+    calibrations: dict[str, dict[str, Any] | None] = field(default_factory=dict)
 
     def render_text(self) -> str:
-        """One line: the judge, its calls (cached), tokens, cost and errors."""
+        """The judge, its calls (cached), tokens, cost and errors; then each judge scorer's
+        calibration (``judge κ = 0.71 [0.58, 0.82] on 60 labels``) or its absence."""
         cost = "" if self.cost_usd is None else f"  cost ${self.cost_usd:,.4f}"
         errors = f"  judge errors {self.errors}" if self.errors else ""
-        return (
+        lines = [
             f"judge {self.target}  calls {self.calls:,} ({self.cached:,} cached)"
             f"  tokens {self.tokens_in:,} in / {self.tokens_out:,} out{cost}{errors}"
             "  (apart from the model's)"
-        )
+        ]
+        for label, cal in self.calibrations.items():
+            lines.append(f"  {label}: {calibration_text(cal)}")
+        return "\n  ".join(lines)
+
+
+def calibration_text(cal: Mapping[str, Any] | None) -> str:
+    """A judge scorer's trust, as shown beside its scores: kappa, interval, labels, floor."""
+    if cal is None:
+        return "judge not calibrated (workbench judge calibrate DATASET --labels LABELS.jsonl)"
+    low = math.nan if cal.get("low") is None else cal["low"]
+    high = math.nan if cal.get("high") is None else cal["high"]
+    shown = judges.kappa_text(cal["kappa"], low, high, cal["labels"])
+    below = "  BELOW the floor {:.2f}: not trusted".format(cal["floor"])
+    return (
+        shown + (below if cal["kappa"] < cal["floor"] else "") + f" (calibration {cal['run_id']})"
+    )
 
 
 _HEADLINE = (
@@ -732,6 +753,8 @@ def summarize(
         length_cutoffs=sum(1 for r in ok_rows if r["finish_reason"] == "length"),
     )
     summary.judge = _judge_totals(store, run_id, run["parameters"], rows)
+    if summary.judge is not None:
+        summary.judge.calibrations = _calibrations(store, ds, run["parameters"])
     summary.notes = _notes(summary, len(ok_rows), run["parameters"])
     figures = {
         "p50_latency_ms": summary.p50_latency_ms,
@@ -741,7 +764,43 @@ def summarize(
         "mean_score": summary.mean_score,
     }
     summary.budgets = budgets_mod.check(figures, ds.card.budgets, scorer_shares)
+    if summary.judge is not None:
+        summary.budgets += _kappa_checks(summary.judge)
     return summary
+
+
+def _calibrations(
+    store: Store, ds: Dataset, parameters: Mapping[str, Any]
+) -> dict[str, dict[str, Any] | None]:
+    """The latest calibration of each of the card's judge scorers with this run's judge."""
+    config = scoring.JudgeConfig.from_dict(parameters["judge"])
+    floor = float(ds.card.budgets.get("judge_kappa", judges.DEFAULT_FLOOR))
+    out: dict[str, dict[str, Any] | None] = {}
+    for spec in judges.judge_specs(ds.card.scorers):
+        found = judges.latest_calibration(store, judges.calibration_key(ds.name, spec, config))
+        out[spec.label] = None
+        if found is not None:
+            k = found["kappa"]
+            out[spec.label] = {
+                "kappa": k["estimate"],
+                "low": k.get("low"),
+                "high": k.get("high"),
+                "labels": found["labels"],
+                "run_id": found["run_id"],
+                "floor": floor,
+            }
+    return out
+
+
+def _kappa_checks(totals: JudgeTotals) -> list[Check]:
+    checks = []
+    for label, cal in totals.calibrations.items():
+        if cal is not None:
+            low = math.nan if cal.get("low") is None else cal["low"]
+            high = math.nan if cal.get("high") is None else cal["high"]
+            shown = judges.kappa_text(cal["kappa"], low, high, cal["labels"])
+            checks.append(judges.kappa_check(label, shown, cal["kappa"], cal["floor"]))
+    return checks
 
 
 def _judge_totals(

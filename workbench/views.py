@@ -16,26 +16,34 @@ from workbench.text import percent as rate
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
+    from workbench.calibration import Calibration
     from workbench.checks import Result
     from workbench.compare import Comparison
+    from workbench.pairwise import Pairwise
     from workbench.runner import RunSummary
 
 __all__ = [
     "PERCENTILES",
     "SVG",
     "Figure",
+    "agreement_frame",
     "budget_frame",
     "case_delta_frame",
     "checks_line",
     "delta_frame",
+    "disagreement_frame",
     "failures_frame",
     "field_figure",
     "field_frame",
     "figure",
     "flakiness_frame",
     "flaky_frame",
+    "judge_cost_frame",
+    "judge_frame",
     "latency_frame",
     "load_frame",
+    "pairwise_case_frame",
+    "pairwise_frame",
     "pin_frame",
     "rate",
     "score_histogram",
@@ -507,3 +515,143 @@ def load_frame(run: Any) -> pd.DataFrame:
         )
     columns = ["endpoint", "kind", "requests", "error rate", "p50 ms", "p95 ms", "p99 ms"]
     return pd.DataFrame(rows, columns=[*columns, "budgets", "verdict"]).set_index("endpoint")
+
+
+# -- judges -------------------------------------------------------------------------------
+
+
+def agreement_frame(cal: Calibration) -> pd.DataFrame:
+    """The calibration's figures: kappa with its interval, agreement, the judge's fail
+    verdicts' precision and recall, flips between repeats, labels and labellers."""
+    fail = cal.fail
+    rows = [
+        ("kappa", cal.kappa.estimate, cal.kappa.low, cal.kappa.high, cal.kappa_kind),
+        (
+            "kappa on pass/fail",
+            cal.verdict_kappa.estimate,
+            cal.verdict_kappa.low,
+            cal.verdict_kappa.high,
+            "Cohen's",
+        ),
+        ("agreement on pass/fail", cal.agreement, None, None, f"{cal.n_labels} labels"),
+        ("fail precision", fail.precision, None, None, f"{fail.tp} of {fail.tp + fail.fp}"),
+        ("fail recall", fail.recall, None, None, f"{fail.tp} of {fail.tp + fail.fn}"),
+        (
+            "verdicts changed between repeats",
+            cal.flip_share,
+            None,
+            None,
+            f"{cal.repeats} repeat(s)" if cal.repeats > 1 else "run with repeats to measure",
+        ),
+        (
+            "labellers agree (pass/fail kappa)",
+            cal.labeller_kappa,
+            None,
+            None,
+            "outputs labelled twice",
+        ),
+    ]
+    return pd.DataFrame(
+        [
+            {
+                "figure": name,
+                "value": _number(value),
+                "95% low": _number(low),
+                "95% high": _number(high),
+                "about": about,
+            }
+            for name, value, low, high, about in rows
+        ]
+    ).set_index("figure")
+
+
+def disagreement_frame(cal: Calibration, *, limit: int | None = None) -> pd.DataFrame:
+    """The labelled outputs where judge and people disagree on pass/fail, worst first."""
+    items = cal.disagreements.copy()
+    items["gap"] = (items["human_value"] - items["judge_value"]).abs()
+    items = items.sort_values(["gap", "case"], ascending=[False, True])
+    columns = ["case", "labeller", "human", "judge", "judge_reason", "note", "output"]
+    frame = items[columns].rename(
+        columns={"human": "people", "judge_reason": "judge's reason", "note": "people's note"}
+    )
+    return (frame if limit is None else frame.head(limit)).set_index("case")
+
+
+def judge_cost_frame(*results: Calibration | Pairwise | RunSummary) -> pd.DataFrame:
+    """What judging cost: calls, cached answers, tokens, latency and money, per result."""
+    rows = []
+    for r in results:
+        usage = getattr(r, "usage", None) or getattr(r, "judge", None)
+        if usage is None or isinstance(usage, str):
+            continue
+        rows.append(
+            {
+                "what": type(r).__name__.lower(),
+                "judge calls": usage.calls,
+                "cached": usage.cached,
+                "tokens in": usage.tokens_in,
+                "tokens out": usage.tokens_out,
+                "latency s": round(usage.latency_ms / 1000, 2),
+                "cost USD": _number(usage.cost_usd),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def judge_frame(summary: RunSummary) -> pd.DataFrame:
+    """Each judge scorer of a judged run: its pass share and mean next to its calibration."""
+    from workbench.runner import calibration_text
+
+    if summary.judge is None:
+        return pd.DataFrame(columns=["scorer", "mean score", "calibration"])
+    return pd.DataFrame(
+        [
+            {
+                "scorer": label,
+                "mean score": _number(summary.scorer_means.get(label)),
+                "calibration": calibration_text(cal),
+            }
+            for label, cal in summary.judge.calibrations.items()
+        ]
+    ).set_index("scorer")
+
+
+def pairwise_frame(p: Pairwise) -> pd.DataFrame:
+    """Pairwise figures: win rate with its interval, wins, ties, sign test, consistency."""
+    iv, c = p.win_rate, p.counts
+    return pd.DataFrame(
+        [
+            {
+                "figure": "candidate win rate",
+                "value": iv.estimate,
+                "95% low": iv.low,
+                "95% high": iv.high,
+            },
+            {"figure": "candidate wins", "value": c["cand_wins"]},
+            {"figure": "baseline wins", "value": c["base_wins"]},
+            {"figure": "ties", "value": c["ties"]},
+            {"figure": "sign test p", "value": p.sign_p},
+            {"figure": "position consistency", "value": _number(p.position_consistency)},
+        ]
+    ).set_index("figure")
+
+
+def pairwise_case_frame(p: Pairwise, *, limit: int | None = 20) -> pd.DataFrame:
+    """The cases the judge decided or found position-inconsistent (not identical outputs)."""
+    names = {"A": "baseline", "B": "candidate", "tie": "tie", None: ""}
+    rows = [
+        {
+            "case": c.case_id,
+            "winner": names[c.outcome],
+            "how": c.how,
+            "baseline first": names[c.base_first],
+            "candidate first": names[c.cand_first],
+            "reason": c.reason,
+        }
+        for c in p.cases
+        if c.how != "identical"
+    ]
+    frame = pd.DataFrame(
+        rows, columns=["case", "winner", "how", "baseline first", "candidate first", "reason"]
+    )
+    return (frame if limit is None else frame.head(limit)).set_index("case")

@@ -30,10 +30,11 @@ from workbench.scoring._registry import (
     register,
     validate_spec,
 )
-from workbench.scoring._score import narrow, parse_output, score_output
+from workbench.scoring._score import MISSING, get_field, narrow, parse_output, score_output
 
 __all__ = [
     "JUDGE_SCORERS",
+    "MISSING",
     "NOT_JSON",
     "REFERENCE_SCORES",
     "REFERENCE_VERDICTS",
@@ -45,6 +46,7 @@ __all__ = [
     "Scorer",
     "ScorerSpec",
     "get",
+    "get_field",
     "names",
     "narrow",
     "parse_judge",

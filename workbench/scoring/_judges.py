@@ -8,7 +8,7 @@ precomputed. Called directly, as any other scorer, it fails with a message sayin
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from workbench.errors import ScorerError
@@ -43,6 +43,12 @@ class JudgeConfig:
     def to_dict(self) -> dict[str, Any]:
         """What a run records about its judge (no secret: an API key's variable name only)."""
         return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, recorded: Mapping[str, Any]) -> JudgeConfig:
+        """The config a run recorded with :meth:`to_dict` (a field left out was None)."""
+        unset = {f.name: None for f in fields(cls) if f.name != "target"}
+        return cls(**{**unset, **recorded})
 
 
 def parse_judge(value: Any) -> tuple[JudgeConfig | None, str | None]:
