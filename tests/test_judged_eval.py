@@ -205,7 +205,7 @@ def test_cli_eval_takes_judge_and_refuses_self_judge(tmp_path: Path) -> None:
         ({"model": "demo:judge", "temp": 0}, "judge.temp: unknown key"),
         ({"model": "judge"}, "judge.model: must be a target"),
         ({"model": "demo:judge", "temperature": -1}, "judge.temperature: must be a number"),
-        (["demo:judge"], "judge: must be a target"),
+        (["demo:judge"], "judge: a panel lists at least two judges"),
     ],
 )
 def test_card_judge_errors_name_the_line_and_field(

@@ -246,3 +246,36 @@ def test_golden_eval_notebook_runs_against_the_server(llama: LlamaServer, tmp_pa
     assert run["status"] == "finished" and run["parameters"]["selection"]["selected"] == 8
     means = run["summary"]["scorer_means"]
     assert means["json_schema"] == 1.0
+
+
+def test_smollm2_as_a_judge_is_measured_against_the_demo_labels(
+    llama: LlamaServer, tmp_path: Path, store: Store
+) -> None:
+    """A 135M model as judge, through structured output: the calibration says what it is."""
+    import shutil
+
+    import yaml
+
+    from workbench.calibration import calibrate, labels_path
+
+    folder = tmp_path / DATASET
+    shutil.copytree(ROOT / "data" / "golden" / DATASET, folder)
+    card = yaml.safe_load((folder / "dataset.yaml").read_text())
+    card["judge"] = {"model": TARGET, "base_url": llama.url, "temperature": 0, "max_tokens": 96}
+    (folder / "dataset.yaml").write_text(yaml.safe_dump(card, sort_keys=False, allow_unicode=True))
+    cal = calibrate(str(folder), labels_path(str(folder)), store=store, concurrency=4)
+    print(cal.render_text())  # the figures, for the record (pytest -s)
+    # structured output holds the answers to the schema: scores on the 1-5 scale, parsed
+    # (an answer cut at max_tokens inside its reason still gives its score; a ticket longer
+    # than a server slot's context is a judge error on that label, reported, not a 0)
+    assert cal.judge_errors <= 5
+    judged = cal.items[cal.items["judged"]]
+    assert len(judged) >= 60 and judged["judge"].isin(["1", "2", "3", "4", "5"]).all()
+    assert cal.usage.calls >= len(cal.items) - 5 and cal.usage.tokens_in > 0
+    # a tiny model does not agree with people; the report says so and the gate holds it back
+    k = cal.kappa
+    assert -1 <= k.low <= k.estimate <= k.high <= 1
+    assert k.estimate < 0.6
+    (check,) = cal.checks()
+    assert not check.ok and "BROKEN" in check.message
+    assert store.get_run(cal.run_id or "")["kind"] == "calibration"

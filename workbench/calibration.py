@@ -216,6 +216,11 @@ class Calibration:
     judge_errors: int
     usage: judges.JudgeUsage
     labeller_kappa: float | None = None  # people among themselves, on outputs two labelled
+    # a panel's judges: each one's pass/fail kappa against people, each pair's among
+    # themselves ("a | b"), and Fleiss' kappa of all of them, on the labels all judged
+    member_kappas: dict[str, float] = dataclasses.field(default_factory=dict)
+    member_agreement: dict[str, float] = dataclasses.field(default_factory=dict)
+    fleiss: float | None = None
 
     @property
     def disagreements(self) -> pd.DataFrame:
@@ -289,6 +294,9 @@ class Calibration:
             "by_tag": json.loads(self.by_tag.to_json(orient="records")),
             "flip_share": self.flip_share,
             "labeller_kappa": self.labeller_kappa,
+            "member_kappas": self.member_kappas,
+            "member_agreement": self.member_agreement,
+            "fleiss": self.fleiss,
             "judge_errors": self.judge_errors,
             "usage": dataclasses.asdict(self.usage),
             "items": json.loads(self.items.to_json(orient="records", force_ascii=False)),
@@ -314,6 +322,12 @@ class Calibration:
             lines.append(
                 f"  repeats {self.repeats}: verdict changed on {self.flip_share:.0%} of outputs"
             )
+        if self.member_kappas:
+            each = ", ".join(f"{t} {k:.2f}" for t, k in self.member_kappas.items())
+            among = ", ".join(f"{p} {k:.2f}" for p, k in self.member_agreement.items())
+            fleiss = "n/a" if self.fleiss is None else f"{self.fleiss:.2f}"
+            lines.append(f"  panel: each judge against people (pass/fail kappa): {each}")
+            lines.append(f"  panel: judges among themselves: {among}; Fleiss' kappa {fleiss}")
         if self.labeller_kappa is not None:
             lines.append(f"  labellers among themselves: kappa {self.labeller_kappa:.2f}")
         lines.append(
@@ -374,7 +388,7 @@ def calibrate(
     floor = float(ds.card.budgets.get("judge_kappa", DEFAULT_FLOOR) if floor is None else floor)
     key = calibration_key(ds.name, spec, config)
     labels_sha = hashlib.sha256(Path(labels_path).read_bytes()).hexdigest()[:16]
-    the_judge = judges.Judge(config, store=store, concurrency=concurrency, timeout_s=timeout_s)
+    the_judge = judges.make_judge(config, store=store, concurrency=concurrency, timeout_s=timeout_s)
     parameters = {
         "calibration_key": key,
         "scorer": spec.label,
@@ -421,7 +435,7 @@ async def _judge_all(
     ds: Dataset,
     spec: scoring.ScorerSpec,
     labels: Sequence[Label],
-    judge: judges.Judge,
+    judge: judges.Judge | judges.Panel,
     repeats: int,
     concurrency: int,
 ) -> list[list[judges.Verdict]]:
@@ -504,6 +518,7 @@ def _compare(
                 "note": lb.note,
                 "output": clip(lb.output, 300),
                 "repeat_values": [v.value for v in vs if not v.errored],
+                "members": {t: v.value for t, v in first.members if not v.errored},
             }
         )
     items = pd.DataFrame(rows)
@@ -579,7 +594,31 @@ def _compare(
         judge_errors=int((~items["judged"]).sum()),
         usage=usage,
         labeller_kappa=_labeller_kappa(labels, human_value, threshold),
+        **_panel_agreement(ok, threshold),
     )
+
+
+def _panel_agreement(ok: pd.DataFrame, threshold: float) -> dict[str, Any]:
+    """A panel's judges against people and among themselves, on pass/fail."""
+    targets = sorted({t for m in ok["members"] for t in m})
+    if len(targets) < 2:
+        return {}
+    full = ok[ok["members"].map(lambda m: all(t in m for t in targets))]
+    if full.empty:
+        return {}
+    verdicts = {t: [_pf(m[t] >= threshold - 1e-9) for m in full["members"]] for t in targets}
+    people = full["human_pass"].map(_pf).tolist()
+    cats = list(_VERDICTS)
+    pairs = agreement.pairwise_kappas(verdicts)
+    return {
+        "member_kappas": {
+            t: agreement.cohen_kappa(people, v, labels=cats) for t, v in verdicts.items()
+        },
+        "member_agreement": {f"{a} | {b}": k for (a, b), k in pairs.items()},
+        "fleiss": agreement.fleiss_kappa(
+            [list(row) for row in zip(*verdicts.values(), strict=True)]
+        ),
+    }
 
 
 def _labeller_kappa(labels: Sequence[Label], value: Any, threshold: float) -> float | None:

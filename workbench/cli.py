@@ -199,7 +199,7 @@ def main() -> None:
 @click.option(
     "--judge",
     metavar="TARGET",
-    help="Judge model for the card's judge scorers, e.g. demo:judge [default: the card's judge].",
+    help="Judge model for the card's judge scorers, e.g. demo:judge; several joined by commas vote as a panel [default: the card's judge].",
 )
 @click.option(
     "--allow-self-judge",

@@ -108,7 +108,7 @@ class Card:
     budgets: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_BUDGETS))
     parameters: Mapping[str, Any] = field(default_factory=dict)
     structured_output: bool = False
-    judge: scoring.JudgeConfig | None = None
+    judge: scoring.AnyJudge | None = None
 
 
 def json_schema_format(name: str, schema: Mapping[str, Any]) -> dict[str, Any]:

@@ -13,11 +13,14 @@ cache, so its snapshot file holds every judge call and a replay reproduces them 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import math
 import re
+import statistics
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
@@ -29,7 +32,9 @@ from workbench.scoring import (
     NOT_JSON,
     REFERENCE_SCORES,
     REFERENCE_VERDICTS,
+    AnyJudge,
     JudgeConfig,
+    JudgePanel,
     ScoreInput,
     ScorerSpec,
     narrow,
@@ -45,6 +50,7 @@ __all__ = [
     "JudgeAnswerError",
     "JudgeUsage",
     "JudgedScores",
+    "Panel",
     "Verdict",
     "build_judge",
     "calibration_key",
@@ -55,6 +61,7 @@ __all__ = [
     "kappa_check",
     "kappa_text",
     "latest_calibration",
+    "make_judge",
     "messages_for",
     "parse_answer",
     "prompt_hash",
@@ -66,7 +73,7 @@ __all__ = [
 
 KINDS = ("rubric", "reference", "pairwise")
 _SCORER_KIND = {"judge": "rubric", "judge_reference": "reference"}
-PROMPT_VERSION = 1  # raise when the prompts below change: it is part of the prompt hash
+PROMPT_VERSION = 2  # raise when the prompts below change: it is part of the prompt hash
 
 _SCHEMAS: dict[str, dict[str, Any]] = {
     "rubric": {
@@ -152,17 +159,19 @@ def judge_specs(specs: Sequence[ScorerSpec]) -> list[ScorerSpec]:
 
 
 def judge_config(
-    card_judge: JudgeConfig | None,
+    card_judge: AnyJudge | None,
     override: str | None,
     *,
     dataset: str,
     target: str,
     specs: Sequence[ScorerSpec],
     allow_self_judge: bool = False,
-) -> JudgeConfig | None:
+) -> AnyJudge | None:
     """The judge of a run: ``--judge`` over the card's; None when no scorer needs one.
 
-    Never the model under test by default: a judge equal to ``target`` is refused unless
+    ``override`` is a target, or several joined by commas for a panel (voting as the card's
+    panel does, else by majority), each with the card's judge parameters. Never the model
+    under test by default: a judge (or panel member) equal to ``target`` is refused unless
     ``allow_self_judge``, and a judge scorer without any judge is a card error.
     """
     needed = judge_specs(specs)
@@ -170,27 +179,52 @@ def judge_config(
         return None
     config = card_judge
     if override:
-        base = asdict(card_judge) if card_judge else {}
-        config = JudgeConfig(**{**base, "target": override})
+        config = _override(card_judge, override)
     if config is None:
         raise ConfigError(
             f"{dataset}: scorer {needed[0].label!r} needs a judge model: add "
             "'judge: {model: TARGET}' to the card or pass --judge TARGET "
             "(the model under test is never used as its own judge without being asked)"
         )
-    if config.target == target and not allow_self_judge:
+    members = config.members if isinstance(config, JudgePanel) else (config,)
+    if any(m.target == target for m in members) and not allow_self_judge:
         raise ConfigError(
-            f"{dataset}: the judge {config.target} is the model under test; a model grading "
+            f"{dataset}: the judge {target} is the model under test; a model grading "
             "itself flatters itself. Name another judge, or pass --allow-self-judge"
         )
     return config
 
 
-def response_format(kind: str) -> dict[str, Any]:
-    """The ``json_schema`` response format of a judge answer of this kind."""
+def _override(card_judge: AnyJudge | None, override: str) -> AnyJudge:
+    base = asdict(card_judge) if isinstance(card_judge, JudgeConfig) else {}
+    targets = [t.strip() for t in override.split(",") if t.strip()]
+    if len(targets) == 1:
+        return JudgeConfig(**{**base, "target": targets[0]})
+    if len(set(targets)) < len(targets):
+        raise ConfigError(f"--judge {override}: a panel names each judge once")
+    vote = card_judge.vote if isinstance(card_judge, JudgePanel) else "majority"
+    return JudgePanel(tuple(JudgeConfig(**{**base, "target": t}) for t in targets), vote)
+
+
+def response_format(kind: str, scale: Sequence[int] | None = None) -> dict[str, Any]:
+    """The ``json_schema`` response format of a judge answer of this kind.
+
+    A rubric's score is held to its scale (an enum of the whole points from lowest to
+    highest), so a server that turns the schema into a grammar, as llama.cpp does, cannot
+    answer off the scale.
+    """
+    schema = _SCHEMAS[kind]
+    if kind == "rubric":
+        low, high = scale or (1, 5)
+        points: dict[str, Any] = (
+            {"type": "integer", "enum": list(range(low, high + 1))}
+            if high - low <= 20
+            else {"type": "integer", "minimum": low, "maximum": high}
+        )
+        schema = {**schema, "properties": {**schema["properties"], "score": points}}
     return {
         "type": "json_schema",
-        "json_schema": {"name": f"judge_{kind}", "schema": _SCHEMAS[kind], "strict": True},
+        "json_schema": {"name": f"judge_{kind}", "schema": schema, "strict": True},
     }
 
 
@@ -263,10 +297,34 @@ def _first_object(text: str) -> dict[str, Any] | None:
     return None
 
 
+_FIELD = {"rubric": "score", "reference": "verdict", "pairwise": "winner"}
+_CUT_VALUE = {
+    "rubric": r'"score"\s*:\s*"?(-?\d+(?:\.\d+)?)"?',
+    "reference": r'"verdict"\s*:\s*"([A-Za-z]+)"',
+    "pairwise": r'"winner"\s*:\s*"([A-Za-z]+)"',
+}
+
+
+def _cut_short(kind: str, text: str) -> dict[str, Any] | None:
+    """An answer cut off inside its JSON object (at max_tokens, mostly in a long reason):
+    its verdict field when that came out whole, and what there is of the reason."""
+    match = re.search(_CUT_VALUE[kind], text)
+    if match is None:
+        return None
+    value: Any = match.group(1)
+    if kind == "rubric":
+        value = float(value)
+    reason = re.search(r'"reason"\s*:\s*"((?:[^"\\]|\\.)*)', text)
+    said = reason.group(1) if reason else ""
+    return {_FIELD[kind]: value, "reason": f"{said} (answer cut short)".strip()}
+
+
 def parse_answer(kind: str, text: str, *, scale: Sequence[int] = (1, 5)) -> dict[str, Any]:
     """A judge's answer as ``{score|verdict|winner, reason}``: the first JSON object in the
     text (fences and prose around it allowed); raises JudgeAnswerError naming what is wrong."""
     doc = _first_object(text)
+    if doc is None:
+        doc = _cut_short(kind, text)
     if doc is None:
         raise JudgeAnswerError("no JSON object in the answer")
     reason = doc.get("reason", "")
@@ -348,6 +406,7 @@ class Judge:
         *,
         case_id: str | None = None,
         repeat: int = 0,
+        scale: Sequence[int] | None = None,
     ) -> tuple[str, JudgeUsage]:
         """The judge's answer text to one judgement, and what it cost (nothing when cached).
 
@@ -363,7 +422,7 @@ class Judge:
             temperature=self.config.temperature,
             seed=seed,
             max_tokens=self.config.max_tokens,
-            response_format=response_format(kind),
+            response_format=response_format(kind, scale),
         )
         key = _cache_key(self.config.target, request)
         if self.store is not None and not repeat:
@@ -401,15 +460,23 @@ class Judge:
 DEFAULT_FLOOR = 0.6
 
 
-def calibration_key(ds_name: str, spec: ScorerSpec, config: JudgeConfig) -> str:
-    """The key of a judge + rubric: judge target and sampling parameters, the judge prompts'
-    hash, and the scorer (name, field, options, threshold). Endpoints and key names are not
-    part of it: the same judge behind another URL is the same judge."""
+def calibration_key(ds_name: str, spec: ScorerSpec, config: AnyJudge) -> str:
+    """The key of a judge + rubric: judge target and sampling parameters (each member's, and
+    the vote, for a panel), the judge prompts' hash, and the scorer (name, field, options,
+    threshold). Endpoints and key names are not part of it: the same judge behind another
+    URL is the same judge."""
+
+    def bare(c: JudgeConfig) -> dict[str, Any]:
+        return {k: v for k, v in c.to_dict().items() if k not in ("base_url", "api_key_env")}
+
+    judge: Any = (
+        {"panel": [bare(m) for m in config.members], "vote": config.vote}
+        if isinstance(config, JudgePanel)
+        else bare(config)
+    )
     material = {
         "dataset": ds_name,
-        "judge": {
-            k: v for k, v in config.to_dict().items() if k not in ("base_url", "api_key_env")
-        },
+        "judge": judge,
         "prompt_hash": prompt_hash(),
         "scorer": [spec.name, spec.field, dict(spec.options), spec.threshold],
     }
@@ -443,7 +510,40 @@ def latest_calibration(store: Store, key: str) -> dict[str, Any] | None:
     return json.loads(row[0]) if row and row[0] else None
 
 
-def run_parameters(config: JudgeConfig) -> dict[str, Any]:
+class Panel:
+    """Several judges, each with its own provider and cache, voting on every judgement."""
+
+    def __init__(self, config: JudgePanel, **options: Any) -> None:
+        self.config = config
+        self.members = [Judge(m, **options) for m in config.members]
+
+    @property
+    def usage(self) -> JudgeUsage:
+        """What the panel's judges cost together."""
+        total = JudgeUsage()
+        for member in self.members:
+            total.add(member.usage)
+        return total
+
+    async def start(self) -> None:
+        """Start every judge's provider."""
+        for member in self.members:
+            await member.start()
+
+    async def aclose(self) -> None:
+        """Stop every judge's provider."""
+        for member in self.members:
+            await member.aclose()
+
+
+def make_judge(config: AnyJudge, **options: Any) -> Judge | Panel:
+    """A judge, or a panel of judges, for this config (options as :class:`Judge` takes)."""
+    if isinstance(config, JudgePanel):
+        return Panel(config, **options)
+    return Judge(config, **options)
+
+
+def run_parameters(config: AnyJudge) -> dict[str, Any]:
     """What a judged run records about its judge: the config and the prompts' hash."""
     return {"judge": config.to_dict(), "judge_prompt_hash": prompt_hash()}
 
@@ -460,12 +560,12 @@ class _RunOptions(Protocol):
 
 
 def build_judge(
-    config: JudgeConfig | None, store: Store | None, options: _RunOptions
-) -> Judge | None:
+    config: AnyJudge | None, store: Store | None, options: _RunOptions
+) -> Judge | Panel | None:
     """The judge of a run with these options (snapshots, concurrency, timeout), or None."""
     if config is None:
         return None
-    return Judge(
+    return make_judge(
         config,
         store=store,
         record=options.record,
@@ -497,6 +597,7 @@ class Verdict:
     errored: bool
     raw: float | str | None = None
     usage: JudgeUsage = field(default_factory=JudgeUsage)
+    members: tuple[tuple[str, Verdict], ...] = ()  # a panel's: each judge's own verdict
 
 
 def spec_kind(spec: ScorerSpec) -> str:
@@ -505,7 +606,7 @@ def spec_kind(spec: ScorerSpec) -> str:
 
 
 async def judge_one(
-    judge: Judge,
+    judge: Judge | Panel,
     spec: ScorerSpec,
     inp: ScoreInput,
     *,
@@ -513,7 +614,16 @@ async def judge_one(
     case_id: str | None = None,
     repeat: int = 0,
 ) -> Verdict:
-    """One judge scorer's verdict on one output (``repeat`` > 0: a fresh, uncached call)."""
+    """One judge scorer's verdict on one output (``repeat`` > 0: a fresh, uncached call);
+    a panel's is its judges' vote."""
+    if isinstance(judge, Panel):
+        verdicts = await asyncio.gather(
+            *(
+                judge_one(m, spec, inp, input_text=input_text, case_id=case_id, repeat=repeat)
+                for m in judge.members
+            )
+        )
+        return _vote(judge.config, spec, [m.config.target for m in judge.members], verdicts)
     kind = _SCORER_KIND[spec.name]
     target = inp
     if spec.field is not None:
@@ -527,11 +637,17 @@ async def judge_one(
     messages = messages_for(
         kind, spec.options, input_text=input_text, expected_text=expected, outputs=[target.output]
     )
+    scale = spec.options.get("scale") or (1, 5)
     try:
-        text, usage = await judge.ask(kind, messages, case_id=case_id, repeat=repeat)
+        text, usage = await judge.ask(
+            kind,
+            messages,
+            case_id=case_id,
+            repeat=repeat,
+            scale=scale if kind == "rubric" else None,
+        )
     except (ProviderError, ReplayMissError) as exc:
         return Verdict(0.0, clip(f"judge error: {exc}", 300), True)
-    scale = spec.options.get("scale") or (1, 5)
     try:
         answer = parse_answer(kind, text, scale=scale)
     except JudgeAnswerError as exc:
@@ -550,8 +666,34 @@ async def judge_one(
     return Verdict(value, clip(said, 500), False, raw, usage)
 
 
+def _vote(
+    panel: JudgePanel, spec: ScorerSpec, targets: Sequence[str], verdicts: Sequence[Verdict]
+) -> Verdict:
+    """A panel's verdict: the median (majority) or mean of its judges' scores; a judge that
+    failed is left out, and all of them failing is an error."""
+    usage = JudgeUsage()
+    for v in verdicts:
+        usage.add(v.usage)
+    members = tuple(zip(targets, verdicts, strict=True))
+    ok = [v for v in verdicts if not v.errored]
+    said = "; ".join(f"{t}: {v.detail}" for t, v in members)
+    if not ok:
+        return Verdict(0.0, clip(f"every judge failed: {said}", 500), True, usage=usage)
+    values = [v.value for v in ok]
+    pick = statistics.median if panel.vote == "majority" else statistics.fmean
+    raw: float | str | None
+    if _SCORER_KIND[spec.name] == "rubric":
+        raw = float(pick([float(v.raw) for v in ok if isinstance(v.raw, int | float)]))
+    else:  # the verdict most judges gave (ties: the lower-scored)
+        counts = Counter(str(v.raw) for v in ok)
+        raw = max(counts, key=lambda w: (counts[w], -REFERENCE_VERDICTS.index(w)))
+    value = float(pick(values))
+    detail = f"{panel.vote} of {len(ok)} judge(s), {value:.2f}: {said}"
+    return Verdict(value, clip(detail, 500), False, raw, usage, members)
+
+
 async def score_case(
-    judge: Judge,
+    judge: Judge | Panel,
     specs: Sequence[ScorerSpec],
     inp: ScoreInput,
     *,

@@ -179,7 +179,9 @@ def pairwise(
     if criteria is None:
         criteria = str(spec.options.get("criteria")) if spec is not None else DEFAULT_CRITERIA
     card_judge = ds.card.judge
-    base_config = dataclasses.asdict(card_judge) if card_judge else {}
+    base_config = (
+        dataclasses.asdict(card_judge) if isinstance(card_judge, scoring.JudgeConfig) else {}
+    )
     config = scoring.JudgeConfig(**{**base_config, "target": judge})
     cases = {c.id: c for c in ds.cases}
     base_rows, cand_rows = _first_rows(store, base_run), _first_rows(store, cand_run)

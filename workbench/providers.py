@@ -788,7 +788,10 @@ class RecordingProvider:
         return int(getattr(self.inner, "retries", 0))
 
     async def start(self) -> None:
-        """Start the wrapped provider."""
+        """Start the wrapped provider, creating its snapshot file: a recording in which this
+        target was never called (a judge with nothing to judge) still replays."""
+        self.snapshots.folder.mkdir(parents=True, exist_ok=True)
+        self.snapshots.path.touch(exist_ok=True)
         await self.inner.start()
 
     async def aclose(self) -> None:

@@ -148,7 +148,7 @@ class _Options:
 async def _score_all(
     ds: Dataset,
     rows: list[dict[str, Any]],
-    judge: judges.Judge | None,
+    judge: judges.Judge | judges.Panel | None,
     store: Store,
     run_id: str,
     concurrency: int,

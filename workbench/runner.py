@@ -169,7 +169,7 @@ def _run_parameters(
     opts: EvalOptions,
     request: Mapping[str, Any],
     selected: int,
-    judge: scoring.JudgeConfig | None = None,
+    judge: scoring.AnyJudge | None = None,
 ) -> dict[str, Any]:
     """What a run records: the effective parameters, where they came from, the selection."""
     out = opts.parameters()
@@ -519,7 +519,7 @@ async def _drive(
     work: list[tuple[Case, int]],
     ds: Dataset,
     provider: providers.Provider,
-    judge: judges.Judge | None,
+    judge: judges.Judge | judges.Panel | None,
     store: Store,
     run_id: str,
     opts: EvalOptions,
@@ -612,7 +612,7 @@ async def _drive(
 
 
 async def score_one(
-    ds: Dataset, case: Case, text: str, judge: judges.Judge | None, row: ResultRow
+    ds: Dataset, case: Case, text: str, judge: judges.Judge | judges.Panel | None, row: ResultRow
 ) -> tuple[scoring.ScoreResult, Any]:
     """Score one output with the card's scorers, the judge's first; the judge's usage goes
     on ``row``. Returns the result and the output's JSON parse (NOT_JSON when not JSON)."""
@@ -773,7 +773,7 @@ def _calibrations(
     store: Store, ds: Dataset, parameters: Mapping[str, Any]
 ) -> dict[str, dict[str, Any] | None]:
     """The latest calibration of each of the card's judge scorers with this run's judge."""
-    config = scoring.JudgeConfig.from_dict(parameters["judge"])
+    config = scoring.judge_from_dict(parameters["judge"])
     floor = float(ds.card.budgets.get("judge_kappa", judges.DEFAULT_FLOOR))
     out: dict[str, dict[str, Any] | None] = {}
     for spec in judges.judge_specs(ds.card.scorers):

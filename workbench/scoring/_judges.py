@@ -51,9 +51,76 @@ class JudgeConfig:
         return cls(**{**unset, **recorded})
 
 
-def parse_judge(value: Any) -> tuple[JudgeConfig | None, str | None]:
-    """A card's ``judge:`` (a target, or a mapping with ``model`` and parameters): the config,
-    or None and the problem."""
+VOTES = ("majority", "mean")
+
+
+@dataclass(frozen=True)
+class JudgePanel:
+    """Several judges voting on each judgement: ``majority`` takes the median score (the
+    verdict most judges give, at any threshold), ``mean`` the mean."""
+
+    members: tuple[JudgeConfig, ...]
+    vote: str = "majority"
+
+    @property
+    def target(self) -> str:
+        """The panel's name: its members' targets joined by ``+``."""
+        return "+".join(m.target for m in self.members)
+
+    def to_dict(self) -> dict[str, Any]:
+        """What a run records about its judges."""
+        return {
+            "target": self.target,
+            "panel": [m.to_dict() for m in self.members],
+            "vote": self.vote,
+        }
+
+
+AnyJudge = JudgeConfig | JudgePanel
+
+
+def judge_from_dict(recorded: Mapping[str, Any]) -> AnyJudge:
+    """A judge or panel as a run recorded it (``to_dict``)."""
+    if "panel" in recorded:
+        members = tuple(JudgeConfig.from_dict(m) for m in recorded["panel"])
+        return JudgePanel(members, recorded.get("vote", "majority"))
+    return JudgeConfig.from_dict(recorded)
+
+
+def parse_judge(value: Any) -> tuple[AnyJudge | None, str | None]:
+    """A card's ``judge:``: a target, a mapping with ``model`` and parameters, or a panel (a
+    list of those, or ``{panel: [...], vote: majority | mean}``); the config, or None and the
+    problem."""
+    if isinstance(value, list) or (isinstance(value, Mapping) and "panel" in value):
+        return _parse_panel(value)
+    return _parse_one(value)
+
+
+def _parse_panel(value: Any) -> tuple[JudgePanel | None, str | None]:
+    vote = "majority"
+    if isinstance(value, Mapping):
+        unknown = sorted(str(k) for k in value if k not in ("panel", "vote"))
+        if unknown:
+            return None, f"{unknown[0]}: unknown key of a panel; known: panel, vote"
+        vote = value.get("vote", "majority")
+        if vote not in VOTES:
+            return None, f"vote: {vote!r}; use one of {', '.join(VOTES)}"
+        value = value["panel"]
+    if not isinstance(value, list) or len(value) < 2:
+        return None, "a panel lists at least two judges, e.g. [demo:judge, openai:gpt-4o-mini]"
+    members = []
+    for i, item in enumerate(value):
+        config, problem = _parse_one(item)
+        if config is None:
+            return None, f"panel[{i}].{problem}"
+        members.append(config)
+    targets = [m.target for m in members]
+    if len(set(targets)) < len(targets):
+        return None, "a panel names each judge once"
+    return JudgePanel(tuple(members), vote), None
+
+
+def _parse_one(value: Any) -> tuple[JudgeConfig | None, str | None]:
     if isinstance(value, str):
         value = {"model": value}
     if not isinstance(value, Mapping):
