@@ -318,6 +318,12 @@ class Calibration:
             f"  judge's fail verdicts: precision {_pct(fail.precision)}  recall "
             f"{_pct(fail.recall)}  (tp {fail.tp}, fp {fail.fp}, fn {fail.fn}, tn {fail.tn})",
         ]
+        judged = self.items[self.items["judged"]]
+        if len(judged) > 1 and judged["judge"].nunique() == 1:
+            lines.append(
+                f"  the judge gave every output the same grade ({judged['judge'].iloc[0]}): "
+                "it does not tell outputs apart, whatever its agreement"
+            )
         if self.flip_share is not None:
             lines.append(
                 f"  repeats {self.repeats}: verdict changed on {self.flip_share:.0%} of outputs"
