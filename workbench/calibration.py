@@ -58,6 +58,7 @@ __all__ = [
     "kappa_check",
     "kappa_text",
     "labels_path",
+    "pick_scorer",
     "latest_calibration",
     "read_labels",
 ]

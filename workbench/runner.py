@@ -43,6 +43,7 @@ __all__ = [
     "JudgeTotals",
     "RunSummary",
     "arun_eval",
+    "calibration_text",
     "request_parameters",
     "run_eval",
     "run_sync",
