@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import yaml
 from jinja2 import StrictUndefined, Template, TemplateError, meta
 from jinja2.sandbox import SandboxedEnvironment
@@ -53,7 +54,7 @@ __all__ = [
 CARD_NAMES = ("dataset.yaml", "dataset.yml", "dataset.json")
 CASES_NAME = "cases.jsonl"
 DEFAULT_BUDGETS: dict[str, float] = {"p95_latency_ms": 1500.0, "error_rate": 0.005}
-_CASE_KEYS = {"id", "input", "expected", "tags", "metadata"}
+_CASE_KEYS = {"id", "input", "expected", "tags", "metadata", "tools", "tool_choice"}
 _CARD_KEYS = {
     "name",
     "description",
@@ -64,6 +65,8 @@ _CARD_KEYS = {
     "parameters",
     "structured_output",
     "judge",
+    "tools",
+    "tool_choice",
 }
 _BUDGET_KEYS = {
     "p95_latency_ms",
@@ -93,6 +96,8 @@ class Case:
     expected: Any
     tags: tuple[str, ...] = ()
     line: int = 0
+    tools: list[dict[str, Any]] | None = None  # over the card's
+    tool_choice: str | dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,8 @@ class Card:
     parameters: Mapping[str, Any] = field(default_factory=dict)
     structured_output: bool = False
     judge: scoring.AnyJudge | None = None
+    tools: list[dict[str, Any]] | None = None  # OpenAI function definitions offered
+    tool_choice: str | dict[str, Any] | None = None  # none | auto | required | a function
 
 
 def json_schema_format(name: str, schema: Mapping[str, Any]) -> dict[str, Any]:
@@ -141,6 +148,12 @@ class Dataset:
     def messages(self, case: Case) -> list[dict[str, Any]]:
         """The chat messages sent to the model for a case."""
         return render_messages(self.card, case)
+
+    def tools(self, case: Case) -> tuple[list[dict[str, Any]] | None, Any]:
+        """The tools offered for a case and the tool choice: the case's, else the card's."""
+        tools = case.tools if case.tools is not None else self.card.tools
+        choice = case.tool_choice if case.tool_choice is not None else self.card.tool_choice
+        return tools, (choice if tools else None)
 
 
 @dataclass(frozen=True)
@@ -281,9 +294,14 @@ def dataset_hash(card: Card, cases: tuple[Case, ...]) -> str:
         card_doc["structured_output"] = True
     if card.judge is not None:  # likewise: only a card that names a judge hashes it
         card_doc["judge"] = card.judge.to_dict()
+    if card.tools is not None:  # and tools, when offered
+        card_doc["tools"] = [card.tools, card.tool_choice]
     digest.update(_canonical(card_doc))
     for case in cases:
-        digest.update(_canonical([case.id, case.input, case.expected, list(case.tags)]))
+        item: list[Any] = [case.id, case.input, case.expected, list(case.tags)]
+        if case.tools is not None or case.tool_choice is not None:
+            item.append([case.tools, case.tool_choice])
+        digest.update(_canonical(item))
     return digest.hexdigest()[:16]
 
 
@@ -412,6 +430,19 @@ def parse_card(data: bytes, path: Path, *, default_name: str = "") -> Card:
                 err(("judge", key), rest)
             else:
                 err(("judge",), problem)
+    tools = doc.get("tools")
+    if tools is not None:
+        problem = tools_problem(tools)
+        if problem and problem.startswith("["):
+            where, _, rest = problem.partition(": ")
+            err(("tools", where), rest)
+        elif problem:
+            err(("tools",), problem)
+    tool_choice = doc.get("tool_choice")
+    if tool_choice is not None:
+        problem = tool_choice_problem(tool_choice, tools)
+        if problem:
+            err(("tool_choice",), problem)
     if errors:
         raise DatasetError(_join(errors))
     return Card(
@@ -425,7 +456,51 @@ def parse_card(data: bytes, path: Path, *, default_name: str = "") -> Card:
         parameters=dict(parameters),
         structured_output=structured,
         judge=judge,
+        tools=tools,
+        tool_choice=tool_choice,
     )
+
+
+def tools_problem(tools: Any) -> str | None:
+    """Why a ``tools`` list is not OpenAI function definitions, or None."""
+    if not isinstance(tools, list) or not tools:
+        return "must be a non-empty list of {type: function, function: {name, parameters}}"
+    seen: set[str] = set()
+    for i, tool in enumerate(tools):
+        fn = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(tool, dict) or tool.get("type") != "function" or not isinstance(fn, dict):
+            return f"[{i}]: must be {{type: function, function: {{name, description, parameters}}}}"
+        name = fn.get("name")
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name):
+            return f"[{i}].function.name: must be 1-64 letters, digits, _ or -, got {short(name)}"
+        if name in seen:
+            return f"[{i}].function.name: {name!r} is offered twice"
+        seen.add(name)
+        params = fn.get("parameters", {"type": "object", "properties": {}})
+        if not isinstance(params, dict):
+            return f"[{i}].function.parameters: must be a JSON Schema object"
+        try:
+            jsonschema.Draft202012Validator.check_schema(params)
+        except jsonschema.SchemaError as exc:
+            return f"[{i}].function.parameters: not a valid JSON Schema: {exc.message}"
+    return None
+
+
+def tool_choice_problem(choice: Any, tools: Any) -> str | None:
+    """Why a ``tool_choice`` cannot be sent with these tools, or None."""
+    names = [
+        t["function"]["name"]
+        for t in tools or ()
+        if isinstance(t, dict) and isinstance(t.get("function"), dict)
+    ]
+    if choice in ("none", "auto", "required"):
+        return None if tools else "needs tools to choose from"
+    if isinstance(choice, dict) and choice.get("type") == "function":
+        name = (choice.get("function") or {}).get("name")
+        if name in names:
+            return None
+        return f"names {short(name)}, which is not one of the tools ({', '.join(names) or 'none'})"
+    return "must be none, auto, required or {type: function, function: {name: NAME}}"
 
 
 def parameter_problem(key: str, value: Any) -> str | None:
@@ -582,7 +657,7 @@ def parse_cases(data: bytes, path: Path, *, card: Card | None = None) -> tuple[C
         except (json.JSONDecodeError, ValueError, RecursionError) as exc:
             errors.append(f"{path}:{lineno}: not valid JSON: {_first_line(exc)}")
             continue
-        problem = _check_case(doc, needed)
+        problem = _check_case(doc, needed) or _case_tools_problem(doc, card)
         if problem:
             errors.append(f"{path}:{lineno}: {clip_counted(problem, _QUOTE)}")
             continue
@@ -601,6 +676,8 @@ def parse_cases(data: bytes, path: Path, *, card: Card | None = None) -> tuple[C
                 expected=doc.get("expected"),
                 tags=tuple(doc.get("tags", ())),
                 line=lineno,
+                tools=doc.get("tools"),
+                tool_choice=doc.get("tool_choice"),
             )
         )
     if not errors and not cases:
@@ -608,6 +685,18 @@ def parse_cases(data: bytes, path: Path, *, card: Card | None = None) -> tuple[C
     if errors:
         raise DatasetError(_join(errors))
     return tuple(cases)
+
+
+def _case_tools_problem(doc: dict[str, Any], card: Card | None) -> str | None:
+    """Why a case's own tools or tool choice cannot be sent, or None."""
+    tools = doc.get("tools")
+    if tools is not None and (problem := tools_problem(tools)):
+        return f"tools{problem if problem.startswith('[') else ': ' + problem}"
+    choice = doc.get("tool_choice")
+    offered = tools if tools is not None else (card.tools if card else None)
+    if choice is not None and (problem := tool_choice_problem(choice, offered)):
+        return f"tool_choice: {problem}"
+    return None
 
 
 def _check_case(doc: Any, needed: set[str]) -> str | None:
@@ -640,6 +729,23 @@ def _check_case(doc: Any, needed: set[str]) -> str | None:
                 return f"input.messages[{i}]: must be an object with a string 'role'"
             if msg["role"] not in ("system", "user", "assistant", "tool", "developer"):
                 return f"input.messages[{i}].role: unknown role {short(msg['role'])}"
+            calls = msg.get("tool_calls")
+            if calls is not None and msg["role"] == "assistant":
+                if not isinstance(calls, list) or not all(
+                    isinstance(c, dict)
+                    and isinstance(c.get("id"), str)
+                    and isinstance((c.get("function") or {}).get("name"), str)
+                    and isinstance((c.get("function") or {}).get("arguments"), str)
+                    for c in calls
+                ):
+                    return (
+                        f"input.messages[{i}].tool_calls: must be a list of {{id, type: function, "
+                        "function: {name, arguments (a JSON string)}}"
+                    )
+                if msg.get("content") is None:
+                    continue
+            if msg["role"] == "tool" and not isinstance(msg.get("tool_call_id"), str):
+                return f"input.messages[{i}].tool_call_id: a tool result names the call it answers"
             if not isinstance(msg.get("content"), str | list):
                 return f"input.messages[{i}].content: must be a string or a list of parts"
     else:

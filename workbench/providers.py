@@ -65,17 +65,20 @@ class Request:
     stop: str | list[str] | None = None
     presence_penalty: float | None = None
     frequency_penalty: float | None = None
+    tools: list[dict[str, Any]] | None = None  # OpenAI function definitions offered
+    tool_choice: str | dict[str, Any] | None = None  # none | auto | required | a named function
 
     def params(self) -> dict[str, Any]:
-        """The sampling parameters that are set (they are part of the snapshot key)."""
+        """The sampling parameters and tools that are set (they are part of the snapshot key)."""
         out: dict[str, Any] = {}
-        for name in SAMPLING_PARAMETERS:
+        for name in (*SAMPLING_PARAMETERS, *TOOL_PARAMETERS):
             value = getattr(self, name)
             if value is not None:
                 out[name] = dict(value) if isinstance(value, Mapping) else value
         return out
 
 
+TOOL_PARAMETERS = ("tools", "tool_choice")
 SAMPLING_PARAMETERS = (
     "temperature",
     "top_p",
@@ -106,6 +109,12 @@ class Response:
     replayed: bool = False
     cached_tokens: int | None = None
     reasoning_tokens: int | None = None
+    # the calls the model made, in order: {"id", "name", "arguments"} with the arguments as
+    # the raw JSON text the model wrote (parsed and checked by the scorers, not here)
+    tool_calls: list[dict[str, str]] | None = None
+    # a multi-step app's trajectory: the assistant and tool messages of its steps, each
+    # optionally with "latency_ms", "tokens_in" and "tokens_out"
+    steps: list[dict[str, Any]] | None = None
 
 
 class Provider(Protocol):
@@ -457,12 +466,14 @@ class OpenAIProvider:
             doc = json.loads(raw)
             choice = doc["choices"][0]
             text = choice["message"].get("content") or ""
+            calls = tool_calls_of(choice["message"].get("tool_calls"))
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
             raise _Retryable(f"malformed response body (HTTP {r.status}): {raw[:80]!r}") from None
         return Response(
             text=text,
             finish_reason=choice.get("finish_reason"),
             latency_ms=latency,
+            tool_calls=calls,
             **_usage(doc.get("usage")),
         )
 
@@ -472,6 +483,7 @@ class OpenAIProvider:
         usage: dict[str, Any] = {}
         ttft: float | None = None
         done = False
+        calls = _ToolCallAssembler()
         async for raw in r.content:
             line = raw.strip()
             if not line.startswith(b"data:"):
@@ -487,11 +499,17 @@ class OpenAIProvider:
             if chunk.get("usage"):
                 usage = chunk["usage"]
             for choice in chunk.get("choices") or []:
-                piece = (choice.get("delta") or {}).get("content")
+                delta = choice.get("delta") or {}
+                piece = delta.get("content")
+                if (piece or delta.get("tool_calls")) and ttft is None:
+                    ttft = (time.perf_counter() - t0) * 1000
                 if piece:
-                    if ttft is None:
-                        ttft = (time.perf_counter() - t0) * 1000
                     parts.append(piece)
+                if delta.get("tool_calls"):
+                    try:
+                        calls.add(delta["tool_calls"])
+                    except (KeyError, TypeError, ValueError, AttributeError):
+                        raise _Retryable(f"malformed tool-call delta: {data[:80]!r}") from None
                 if choice.get("finish_reason"):
                     finish = choice["finish_reason"]
         if not done and finish is None:
@@ -501,6 +519,7 @@ class OpenAIProvider:
             finish_reason=finish,
             latency_ms=(time.perf_counter() - t0) * 1000,
             ttft_ms=ttft,
+            tool_calls=calls.result(),
             **_usage(usage),
         )
 
@@ -510,6 +529,54 @@ class OpenAIProvider:
         if r.status == 429 or r.status >= 500 or r.status == 408:
             raise _Retryable(f"HTTP {r.status}: {message}", _retry_after(r.headers))
         raise ProviderError(f"{self.target}: HTTP {r.status}: {message}")
+
+
+def tool_calls_of(raw: Any) -> list[dict[str, str]] | None:
+    """A message's ``tool_calls`` as ``[{"id", "name", "arguments"}]`` (None when it has none).
+
+    Arguments stay the text the model wrote: a call whose arguments are not JSON is kept as
+    it came, for the scorers to judge, not dropped here.
+    """
+    if not raw:
+        return None
+    out = []
+    for call in raw:
+        fn = call.get("function") or {}
+        arguments = fn.get("arguments")
+        out.append(
+            {
+                "id": str(call.get("id") or ""),
+                "name": str(fn.get("name") or ""),
+                "arguments": arguments
+                if isinstance(arguments, str)
+                else json.dumps(arguments, ensure_ascii=False),
+            }
+        )
+    return out
+
+
+class _ToolCallAssembler:
+    """Streamed ``delta.tool_calls`` fragments into whole calls, as the OpenAI client does:
+    by ``index``, the id, type and name from the first fragment that has them, the
+    argument text concatenated in order."""
+
+    def __init__(self) -> None:
+        self.calls: dict[int, dict[str, str]] = {}
+
+    def add(self, fragments: list[dict[str, Any]]) -> None:
+        for fragment in fragments:
+            index = int(fragment["index"])
+            call = self.calls.setdefault(index, {"id": "", "name": "", "arguments": ""})
+            if fragment.get("id"):
+                call["id"] = str(fragment["id"])
+            fn = fragment.get("function") or {}
+            if fn.get("name"):
+                call["name"] += str(fn["name"])
+            if fn.get("arguments"):
+                call["arguments"] += str(fn["arguments"])
+
+    def result(self) -> list[dict[str, str]] | None:
+        return [self.calls[i] for i in sorted(self.calls)] or None
 
 
 class _Usage(TypedDict):
@@ -618,6 +685,8 @@ class PythonProvider:
         if isinstance(value, Response):
             if value.latency_ms is None:
                 value.latency_ms = latency
+            if value.steps and value.tool_calls is None:
+                value.tool_calls = _trajectory_calls(value.steps)
             return value
         if isinstance(value, str):
             text = value
@@ -630,6 +699,15 @@ class PythonProvider:
                     "return a str, a JSON value or a workbench.Response"
                 ) from exc
         return Response(text=text, latency_ms=latency)
+
+
+def _trajectory_calls(steps: list[dict[str, Any]]) -> list[dict[str, str]] | None:
+    """Every tool call of a trajectory's assistant steps, in order."""
+    calls: list[dict[str, str]] = []
+    for step in steps:
+        if step.get("role") == "assistant":
+            calls.extend(tool_calls_of(step.get("tool_calls")) or [])
+    return calls or None
 
 
 def _import_callable(spec: str) -> Callable[..., Any]:
@@ -654,7 +732,8 @@ def _import_callable(spec: str) -> Callable[..., Any]:
 
 
 _SNAPSHOT_FIELDS = ("text", "finish_reason", "tokens_in", "tokens_out")
-_SNAPSHOT_DETAILS = ("cached_tokens", "reasoning_tokens")  # written only when reported
+# written only when reported (a snapshot without tool calls reads as it did before them)
+_SNAPSHOT_DETAILS = ("cached_tokens", "reasoning_tokens", "tool_calls", "steps")
 
 
 def snapshot_key(provider_kind: str, model: str, request: Request) -> str:
@@ -682,7 +761,19 @@ def _snapshot_problem(entry: Any) -> str | None:
         return "response.text: missing or not a string"
     if not isinstance(response.get("finish_reason"), str | None):
         return "response.finish_reason: not a string"
-    for field_name in ("tokens_in", "tokens_out", *_SNAPSHOT_DETAILS):
+    calls = response.get("tool_calls")
+    if calls is not None and not (
+        isinstance(calls, list)
+        and all(
+            isinstance(c, dict)
+            and all(isinstance(c.get(k), str) for k in ("id", "name", "arguments"))
+            for c in calls
+        )
+    ):
+        return "response.tool_calls: not a list of {id, name, arguments} strings"
+    if response.get("steps") is not None and not isinstance(response.get("steps"), list):
+        return "response.steps: not a list"
+    for field_name in ("tokens_in", "tokens_out", "cached_tokens", "reasoning_tokens"):
         value = response.get(field_name)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
             return f"response.{field_name}: not an integer"
@@ -849,6 +940,8 @@ class ReplayProvider:
             tokens_out=stored.get("tokens_out"),
             cached_tokens=stored.get("cached_tokens"),
             reasoning_tokens=stored.get("reasoning_tokens"),
+            tool_calls=stored.get("tool_calls"),
+            steps=stored.get("steps"),
             replayed=True,
         )
 
@@ -881,6 +974,7 @@ register(
 register("python", PythonProvider, options=("concurrency",))
 
 __all__ = [
+    "TOOL_PARAMETERS",
     "CircuitBreaker",
     "OpenAIProvider",
     "Provider",
@@ -897,4 +991,5 @@ __all__ = [
     "options_for",
     "register",
     "snapshot_key",
+    "tool_calls_of",
 ]

@@ -38,6 +38,8 @@ _KEPT = (
     "error",
     "error_kind",
     "attempts",
+    "tool_calls",
+    "steps",
 )
 
 

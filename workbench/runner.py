@@ -34,6 +34,7 @@ from workbench.golden import (
 )
 from workbench.store import ResultRow, ScoreRow, Store
 from workbench.text import milliseconds, percent, percentile
+from workbench.tools import stored_calls
 
 __all__ = [
     "DEFAULTS",
@@ -540,11 +541,14 @@ async def _drive(
 
     async def one(case: Case, repeat: int) -> None:
         seed = None if base_seed is None else base_seed + repeat
+        tools, tool_choice = ds.tools(case)
         request = providers.Request(
             messages=ds.messages(case),
             seed=seed,
             case_id=case.id,
             input=case.input,
+            tools=tools,
+            tool_choice=tool_choice,
             **sampling,
         )
         row = ResultRow(run_id=run_id, case_id=case.id, repeat=repeat, seed=seed)
@@ -572,6 +576,8 @@ async def _drive(
                 provider.model, response.tokens_in, response.tokens_out, response.cached_tokens
             )
             row.finish_reason, row.attempts = response.finish_reason, response.attempts
+            row.tool_calls = stored_calls(response.tool_calls)
+            row.steps = response.steps
             score_rows = _score_rows(result)
         if opts.redact:
             row, score_rows = _redacted(row, score_rows)
@@ -650,6 +656,17 @@ def _redacted(row: ResultRow, scores: list[ScoreRow]) -> tuple[ResultRow, list[S
     row.output = None if row.output is None else redact(row.output)
     row.parsed = None if row.parsed is None else redact_json(row.parsed)
     row.error = None if row.error is None else redact(row.error)
+    if row.tool_calls:
+        row.tool_calls = [
+            {
+                **call,
+                "arguments": redact(call["arguments"]),
+                **({"parsed": redact_json(call["parsed"])} if "parsed" in call else {}),
+            }
+            for call in row.tool_calls
+        ]
+    if row.steps:
+        row.steps = [redact_json(step) for step in row.steps]
     return row, [
         ScoreRow(s.scorer, s.score, s.passed, redact(s.detail)) if s.detail else s for s in scores
     ]

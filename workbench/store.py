@@ -274,6 +274,12 @@ MIGRATIONS: tuple[str, ...] = (
         created_at TEXT NOT NULL
     );
     """,
+    # 9: tool calls per result (id, name, raw arguments, parsed arguments or the parse error)
+    # and a multi-step app's trajectory (its assistant and tool messages)
+    """
+    ALTER TABLE results ADD COLUMN tool_calls TEXT;
+    ALTER TABLE results ADD COLUMN steps TEXT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -303,6 +309,8 @@ _RESULT_COLUMNS = (
     "judge_tokens_out",
     "judge_latency_ms",
     "judge_cost_usd",
+    "tool_calls",
+    "steps",
     "created_at",
 )
 _INSERT_RESULT = (
@@ -345,6 +353,8 @@ class ResultRow:
     judge_tokens_out: int | None = None
     judge_latency_ms: float | None = None
     judge_cost_usd: float | None = None
+    tool_calls: list[dict[str, Any]] | None = None  # see workbench.tools.stored_calls
+    steps: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -583,6 +593,8 @@ class Store:
             row.judge_tokens_out,
             row.judge_latency_ms,
             row.judge_cost_usd,
+            None if row.tool_calls is None else json.dumps(row.tool_calls, ensure_ascii=False),
+            None if row.steps is None else json.dumps(row.steps, ensure_ascii=False),
             now(),
         )
         score_values = [
@@ -618,7 +630,8 @@ class Store:
         )
 
     def results_frame(self, run_id: str) -> pd.DataFrame:
-        """A run's results as a DataFrame, with ``passed`` as bool and ``parsed`` decoded.
+        """A run's results as a DataFrame, with ``passed`` as bool and the JSON columns
+        (``parsed``, ``tool_calls``, ``steps``) decoded.
 
         Column types do not depend on which values are missing: numbers are numeric with
         NaN for NULL, text is object with None for NULL (pandas 3 would read NaN, which is
@@ -635,7 +648,7 @@ class Store:
             column = frame[name]
             if name == "passed":
                 frame[name] = pd.to_numeric(column).fillna(0).astype(bool)
-            elif name == "parsed":
+            elif name in ("parsed", "tool_calls", "steps"):
                 frame[name] = column.map(lambda v: json.loads(v) if isinstance(v, str) else None)
             elif kind is float:
                 frame[name] = pd.to_numeric(column).astype(float)

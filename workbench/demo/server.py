@@ -170,6 +170,40 @@ def _parse_chat(raw: bytes, models: Sequence[str]) -> _Chat:
                 "response_format",
             )
         options["response_format"] = response_format
+    tools, tool_choice = req.get("tools"), req.get("tool_choice")
+    if tools is not None:
+        names = (
+            [(t.get("function") or {}).get("name") for t in tools if isinstance(t, dict)]
+            if isinstance(tools, list)
+            else []
+        )
+        if not isinstance(tools, list) or not tools or not all(isinstance(n, str) for n in names):
+            raise _BadRequest(
+                400,
+                "Invalid 'tools': expected a non-empty array of {type: 'function', function: "
+                "{name, parameters}}.",
+                "invalid_value",
+                "tools",
+            )
+        options["tools"] = tools
+    if tool_choice is not None:
+        named = isinstance(tool_choice, dict) and (tool_choice.get("function") or {}).get("name")
+        if tools is None:
+            raise _BadRequest(
+                400,
+                "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' "
+                "are specified.",
+                "invalid_value",
+                "tool_choice",
+            )
+        if tool_choice not in ("none", "auto", "required") and named not in names:
+            raise _BadRequest(
+                400,
+                f"Invalid value for 'tool_choice': {tool_choice!r}.",
+                "invalid_value",
+                "tool_choice",
+            )
+        options["tool_choice"] = tool_choice
     stream_options = req.get("stream_options") or {}
     return _Chat(
         model=model,
@@ -286,8 +320,18 @@ class _Handler(JSONHandler["DemoServer"]):
         content = completion.content
         finish_reason = completion.finish_reason
         completion_tokens = completion.completion_tokens
+        calls = [dict(c) for c in getattr(completion, "tool_calls", ()) or ()]
         if kind == "truncated":
             content = content[: len(content) // 2]
+            if calls:  # a cut-off call: its arguments end half-way
+                last = calls[-1]["function"]
+                calls[-1] = {
+                    **calls[-1],
+                    "function": {
+                        **last,
+                        "arguments": last["arguments"][: len(last["arguments"]) // 2],
+                    },
+                }
             finish_reason = "length"
             completion_tokens = max(1, completion_tokens // 2) if completion_tokens else 0
         usage = {
@@ -304,13 +348,17 @@ class _Handler(JSONHandler["DemoServer"]):
             "system_fingerprint": f"fp_demo_{chat.model}",
         }
         if chat.stream:
-            self._stream(head, content, finish_reason, usage, chat.include_usage, latency, kind)
+            self._stream(
+                head, content, finish_reason, usage, chat.include_usage, latency, kind, calls
+            )
             return
         time.sleep(latency)
         if kind == "reset":
             self._reset()
             return
-        reply = {"role": "assistant", "content": content}
+        reply: dict[str, Any] = {"role": "assistant", "content": content}
+        if calls:
+            reply = {"role": "assistant", "content": None, "tool_calls": calls}
         choice = {"index": 0, "message": reply, "finish_reason": finish_reason}
         payload = {"id": head["id"], "object": "chat.completion", **head}
         data = dumps({**payload, "choices": [choice], "usage": usage})
@@ -330,8 +378,11 @@ class _Handler(JSONHandler["DemoServer"]):
         include_usage: bool,
         latency: float,
         kind: str | None,
+        calls: list[dict[str, Any]] | None = None,
     ) -> None:
-        """Answer as server-sent events over chunked transfer encoding."""
+        """Answer as server-sent events over chunked transfer encoding; tool calls come as
+        ``delta.tool_calls`` fragments (the first with index, id, type and name, then the
+        arguments in pieces), as the OpenAI API streams them."""
         chunked = self.request_version == "HTTP/1.1"
 
         def chunk(choices: list[dict[str, Any]], **extra: Any) -> bytes:
@@ -348,7 +399,23 @@ class _Handler(JSONHandler["DemoServer"]):
             data = b"".join(events)
             return b"%x\r\n%s\r\n" % (len(data), data) if chunked else data
 
-        pieces = _pieces(content)
+        pieces: list[Any] = _pieces(content)
+        first_delta: dict[str, Any] = {"role": "assistant", "content": ""}
+        if calls:
+            first_delta = {"role": "assistant", "content": None}
+            pieces = []
+            for i, call in enumerate(calls):
+                opening = {
+                    "index": i,
+                    "id": call["id"],
+                    "type": "function",
+                    "function": {"name": call["function"]["name"], "arguments": ""},
+                }
+                pieces.append({"tool_calls": [opening]})
+                pieces.extend(
+                    {"tool_calls": [{"index": i, "function": {"arguments": part}}]}
+                    for part in _pieces(call["function"]["arguments"])
+                )
         time.sleep(latency * _TTFT_SHARE)
         if not chunked:
             self.close_connection = True
@@ -359,9 +426,9 @@ class _Handler(JSONHandler["DemoServer"]):
         if chunked:
             fields.append(("Transfer-Encoding", "chunked"))
         preamble = self._head(200, fields)
-        first = [delta({"role": "assistant", "content": ""})]
+        first = [delta(first_delta)]
         if pieces:
-            first.append(delta({"content": pieces[0]}))
+            first.append(delta(pieces[0] if calls else {"content": pieces[0]}))
         self.wfile.write(preamble + frame(*first))
         if kind == "reset":
             self._reset()
@@ -370,7 +437,7 @@ class _Handler(JSONHandler["DemoServer"]):
         gaps = max(1, len(pieces) - 1)
         for piece in pieces[1:]:
             time.sleep(rest / gaps)
-            self.wfile.write(frame(delta({"content": piece})))
+            self.wfile.write(frame(delta(piece if calls else {"content": piece})))
         if len(pieces) <= 1:
             time.sleep(rest)
         tail = [delta({}, finish_reason)]
@@ -387,7 +454,9 @@ def _demo_respond(name: str, messages: list[dict[str, Any]], **options: Any) -> 
     """The bundled models: ``judge`` grades (workbench.demo.judge), the others triage."""
     from workbench.demo import judge, model
 
-    if name == judge.MODEL:
+    if name == judge.MODEL:  # a grader, not an agent: it answers in text whatever is offered
+        options.pop("tools", None)
+        options.pop("tool_choice", None)
         return judge.respond(messages, **options)
     return model.respond(name, messages, **options)
 
