@@ -58,8 +58,8 @@ __all__ = [
     "kappa_check",
     "kappa_text",
     "labels_path",
-    "pick_scorer",
     "latest_calibration",
+    "pick_scorer",
     "read_labels",
 ]
 

@@ -49,6 +49,8 @@ __all__ = [
     "parse_cases",
     "render_messages",
     "resolve_dataset",
+    "tool_choice_problem",
+    "tools_problem",
 ]
 
 CARD_NAMES = ("dataset.yaml", "dataset.yml", "dataset.json")

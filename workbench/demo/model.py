@@ -485,27 +485,12 @@ def respond(
     seed: int | None = None,
     max_tokens: int | None = None,
     response_format: Any = None,
-    tools: list[dict[str, Any]] | None = None,
-    tool_choice: Any = None,
 ) -> Completion:
     """Answer a chat request: JSON text of triage(), token counts, truncation at max_tokens.
 
     ``response_format`` is accepted and ignored: the answer is always the triage JSON object.
-    With ``tools`` the model acts instead (:mod:`workbench.demo.tools`): tool calls, unless
-    ``tool_choice`` is ``none`` or nothing applies.
+    (Offered tools, the model acts instead: :func:`workbench.demo.tools.respond`.)
     """
-    if tools:
-        from workbench.demo import tools as tool_rules
-
-        calls = tool_rules.calls_for(
-            version, messages, tools, tool_choice or "auto", temperature=temperature, seed=seed
-        )
-        if calls:
-            prompt_tokens = 3 + sum(4 + count_tokens(message_text(m)) for m in messages)
-            used = sum(
-                3 + count_tokens(c["function"]["name"] + c["function"]["arguments"]) for c in calls
-            )
-            return Completion("", "tool_calls", prompt_tokens, used, tuple(calls))
     answer = triage(version, extract_ticket(messages), temperature=temperature, seed=seed)
     return complete(messages, json.dumps(answer, ensure_ascii=False), max_tokens=max_tokens)
 

@@ -452,12 +452,15 @@ class _Handler(JSONHandler["DemoServer"]):
 
 def _demo_respond(name: str, messages: list[dict[str, Any]], **options: Any) -> _CompletionLike:
     """The bundled models: ``judge`` grades (workbench.demo.judge), the others triage."""
-    from workbench.demo import judge, model
+    from workbench.demo import judge, model, tools
 
     if name == judge.MODEL:  # a grader, not an agent: it answers in text whatever is offered
         options.pop("tools", None)
         options.pop("tool_choice", None)
         return judge.respond(messages, **options)
+    if options.get("tools"):
+        return tools.respond(name, messages, **options)
+    options.pop("tool_choice", None)
     return model.respond(name, messages, **options)
 
 

@@ -33,7 +33,7 @@ from typing import Any
 
 from workbench.demo import model
 
-__all__ = ["TOOLS", "calls_for", "tool_names"]
+__all__ = ["TOOLS", "calls_for", "respond", "tool_names"]
 
 ORDER_ID = re.compile(r"\bORD-\d{5}\b")
 _TEAMS = {
@@ -95,6 +95,38 @@ TOOLS: list[dict[str, Any]] = [
         },
     },
 ]
+
+
+def respond(
+    version: str,
+    messages: list[dict[str, Any]],
+    *,
+    tools: Sequence[Mapping[str, Any]] | None = None,
+    tool_choice: Any = None,
+    temperature: float = 0.0,
+    seed: int | None = None,
+    max_tokens: int | None = None,
+    response_format: Any = None,
+) -> model.Completion:
+    """A triage model's answer when offered tools: its tool calls, or (``tool_choice`` none,
+    or nothing to call) the triage JSON text of :func:`workbench.demo.model.respond`."""
+    calls = calls_for(
+        version, messages, tools or [], tool_choice or "auto", temperature=temperature, seed=seed
+    )
+    if not calls:
+        return model.respond(
+            version,
+            messages,
+            temperature=temperature,
+            seed=seed,
+            max_tokens=max_tokens,
+            response_format=response_format,
+        )
+    prompt_tokens = 3 + sum(4 + model.count_tokens(model.message_text(m)) for m in messages)
+    used = sum(
+        3 + model.count_tokens(c["function"]["name"] + c["function"]["arguments"]) for c in calls
+    )
+    return model.Completion("", "tool_calls", prompt_tokens, used, tuple(calls))
 
 
 def tool_names(tools: Sequence[Mapping[str, Any]] | None) -> list[str]:
