@@ -85,6 +85,7 @@ def test_the_member_check_covers_the_packages_and_flat_modules() -> None:
         "_judges",
         "_registry",
         "_score",
+        "_tools",
     ]
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -161,7 +162,10 @@ async def _score_all(
     async def one(source: dict[str, Any]) -> None:
         row = ResultRow(run_id=run_id, case_id=source["case_id"], repeat=source["repeat"])
         for name in _KEPT:
-            setattr(row, name, source.get(name))
+            value = source.get(name)
+            if name in ("tool_calls", "steps") and isinstance(value, str):
+                value = json.loads(value)  # stored as JSON text
+            setattr(row, name, value)
         score_rows = []
         if not source.get("error") and source.get("output") is not None:
             async with gate:

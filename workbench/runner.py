@@ -564,6 +564,7 @@ async def _drive(
         except ProviderError as exc:
             row.error, row.error_kind, row.attempts = str(exc), "provider", exc.attempts
         else:
+            row.tool_calls = stored_calls(response.tool_calls)
             result, parsed = await score_one(ds, case, response.text, judge, row)
             row.output = response.text
             row.parsed = None if parsed is scoring.NOT_JSON else parsed
@@ -576,7 +577,6 @@ async def _drive(
                 provider.model, response.tokens_in, response.tokens_out, response.cached_tokens
             )
             row.finish_reason, row.attempts = response.finish_reason, response.attempts
-            row.tool_calls = stored_calls(response.tool_calls)
             row.steps = response.steps
             score_rows = _score_rows(result)
         if opts.redact:
@@ -636,8 +636,17 @@ async def score_one(
         row.judge_calls, row.judge_cached = usage.calls, usage.cached
         row.judge_tokens_in, row.judge_tokens_out = usage.tokens_in, usage.tokens_out
         row.judge_latency_ms, row.judge_cost_usd = usage.latency_ms, usage.cost_usd
+    tools, _ = ds.tools(case)
     result = scoring.score_output(
-        specs, text, case.expected, case=case, schema=schema, parsed=parsed, precomputed=precomputed
+        specs,
+        text,
+        case.expected,
+        case=case,
+        schema=schema,
+        parsed=parsed,
+        precomputed=precomputed,
+        tool_calls=row.tool_calls,
+        tools=tools,
     )
     return result, parsed
 

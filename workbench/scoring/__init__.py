@@ -10,6 +10,7 @@ output and scoring it with a card's specs), ``_builtins`` (the built-in scorers)
 """
 
 from workbench.scoring import _builtins as _builtins  # registers the built-in scorers
+from workbench.scoring import _tools as _tools  # and the tool-call scorers
 from workbench.scoring._judges import (
     JUDGE_SCORERS,
     REFERENCE_SCORES,

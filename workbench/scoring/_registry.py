@@ -59,6 +59,10 @@ class ScoreInput:
     expected: Any
     case: CaseLike | None = None
     schema: dict[str, Any] | None = None
+    # the tool calls the model made ({id, name, arguments, parsed | error}, see
+    # workbench.tools.stored_calls) and the tools it was offered (OpenAI definitions)
+    tool_calls: tuple[dict[str, Any], ...] = ()
+    tools: tuple[dict[str, Any], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)

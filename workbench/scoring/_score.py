@@ -68,17 +68,28 @@ def score_output(
     schema: dict[str, Any] | None = None,
     parsed: Any = _PARSE,
     precomputed: Mapping[str, tuple[float, str, bool]] | None = None,
+    tool_calls: Sequence[Mapping[str, Any]] | None = None,
+    tools: Sequence[Mapping[str, Any]] | None = None,
 ) -> ScoreResult:
     """Score one output with every spec and combine the scores by weight.
 
     A scorer that raises scores 0 and fails, with the exception as its detail; an unknown
     scorer or two specs with the same label raise ScorerError (a card error, not an output's).
     ``precomputed`` gives some labels' (score, detail, errored) already known, such as the
-    judge scorers' (see :mod:`workbench.judges`).
+    judge scorers' (see :mod:`workbench.judges`). ``tool_calls`` are the calls the model
+    made and ``tools`` the tools it was offered, for the tool-call scorers.
     """
     if parsed is _PARSE:
         parsed = parse_output(output)
-    base = ScoreInput(output, parsed, expected, case, schema)
+    base = ScoreInput(
+        output,
+        parsed,
+        expected,
+        case,
+        schema,
+        tuple(dict(c) for c in tool_calls or ()),
+        tuple(dict(t) for t in tools or ()),
+    )
     scores: dict[str, float] = {}
     passed_by: dict[str, bool] = {}
     details: dict[str, str] = {}
@@ -146,7 +157,7 @@ def narrow(base: ScoreInput, field: str) -> ScoreInput | str:
     if expected is MISSING:
         expected = NOT_JSON
     output = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    return ScoreInput(output, value, expected, base.case, base.schema)
+    return ScoreInput(output, value, expected, base.case, base.schema, base.tool_calls, base.tools)
 
 
 @lru_cache(maxsize=1024)
