@@ -175,3 +175,11 @@ def test_on_the_demo_v2_breaks_the_contract_and_the_reason_says_where(
     assert s2.loc["tool_args_schema", "score"] < 1.0
     assert "set_ticket_fields: $.priority: 'P" in s2.loc["tool_args_schema", "detail"]
     assert s1.loc["tool_called", "score"] == 1.0
+    # and compare names the tool-call argument that changed
+    from workbench.compare import compare
+
+    cmp = compare(store, v1.run_id, v2.run_id, dataset=None)
+    (case,) = cmp.cases
+    assert case.transition == "regression"
+    paths = {c.path: (c.old, c.new) for c in case.changes}
+    assert paths["tool_calls[0].arguments.priority"] == ("p2", "P2")

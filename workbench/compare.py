@@ -347,18 +347,24 @@ class _Row:
     tokens_in: int | None
     tokens_out: int | None
     cost_usd: float | None
+    calls: str | None = None  # the tool calls, as stored (JSON text)
+
+    @property
+    def said(self) -> tuple[str | None, str | None]:
+        """What the model answered: its text and its tool calls."""
+        return self.output, self.calls
 
 
 def _rows(store: Store, run_id: str) -> dict[str, list[_Row]]:
     out: dict[str, list[_Row]] = {}
     cur = store.conn.execute(
         "SELECT case_id, repeat, output, parsed, passed, score, error, latency_ms, tokens_in, "
-        "tokens_out, cost_usd FROM results WHERE run_id = ? ORDER BY case_id, repeat",
+        "tokens_out, cost_usd, tool_calls FROM results WHERE run_id = ? ORDER BY case_id, repeat",
         (run_id,),
     )
-    for case_id, repeat, output, parsed, passed, score, error, lat, tin, tout, cost in cur:
+    for case_id, repeat, output, parsed, passed, score, error, lat, tin, tout, cost, calls in cur:
         out.setdefault(case_id, []).append(
-            _Row(repeat, output, parsed, bool(passed), score, error, lat, tin, tout, cost)
+            _Row(repeat, output, parsed, bool(passed), score, error, lat, tin, tout, cost, calls)
         )
     return out
 
@@ -390,12 +396,12 @@ def _case_delta(
         transition = "regression"
     elif c_pass and not b_pass:
         transition = "fix"
-    elif [r.output for r in base] != [r.output for r in cand]:
+    elif [r.said for r in base] != [r.said for r in cand]:
         transition = "changed"
     else:
         transition = "unchanged_pass" if b_pass else "unchanged_fail"
     changes: list[FieldChange] = []
-    if not b_err and not c_err and b_first.output != c_first.output:
+    if not b_err and not c_err and b_first.said != c_first.said:
         changes = differ.diff(b_first, c_first)
     return CaseDelta(
         case_id=case_id,
@@ -425,14 +431,16 @@ class _Differ:
     """Field-level diffs with deepdiff, memoised on the pair of raw outputs."""
 
     def __init__(self) -> None:
-        self.cache: dict[tuple[str | None, str | None], list[FieldChange]] = {}
+        self.cache: dict[tuple[Any, Any], list[FieldChange]] = {}
 
     def diff(self, base: _Row, cand: _Row) -> list[FieldChange]:
-        key = (base.output, cand.output)
+        key = (base.said, cand.said)
         if key in self.cache:
             return self.cache[key]
         old = json.loads(base.parsed) if base.parsed else None
         new = json.loads(cand.parsed) if cand.parsed else None
+        if base.calls or cand.calls:  # tool calls: diff the calls (and any text beside them)
+            old, new = _with_calls(base, old), _with_calls(cand, new)
         if old is None or new is None:
             changes = [_text_change("output", base.output or "", cand.output or "")]
         else:
@@ -440,6 +448,20 @@ class _Differ:
         if len(self.cache) < _DIFF_CACHE_LIMIT:
             self.cache[key] = changes
         return changes
+
+
+def _with_calls(row: _Row, parsed: Any) -> dict[str, Any]:
+    """A result as ``{tool_calls: [{name, arguments}], output?}`` for field diffs, so a changed
+    argument reads ``tool_calls[0].arguments.priority``."""
+    calls = json.loads(row.calls) if row.calls else []
+    out: dict[str, Any] = {
+        "tool_calls": [
+            {"name": c.get("name"), "arguments": c.get("parsed", c.get("arguments"))} for c in calls
+        ]
+    }
+    if row.output:
+        out["output"] = parsed if parsed is not None else row.output
+    return out
 
 
 def field_changes(old: Any, new: Any) -> list[FieldChange]:
