@@ -33,16 +33,17 @@ from typing import Any
 
 from workbench.demo import model
 
-__all__ = ["TOOLS", "calls_for", "respond", "tool_names"]
+__all__ = ["TEAMS", "TOOLS", "calls_for", "respond", "tool_names"]
 
 ORDER_ID = re.compile(r"\bORD-\d{5}\b")
-_TEAMS = {
+TEAMS = {
     "billing": "billing",
     "account": "support",
     "bug": "engineering",
     "outage": "engineering",
     "security": "security",
     "feature_request": "support",
+    "shipping": "support",
 }
 _LONG_TICKET = 300
 
@@ -86,7 +87,7 @@ TOOLS: list[dict[str, Any]] = [
             "parameters": {
                 "type": "object",
                 "properties": {
-                    "team": {"type": "string", "enum": sorted(set(_TEAMS.values()))},
+                    "team": {"type": "string", "enum": sorted(set(TEAMS.values()))},
                     "reason": {"type": "string", "minLength": 1},
                 },
                 "required": ["team", "reason"],
@@ -175,7 +176,7 @@ def calls_for(
         if escalate:
             reason = "order lost in transit" if lost else str(answer["summary"]) or "needs a person"
             planned.append(
-                ("escalate", {"team": _TEAMS.get(category, "support"), "reason": reason})
+                ("escalate", {"team": TEAMS.get(category, "support"), "reason": reason})
             )
     if forced is not None:
         planned = [p for p in planned if p[0] == forced] or [(forced, {})]
