@@ -55,14 +55,18 @@ def main() -> None:
         calls = [fields_call(expected)]
         if expected["needs_human"]:
             calls.append({"name": "escalate", "arguments": {"team": TEAMS[expected["category"]]}})
-        if expected["category"] == "shipping" or (DELIVERY.search(ticket) and expected["category"] in ("shipping", "billing")):
+        if expected["category"] == "shipping" or (
+            DELIVERY.search(ticket) and expected["category"] in ("shipping", "billing")
+        ):
             oid = order_id(row["id"])
             ticket = f"{ticket} (Order {oid})"
             out.append(
                 {
                     "id": row["id"].replace("st-", "tool-"),
                     "input": {"ticket": ticket, "channel": row["input"]["channel"]},
-                    "expected": {"tool_calls": [{"name": "lookup_order", "arguments": {"order_id": oid}}]},
+                    "expected": {
+                        "tool_calls": [{"name": "lookup_order", "arguments": {"order_id": oid}}]
+                    },
                     "tags": [*tags, "order"],
                 }
             )
@@ -70,7 +74,9 @@ def main() -> None:
             call_id = "call_" + hashlib.sha256(oid.encode()).hexdigest()[:24]
             after = [fields_call(expected)]
             if expected["needs_human"] or status == "lost":
-                after.append({"name": "escalate", "arguments": {"team": TEAMS[expected["category"]]}})
+                after.append(
+                    {"name": "escalate", "arguments": {"team": TEAMS[expected["category"]]}}
+                )
             out.append(
                 {
                     "id": row["id"].replace("st-", "tool-") + "-2",
@@ -91,7 +97,9 @@ def main() -> None:
                                         "type": "function",
                                         "function": {
                                             "name": "lookup_order",
-                                            "arguments": json.dumps({"order_id": oid}, separators=(",", ":")),
+                                            "arguments": json.dumps(
+                                                {"order_id": oid}, separators=(",", ":")
+                                            ),
                                         },
                                     }
                                 ],

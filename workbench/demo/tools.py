@@ -175,9 +175,7 @@ def calls_for(
             escalate = True
         if escalate:
             reason = "order lost in transit" if lost else str(answer["summary"]) or "needs a person"
-            planned.append(
-                ("escalate", {"team": TEAMS.get(category, "support"), "reason": reason})
-            )
+            planned.append(("escalate", {"team": TEAMS.get(category, "support"), "reason": reason}))
     if forced is not None:
         planned = [p for p in planned if p[0] == forced] or [(forced, {})]
     planned = [p for p in planned if p[0] in offered]
