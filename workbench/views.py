@@ -52,6 +52,8 @@ __all__ = [
     "summary_frame",
     "tag_delta_frame",
     "tag_frame",
+    "tool_call_frame",
+    "tool_failure_frame",
     "transition_frame",
     "verdict_text",
 ]
@@ -655,3 +657,56 @@ def pairwise_case_frame(p: Pairwise, *, limit: int | None = 20) -> pd.DataFrame:
         rows, columns=["case", "winner", "how", "baseline first", "candidate first", "reason"]
     )
     return (frame if limit is None else frame.head(limit)).set_index("case")
+
+
+# -- tool calls ---------------------------------------------------------------------------
+
+
+def tool_call_frame(
+    store: Store, run_id: str, tools: Sequence[Mapping[str, Any]] | None = None
+) -> pd.DataFrame:
+    """Per tool the run's model called: calls, cases, arguments that are not JSON or break
+    the offered tool's schema, and the pass rate of the cases that called it."""
+    import jsonschema
+
+    schemas = {
+        (t.get("function") or {}).get("name"): (t.get("function") or {}).get("parameters")
+        for t in tools or ()
+    }
+    rows: dict[str, dict[str, Any]] = {}
+    for r in store.result_rows(run_id):
+        calls = json.loads(r["tool_calls"]) if r.get("tool_calls") else []
+        for name in dict.fromkeys(str(c.get("name")) for c in calls):
+            rows.setdefault(
+                name, {"calls": 0, "cases": 0, "not JSON": 0, "schema broken": 0, "passed": 0}
+            )
+            rows[name]["cases"] += 1
+            rows[name]["passed"] += bool(r["passed"])
+        for c in calls:
+            row = rows[str(c.get("name"))]
+            row["calls"] += 1
+            if "parsed" not in c:
+                row["not JSON"] += 1
+            elif schemas.get(c.get("name")) is not None:
+                validator = jsonschema.Draft202012Validator(schemas[c.get("name")])
+                row["schema broken"] += not validator.is_valid(c["parsed"])
+    columns = ["tool", "offered", "calls", "cases", "not JSON", "schema broken", "case pass rate"]
+    out = [
+        {
+            "tool": name,
+            "offered": name in schemas if schemas else None,
+            **{k: v for k, v in row.items() if k != "passed"},
+            "case pass rate": row["passed"] / row["cases"] if row["cases"] else math.nan,
+        }
+        for name, row in sorted(rows.items())
+    ]
+    return pd.DataFrame(out, columns=columns).set_index("tool")
+
+
+def tool_failure_frame(store: Store, run_id: str, *, limit: int = 20) -> pd.DataFrame:
+    """The tool scorers' failures: case, scorer and the reason (JSON paths for contracts)."""
+    frame = store.scores_frame(run_id)
+    bad = frame[
+        frame["scorer"].str.startswith(("tool_", "no_tool_call")) & ~frame["passed"].astype(bool)
+    ]
+    return bad[["case_id", "scorer", "score", "detail"]].head(limit).set_index("case_id")
