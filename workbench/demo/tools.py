@@ -15,7 +15,7 @@ text. The rules, deterministic and checkable by hand:
 ``triage-v2`` differs as a new model version does: its priority mirrors a shouting
 customer (``P1``, not in the schema's enum) and it says ``"yes"`` for needs_human when the
 customer asks for a person (both through ``triage``); it leaves out the required ``summary``
-on tickets over 300 characters; and it escalates every security ticket, needed or not (an
+on tickets over 180 characters; and it escalates every security ticket, needed or not (an
 extra call).
 
 ``tool_choice`` is honoured: ``none`` answers in text; ``required`` or ``auto`` call; a named
@@ -45,7 +45,7 @@ TEAMS = {
     "feature_request": "support",
     "shipping": "support",
 }
-_LONG_TICKET = 300
+_LONG_TICKET = 180
 
 TOOLS: list[dict[str, Any]] = [
     {
