@@ -188,6 +188,9 @@ def _run_parameters(
     )
     if opts.selection:
         out["selection"] = {**opts.selection.to_dict(), "selected": selected}
+    if ds.card.tools:  # which tools the card offers (a case may offer its own)
+        out["tools"] = [t["function"]["name"] for t in ds.card.tools]
+        out["tool_choice"] = ds.card.tool_choice
     return out
 
 
