@@ -14,7 +14,7 @@ from itertools import islice
 from typing import Any
 
 from workbench.errors import ScorerError
-from workbench.scoring._builtins import _json_match, _validator
+from workbench.scoring._builtins import _is_fields_option, _json_match, _validator
 from workbench.scoring._registry import BOOL, NON_NEGATIVE, ScoreInput, ScoreValue, builtin
 from workbench.scoring._score import MISSING, get_field
 from workbench.text import clip, show
@@ -144,19 +144,10 @@ def _tool_args_schema(inp: ScoreInput) -> ScoreValue:
     return good / len(inp.tool_calls), "; ".join(problems[:4])
 
 
-def _is_fields(value: Any) -> bool:
-    return (
-        isinstance(value, dict)
-        and bool(value)
-        and all(isinstance(k, str) and k and NON_NEGATIVE[0](w) for k, w in value.items())
-        and sum(value.values()) > 0
-    )
-
-
 @builtin(
     "tool_args_match",
     {
-        "fields": (_is_fields, "a mapping of TOOL.argument path to weight >= 0"),
+        "fields": (_is_fields_option, "a mapping of TOOL.argument path to weight >= 0"),
         "numeric_tolerance": NON_NEGATIVE,
         "case_insensitive": BOOL,
     },
