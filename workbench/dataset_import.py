@@ -672,6 +672,16 @@ scorers:
 # with model, temperature, max_tokens, seed, base_url, api_key_env. `--judge` overrides it.
 # judge: openai:gpt-4o-mini
 
+# Tools the model may call (OpenAI function definitions; a case may offer its own), and
+# tool_choice: auto, required, none or {{type: function, function: {{name: NAME}}}}. Score the
+# calls with tool_called, tool_args_schema, tool_args_match and tool_sequence.
+# tools:
+#   - type: function
+#     function:
+#       name: lookup_order
+#       parameters: {{type: object, properties: {{order_id: {{type: string}}}}, required: [order_id]}}
+# tool_choice: auto
+
 # Budgets a run is held to; `workbench eval --gate` exits 1 when one breaks.
 budgets:
   p95_latency_ms: 1500   # 95th percentile latency of one call, in milliseconds

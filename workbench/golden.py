@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 from jinja2 import StrictUndefined, Template, TemplateError, meta
 from jinja2.sandbox import SandboxedEnvironment
@@ -465,6 +464,8 @@ def parse_card(data: bytes, path: Path, *, default_name: str = "") -> Card:
 
 def tools_problem(tools: Any) -> str | None:
     """Why a ``tools`` list is not OpenAI function definitions, or None."""
+    import jsonschema  # lazily: its import compiles grammars, seconds on a cold start
+
     if not isinstance(tools, list) or not tools:
         return "must be a non-empty list of {type: function, function: {name, parameters}}"
     seen: set[str] = set()
