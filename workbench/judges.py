@@ -484,9 +484,11 @@ def calibration_key(ds_name: str, spec: ScorerSpec, config: AnyJudge) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def kappa_text(kappa: float, low: float, high: float, n: int) -> str:
-    """``judge κ = 0.71 [0.58, 0.82] on 60 labels``."""
-    bounds = "" if math.isnan(low) else f" [{low:.2f}, {high:.2f}]"
+def kappa_text(kappa: float, low: float | None, high: float | None, n: int) -> str:
+    """``judge κ = 0.71 [0.58, 0.82] on 60 labels`` (no interval when a bound is unknown:
+    None, as stored, or NaN)."""
+    known = low is not None and high is not None and not (math.isnan(low) or math.isnan(high))
+    bounds = f" [{low:.2f}, {high:.2f}]" if known else ""
     return f"judge κ = {kappa:.2f}{bounds} on {n} labels"
 
 

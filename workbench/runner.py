@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import sys
 import threading
 import time
@@ -321,9 +320,7 @@ def calibration_text(cal: Mapping[str, Any] | None) -> str:
     """A judge scorer's trust, as shown beside its scores: kappa, interval, labels, floor."""
     if cal is None:
         return "judge not calibrated (workbench judge calibrate DATASET --labels LABELS.jsonl)"
-    low = math.nan if cal.get("low") is None else cal["low"]
-    high = math.nan if cal.get("high") is None else cal["high"]
-    shown = judges.kappa_text(cal["kappa"], low, high, cal["labels"])
+    shown = judges.kappa_text(cal["kappa"], cal.get("low"), cal.get("high"), cal["labels"])
     below = "  BELOW the floor {:.2f}: not trusted".format(cal["floor"])
     return (
         shown + (below if cal["kappa"] < cal["floor"] else "") + f" (calibration {cal['run_id']})"
@@ -826,9 +823,7 @@ def _kappa_checks(totals: JudgeTotals) -> list[Check]:
     checks = []
     for label, cal in totals.calibrations.items():
         if cal is not None:
-            low = math.nan if cal.get("low") is None else cal["low"]
-            high = math.nan if cal.get("high") is None else cal["high"]
-            shown = judges.kappa_text(cal["kappa"], low, high, cal["labels"])
+            shown = judges.kappa_text(cal["kappa"], cal.get("low"), cal.get("high"), cal["labels"])
             checks.append(judges.kappa_check(label, shown, cal["kappa"], cal["floor"]))
     return checks
 

@@ -673,6 +673,11 @@ def tool_call_frame(
         (t.get("function") or {}).get("name"): (t.get("function") or {}).get("parameters")
         for t in tools or ()
     }
+    validators = {
+        name: jsonschema.Draft202012Validator(schema)
+        for name, schema in schemas.items()
+        if schema is not None
+    }
     rows: dict[str, dict[str, Any]] = {}
     for r in store.result_rows(run_id):
         calls = json.loads(r["tool_calls"]) if r.get("tool_calls") else []
@@ -687,9 +692,8 @@ def tool_call_frame(
             row["calls"] += 1
             if "parsed" not in c:
                 row["not JSON"] += 1
-            elif schemas.get(c.get("name")) is not None:
-                validator = jsonschema.Draft202012Validator(schemas[c.get("name")])
-                row["schema broken"] += not validator.is_valid(c["parsed"])
+            elif c.get("name") in validators:
+                row["schema broken"] += not validators[c["name"]].is_valid(c["parsed"])
     columns = ["tool", "offered", "calls", "cases", "not JSON", "schema broken", "case pass rate"]
     out = [
         {

@@ -319,24 +319,46 @@ def _json_fields(
         return 0.0, f"output is a JSON {json_type(inp.parsed)}, not an object"
     if not fields:
         return 1.0, "no fields to compare"
+    total, matched, mismatches = field_matches(
+        expected, inp.parsed, fields, numeric_tolerance, case_insensitive
+    )
+    return (matched / total if total > 0 else 0.0), mismatch_detail(mismatches)
+
+
+def field_matches(
+    expected: Any,
+    got: Any,
+    fields: Mapping[str, float],
+    tolerance: float = 0.0,
+    fold_case: bool = False,
+    *,
+    prefix: str = "",
+) -> tuple[float, float, list[str]]:
+    """Weighted field comparison: (total weight, matched weight, mismatch descriptions),
+    each description naming ``prefix + path``."""
     total = matched = 0.0
     mismatches: list[str] = []
     for path, weight in fields.items():
         total += weight
         want = get_field(expected, path)
-        got = get_field(inp.parsed, path)
+        value = get_field(got, path)
         if want is MISSING:
-            mismatches.append(f"{path}: missing from expected")
-        elif got is MISSING:
-            mismatches.append(f"{path}: missing")
-        elif _json_match(want, got, numeric_tolerance, case_insensitive):
+            mismatches.append(f"{prefix}{path}: missing from expected")
+        elif value is MISSING:
+            mismatches.append(f"{prefix}{path}: missing")
+        elif _json_match(want, value, tolerance, fold_case):
             matched += weight
         else:
-            mismatches.append(f"{path}: expected {show(want)}, got {show(got)}")
-    detail = "; ".join(mismatches[:5])
-    if len(mismatches) > 5:
-        detail += f"; (+{len(mismatches) - 5} more)"
-    return (matched / total if total > 0 else 0.0), detail
+            mismatches.append(f"{prefix}{path}: expected {show(want)}, got {show(value)}")
+    return total, matched, mismatches
+
+
+def mismatch_detail(mismatches: list[str], limit: int = 5) -> str:
+    """The first ``limit`` mismatches joined, and how many more there are."""
+    detail = "; ".join(mismatches[:limit])
+    if len(mismatches) > limit:
+        detail += f"; (+{len(mismatches) - limit} more)"
+    return detail
 
 
 @builtin(

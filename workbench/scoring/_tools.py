@@ -14,10 +14,14 @@ from itertools import islice
 from typing import Any
 
 from workbench.errors import ScorerError
-from workbench.scoring._builtins import _is_fields_option, _json_match, _validator
+from workbench.scoring._builtins import (
+    _is_fields_option,
+    _validator,
+    field_matches,
+    mismatch_detail,
+)
 from workbench.scoring._registry import BOOL, NON_NEGATIVE, ScoreInput, ScoreValue, builtin
-from workbench.scoring._score import MISSING, get_field
-from workbench.text import clip, show
+from workbench.text import clip
 
 TOOL_SCORERS = (
     "tool_called",
@@ -196,21 +200,17 @@ def _tool_args_match(
             total += sum(weights.values())
             mismatches.append(f"{name}: {got_call.get('error', 'arguments missing')}")
             continue
-        for path, weight in weights.items():
-            total += weight
-            expected = get_field(args, path)
-            got = get_field(got_call["parsed"], path)
-            if expected is MISSING:
-                mismatches.append(f"{name}.{path}: missing from expected")
-            elif got is MISSING:
-                mismatches.append(f"{name}.{path}: missing")
-            elif _json_match(expected, got, numeric_tolerance, case_insensitive):
-                matched += weight
-            else:
-                mismatches.append(f"{name}.{path}: expected {show(expected)}, got {show(got)}")
-    detail = "; ".join(mismatches[:5]) + (
-        f"; (+{len(mismatches) - 5} more)" if len(mismatches) > 5 else ""
-    )
+        t, m, missed = field_matches(
+            args,
+            got_call["parsed"],
+            weights,
+            numeric_tolerance,
+            case_insensitive,
+            prefix=f"{name}.",
+        )
+        total, matched = total + t, matched + m
+        mismatches += missed
+    detail = mismatch_detail(mismatches)
     return (matched / total if total > 0 else 1.0), detail
 
 
