@@ -138,7 +138,7 @@ def test_field_changes_on_nested_and_scalar_values() -> None:
 def test_different_datasets_are_refused_unless_shared(store: Store) -> None:
     a = make_run(store, {"c1": [({"x": 1}, True)], "c2": [({"x": 1}, True)]}, dataset_hash="h1")
     b = make_run(store, {"c2": [({"x": 2}, False)], "c3": [({"x": 1}, True)]}, dataset_hash="h2")
-    with pytest.raises(RunError, match="different datasets.*--shared"):
+    with pytest.raises(RunError, match="different cases.*--shared"):
         compare(store, a, b)
     cmp = compare(store, a, b, shared_only=True)
     assert [c.case_id for c in cmp.cases] == ["c2"] and cmp.counts["regression"] == 1

@@ -141,6 +141,11 @@ def main() -> None:
     help="Send the card's output_schema as the json_schema response format "
     "[default: the card's structured_output].",
 )
+@click.option(
+    "--prompt",
+    metavar="NAME",
+    help="The card's prompt variant to send (its prompts: or prompts/NAME.yaml) [default: the first].",
+)
 @click.option("--limit", type=click.IntRange(1), help="Run only the first N (selected) cases.")
 @click.option("--case", "case_ids", multiple=True, metavar="ID", help="Run this case (repeatable).")
 @click.option("--tag", "tags", multiple=True, help="Run the cases with this tag (repeatable).")

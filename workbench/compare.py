@@ -11,7 +11,6 @@ test on the pass/fail flips.
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 import os
@@ -28,8 +27,9 @@ from workbench import stats
 from workbench.checks import Check, Provenance
 from workbench.configfile import read_yaml
 from workbench.errors import ConfigError, DatasetError, RunError
+from workbench.prompts import PromptDiff, prompt_diff
 from workbench.store import Store
-from workbench.text import percent, show
+from workbench.text import percent, show, word_diff
 
 if TYPE_CHECKING:
     from workbench.pairwise import Pairwise
@@ -138,6 +138,7 @@ class Comparison:
     base_cases: int = 0  # distinct cases each run has; more than len(cases) for a subset run
     cand_cases: int = 0
     pairwise: Pairwise | None = None  # a judge's A/B verdicts, both orders (compare --pairwise)
+    prompt: PromptDiff | None = None  # how the candidate's prompt differs from the baseline's
 
     @property
     def coverage(self) -> str | None:
@@ -225,6 +226,7 @@ class Comparison:
             "checks": [c.to_dict() for c in self.checks()],
             "unused_allow": self.unused_allow,
             "pairwise": None if self.pairwise is None else self.pairwise.to_dict(),
+            "prompt": None if self.prompt is None else self.prompt.to_dict(),
         }
         if cases:
             out["cases"] = [
@@ -252,10 +254,10 @@ def compare(
     if not 0 < alpha < 1:
         raise ConfigError(f"alpha must be between 0 and 1, got {alpha}")
     base, cand = store.get_run(base_run), store.get_run(cand_run)
-    if base["dataset_hash"] != cand["dataset_hash"] and not shared_only:
+    if _cases_of(base) != _cases_of(cand) and not shared_only:
         raise RunError(
-            f"runs {base_run} and {cand_run} are over different datasets "
-            f"({base['dataset']}@{base['dataset_hash']} vs {cand['dataset']}@{cand['dataset_hash']}); "
+            f"runs {base_run} and {cand_run} are over different cases "
+            f"({base['dataset']} cases@{_cases_of(base)} vs {cand['dataset']} cases@{_cases_of(cand)}); "
             "pass --shared to compare on the case ids they share"
         )
     base_rows = _rows(store, base_run)
@@ -291,7 +293,13 @@ def compare(
         unused_allow=unused,
         base_cases=len(base_rows),
         cand_cases=len(cand_rows),
+        prompt=prompt_diff(base, cand),
     )
+
+
+def _cases_of(run: Mapping[str, Any]) -> str | None:
+    """The hash runs pair on: their cases' (their dataset's, for a run older than that)."""
+    return run.get("cases_hash") or run.get("dataset_hash")
 
 
 def latest_pair(store: Store, dataset: str) -> tuple[str, str]:
@@ -500,21 +508,6 @@ def _text_change(path: str, old: str, new: str) -> FieldChange:
     if " " not in old.strip() and " " not in new.strip():
         return FieldChange(path, "changed", old, new)
     return FieldChange(path, "changed", old, new, text_diff=word_diff(old, new))
-
-
-def word_diff(old: str, new: str) -> str:
-    """A readable word-level diff: ``charged [-twice-]{+three times+} in March``."""
-    a, b = old.split(), new.split()
-    out: list[str] = []
-    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
-        if op == "equal":
-            out.extend(a[i1:i2])
-            continue
-        if op in ("replace", "delete"):
-            out.append("[-" + " ".join(a[i1:i2]) + "-]")
-        if op in ("replace", "insert"):
-            out.append("{+" + " ".join(b[j1:j2]) + "+}")
-    return " ".join(out)
 
 
 def _path(parts: Sequence[Any]) -> str:
@@ -747,7 +740,18 @@ def _case_info(
 
 
 def _run_brief(run: Mapping[str, Any]) -> dict[str, Any]:
-    keys = ("id", "target", "dataset", "dataset_hash", "status", "started_at", "git_commit")
+    keys = (
+        "id",
+        "target",
+        "dataset",
+        "dataset_hash",
+        "cases_hash",
+        "prompt_hash",
+        "prompt_name",
+        "status",
+        "started_at",
+        "git_commit",
+    )
     brief = {k: run.get(k) for k in keys}
     brief["parameters"] = {
         k: run.get("parameters", {}).get(k) for k in ("seed", "temperature", "repeats")
@@ -780,6 +784,8 @@ def render_text(cmp: Comparison, *, limit: int = 10) -> str:
         + (f"; {cmp.coverage}" if cmp.coverage else ""),
         "transitions: " + ", ".join(f"{k} {v}" for k, v in cmp.counts.items() if v),
     ]
+    if cmp.prompt is not None and cmp.prompt.changed:
+        lines[2:2] = [cmp.prompt.render_text()]
     for title, kinds in (("regressions", BLOCKING), ("fixes", ("fix", "error_fixed"))):
         items = cmp.of(*kinds)
         if not items:

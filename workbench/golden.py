@@ -8,6 +8,7 @@ file raises :class:`DatasetError` whose lines read ``file:line: field: problem``
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -38,14 +39,19 @@ __all__ = [
     "Card",
     "Case",
     "Dataset",
+    "PromptVariant",
     "Selection",
+    "cases_hash",
     "dataset_hash",
     "golden_root",
     "json_schema_format",
     "load_dataset",
+    "load_prompt_files",
     "parameter_problem",
     "parse_card",
     "parse_cases",
+    "prompt_doc",
+    "prompt_hash",
     "render_messages",
     "resolve_dataset",
     "tool_choice_problem",
@@ -54,12 +60,14 @@ __all__ = [
 
 CARD_NAMES = ("dataset.yaml", "dataset.yml", "dataset.json")
 CASES_NAME = "cases.jsonl"
+PROMPTS_DIR = "prompts"  # prompts/NAME.yaml beside the card: one named prompt variant each
 DEFAULT_BUDGETS: dict[str, float] = {"p95_latency_ms": 1500.0, "error_rate": 0.005}
 _CASE_KEYS = {"id", "input", "expected", "tags", "metadata", "tools", "tool_choice"}
 _CARD_KEYS = {
     "name",
     "description",
     "prompt",
+    "prompts",
     "output_schema",
     "scorers",
     "budgets",
@@ -80,6 +88,7 @@ _BUDGET_KEYS = {
 # Sampling parameters a card may set; each reaches the request unless a run overrides it.
 PARAMETER_KEYS = SAMPLING_PARAMETERS
 _RESPONSE_FORMATS = ("text", "json_object", "json_schema")
+_VARIANT_KEYS = ("system", "user", "parameters")
 _MAX_ERRORS = 20
 _QUOTE = 500  # a problem message quotes at most this many characters
 
@@ -102,6 +111,18 @@ class Case:
 
 
 @dataclass(frozen=True)
+class PromptVariant:
+    """A named prompt: system and user templates (None keeps the card's) and parameters over
+    the card's."""
+
+    name: str
+    system: str | None = None
+    user: str | None = None
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    source: str = ""  # where it was defined: "card" or the prompts/NAME.yaml path
+
+
+@dataclass(frozen=True)
 class Card:
     """A dataset card: prompt template, output contract, scorers and budgets."""
 
@@ -117,6 +138,40 @@ class Card:
     judge: scoring.AnyJudge | None = None
     tools: list[dict[str, Any]] | None = None  # OpenAI function definitions offered
     tool_choice: str | dict[str, Any] | None = None  # none | auto | required | a function
+    prompts: tuple[PromptVariant, ...] = ()  # named variants; the first is the default
+    prompt_name: str | None = None  # the variant applied to system, user and parameters
+
+    def variant(self, name: str | None) -> Card:
+        """This card with the named prompt variant applied (the first when name is None).
+
+        A card without variants takes no name but None; an unknown name is a DatasetError
+        listing the known ones."""
+        if not self.prompts:
+            if name is None:
+                return self
+            raise DatasetError(
+                f"{self.name}: no prompt variant {name!r}; the card has one prompt. Add "
+                f"'prompts: {{{name}: {{system: ..., user: ...}}}}' to the card, or a file "
+                f"{PROMPTS_DIR}/{name}.yaml beside it"
+            )
+        chosen = self.prompts[0] if name is None else None
+        for variant in self.prompts:
+            if variant.name == name:
+                chosen = variant
+        if chosen is None:
+            known = ", ".join(v.name for v in self.prompts)
+            raise DatasetError(f"{self.name}: no prompt variant {name!r}; known: {known}")
+        base = self if self.prompt_name is None else self._base
+        return dataclasses.replace(
+            base,
+            system=chosen.system if chosen.system is not None else base.system,
+            user=chosen.user if chosen.user is not None else base.user,
+            parameters={**base.parameters, **chosen.parameters},
+            prompt_name=chosen.name,
+            _base=base,
+        )
+
+    _base: Any = field(default=None, repr=False, compare=False)  # the card before a variant
 
 
 def json_schema_format(name: str, schema: Mapping[str, Any]) -> dict[str, Any]:
@@ -138,6 +193,32 @@ class Dataset:
 
     def __len__(self) -> int:
         return len(self.cases)
+
+    @functools.cached_property
+    def cases_hash(self) -> str:
+        """Hash of the cases alone (ids, inputs, expected, tags, tools): runs over the same
+        cases pair case by case, whatever their prompts."""
+        return cases_hash(self.cases)
+
+    @functools.cached_property
+    def prompt_hash(self) -> str:
+        """Hash of what is sent and how it is scored: templates, parameters, tools, scorers."""
+        return prompt_hash(self.card)
+
+    @property
+    def prompt_name(self) -> str | None:
+        """The prompt variant applied, or None for a card with one prompt."""
+        return self.card.prompt_name
+
+    def with_prompt(self, name: str | None) -> Dataset:
+        """This dataset with the named prompt variant (the first when None); itself when that
+        variant is already applied."""
+        if name is None and (self.prompt_name is not None or not self.card.prompts):
+            return self
+        if name is not None and name == self.prompt_name:
+            return self
+        card = self.card.variant(name)
+        return dataclasses.replace(self, card=card, hash=dataset_hash(card, self.cases))
 
     def case(self, case_id: str) -> Case:
         """The case with this id."""
@@ -255,8 +336,11 @@ def resolve_dataset(name_or_path: str | os.PathLike[str]) -> Path:
     )
 
 
-def load_dataset(name_or_path: str | os.PathLike[str]) -> Dataset:
-    """Load and validate a golden set; raise DatasetError listing every problem found."""
+def load_dataset(name_or_path: str | os.PathLike[str], *, prompt: str | None = None) -> Dataset:
+    """Load and validate a golden set; raise DatasetError listing every problem found.
+
+    With prompt variants (the card's ``prompts`` and ``prompts/NAME.yaml`` files), ``prompt``
+    names the one to apply; the first when None."""
     folder = resolve_dataset(name_or_path)
     card_path = next((folder / n for n in CARD_NAMES if (folder / n).is_file()), None)
     if card_path is None:
@@ -266,8 +350,19 @@ def load_dataset(name_or_path: str | os.PathLike[str]) -> Dataset:
         raise DatasetError(f"{folder}: no {CASES_NAME}; add one JSON object per line")
     card_bytes = card_path.read_bytes()
     card = parse_card(card_bytes, card_path, default_name=folder.name)
+    files = load_prompt_files(folder)
+    if files:
+        taken = {v.name: v for v in card.prompts}
+        clash = [v for v in files if v.name in taken]
+        if clash:
+            raise DatasetError(
+                f"{clash[0].source}:1: prompt {clash[0].name!r} is also defined in the card's "
+                "prompts; keep one of the two"
+            )
+        card = dataclasses.replace(card, prompts=card.prompts + files)
     cases_bytes = cases_path.read_bytes()
     cases = parse_cases(cases_bytes, cases_path, card=card)
+    card = card.variant(prompt)
     return Dataset(
         name=card.name,
         path=folder,
@@ -298,12 +393,56 @@ def dataset_hash(card: Card, cases: tuple[Case, ...]) -> str:
     if card.tools is not None:  # and tools, when offered
         card_doc["tools"] = [card.tools, card.tool_choice]
     digest.update(_canonical(card_doc))
+    _update_cases(digest, cases)
+    return digest.hexdigest()[:16]
+
+
+def cases_hash(cases: tuple[Case, ...]) -> str:
+    """Content hash of the cases alone: ids, inputs, expected outputs, tags, own tools."""
+    digest = hashlib.sha256(b"cases\n")
+    _update_cases(digest, cases)
+    return digest.hexdigest()[:16]
+
+
+def _update_cases(digest: Any, cases: tuple[Case, ...]) -> None:
     for case in cases:
         item: list[Any] = [case.id, case.input, case.expected, list(case.tags)]
         if case.tools is not None or case.tool_choice is not None:
             item.append([case.tools, case.tool_choice])
         digest.update(_canonical(item))
-    return digest.hexdigest()[:16]
+
+
+def prompt_doc(card: Card) -> dict[str, Any]:
+    """What a run sends and how it scores it, as recorded on the run (and diffed by compare):
+    the prompt's name, templates, parameters, output contract, tools, scorers and judge."""
+    return {
+        "name": card.prompt_name,
+        "system": card.system,
+        "user": card.user,
+        "parameters": dict(card.parameters),
+        "structured_output": card.structured_output,
+        "output_schema": card.output_schema,
+        "tools": card.tools,
+        "tool_choice": card.tool_choice,
+        "scorers": [
+            {
+                "name": s.name,
+                "weight": s.weight,
+                "threshold": s.threshold,
+                "field": s.field,
+                "options": dict(s.options),
+            }
+            for s in card.scorers
+        ],
+        "judge": None if card.judge is None else card.judge.to_dict(),
+    }
+
+
+def prompt_hash(card: Card) -> str:
+    """Content hash of a card's prompt as :func:`prompt_doc` records it, bar the variant name
+    (two variants with the same text are the same prompt)."""
+    doc = {k: v for k, v in prompt_doc(card).items() if k != "name"}
+    return hashlib.sha256(b"prompt\n" + _canonical(doc)).hexdigest()[:16]
 
 
 def _canonical(value: Any) -> bytes:
@@ -363,17 +502,8 @@ def parse_card(data: bytes, path: Path, *, default_name: str = "") -> Card:
                 err(("prompt", str(key)), "unknown key; use 'system' and 'user'")
         system, user = prompt.get("system"), prompt.get("user")
         for key, value in (("system", system), ("user", user)):
-            if value is None:
-                continue
-            if not isinstance(value, str):
-                err(("prompt", key), "must be a string template")
-                continue
-            try:
-                _jinja.parse(value)
-            except TemplateError as exc:
-                err(("prompt", key), f"template does not parse: {exc}")
-            except RecursionError:
-                err(("prompt", key), "template is nested too deeply to parse")
+            _check_template(value, ("prompt", key), err)
+    variants = _parse_variants(doc.get("prompts"), err, lines)
     schema = doc.get("output_schema")
     if schema is not None:
         schema_error = _not_json(schema) or (
@@ -459,7 +589,107 @@ def parse_card(data: bytes, path: Path, *, default_name: str = "") -> Card:
         judge=judge,
         tools=tools,
         tool_choice=tool_choice,
+        prompts=variants,
     )
+
+
+def _check_template(value: Any, key: tuple[str | int, ...], err: Any) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str):
+        err(key, "must be a string template")
+        return
+    try:
+        _jinja.parse(value)
+    except TemplateError as exc:
+        err(key, f"template does not parse: {exc}")
+    except RecursionError:
+        err(key, "template is nested too deeply to parse")
+
+
+def _parse_variants(
+    raw: Any, err: Any, lines: Mapping[tuple[str | int, ...], int], source: str = "card"
+) -> tuple[PromptVariant, ...]:
+    """The card's ``prompts: {NAME: {system, user, parameters}}``, each checked like the card's."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict) or not raw:
+        err(("prompts",), "must be a mapping of names to {system, user, parameters}")
+        return ()
+    out = []
+    for name, body in raw.items():
+        variant = _parse_variant(str(name), body, ("prompts", str(name)), err, source)
+        if variant is not None:
+            out.append(variant)
+    return tuple(out)
+
+
+def _parse_variant(
+    name: str, body: Any, where: tuple[str | int, ...], err: Any, source: str
+) -> PromptVariant | None:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
+        err(where, "a prompt name is letters, digits, '_', '.' or '-' (at most 64), e.g. v2")
+        return None
+    if not isinstance(body, dict):
+        err(where, "must be a mapping with 'system', 'user' and/or 'parameters'")
+        return None
+    bad = False
+    for key in body:
+        if key not in _VARIANT_KEYS:
+            err((*where, str(key)), f"unknown key; use {', '.join(_VARIANT_KEYS)}")
+            bad = True
+    for key in ("system", "user"):
+        _check_template(body.get(key), (*where, key), err)
+    parameters = body.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        err((*where, "parameters"), "must be a mapping, e.g. {temperature: 0.2}")
+        return None
+    for key, value in parameters.items():
+        if key not in PARAMETER_KEYS:
+            err(
+                (*where, "parameters", str(key)),
+                f"unknown; known: {', '.join(sorted(PARAMETER_KEYS))}",
+            )
+            bad = True
+        elif problem := (_not_json(value) or parameter_problem(key, value)):
+            err((*where, "parameters", key), problem)
+            bad = True
+    if bad or not all(isinstance(body.get(k), str | None) for k in ("system", "user")):
+        return None
+    return PromptVariant(
+        name, body.get("system"), body.get("user"), dict(parameters), source=source
+    )
+
+
+def load_prompt_files(folder: Path) -> tuple[PromptVariant, ...]:
+    """The variants in ``prompts/NAME.yaml`` (or .yml, .json) beside a card, by file name."""
+    where = folder / PROMPTS_DIR
+    if not where.is_dir():
+        return ()
+    errors: list[str] = []
+    out = []
+    for path in sorted(where.iterdir()):
+        if path.suffix not in (".yaml", ".yml", ".json") or not path.is_file():
+            continue
+        text = _decode(path.read_bytes(), path)
+        try:
+            body = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        except (yaml.YAMLError, json.JSONDecodeError) as exc:
+            errors.append(
+                f"{path}:1: not valid {_kind(path)}: {clip_counted(_first_line(exc), _QUOTE)}"
+            )
+            continue
+
+        def err(key: tuple[str | int, ...], message: str, path: Path = path) -> None:
+            field_name = ".".join(str(k) for k in key[2:]) or "(file)"
+            errors.append(f"{path}:1: {field_name}: {clip_counted(message, _QUOTE)}")
+
+        variant = _parse_variant(path.stem, body, ("prompts", path.stem), err, str(path))
+        if variant is not None:
+            out.append(variant)
+    if errors:
+        raise DatasetError(_join(errors))
+    return tuple(out)
 
 
 def tools_problem(tools: Any) -> str | None:
@@ -759,8 +989,11 @@ def _check_case(doc: Any, needed: set[str]) -> str | None:
 
 
 def _template_variables(card: Card) -> set[str]:
+    """The case inputs the card's templates use, over every prompt variant."""
     names: set[str] = set()
-    for template in (card.system, card.user):
+    templates = [card.system, card.user]
+    templates += [t for v in card.prompts for t in (v.system, v.user)]
+    for template in templates:
         if template:
             names |= meta.find_undeclared_variables(_jinja.parse(template))
     return names - {"case_id", "tags"}

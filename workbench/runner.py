@@ -30,6 +30,7 @@ from workbench.golden import (
     json_schema_format,
     load_dataset,
     parameter_problem,
+    prompt_doc,
 )
 from workbench.store import ResultRow, ScoreRow, Store
 from workbench.text import milliseconds, percent, percentile
@@ -85,6 +86,7 @@ class EvalOptions:
     progress_interval_s: float = PROGRESS_INTERVAL_S
     judge: str | None = None  # the judge target, over the card's judge
     allow_self_judge: bool = False
+    prompt: str | None = None  # the card's prompt variant (default: its first)
 
     @classmethod
     def from_flags(
@@ -136,6 +138,7 @@ class EvalOptions:
             "provider_options": dict(self.provider_options),
             **({"redact": True} if self.redact else {}),
             **({"allow_self_judge": True} if self.allow_self_judge else {}),
+            **({"prompt": self.prompt} if self.prompt else {}),
         }
 
 
@@ -226,6 +229,7 @@ class RunSummary:
     notes: list[str] = field(default_factory=list)
     budgets: list[Check] = field(default_factory=list)
     judge: JudgeTotals | None = None  # what judging cost, never in the figures above
+    prompt: str | None = None  # the card's prompt variant, when it has several
 
     @property
     def budget_ok(self) -> bool:
@@ -266,7 +270,8 @@ class RunSummary:
     def render_text(self) -> str:
         """The terminal report of ``workbench eval``: figures, notes, budgets."""
         lines = [
-            f"run {self.run_id}  {self.status}  {self.target} on {self.dataset} ({self.dataset_hash})",
+            f"run {self.run_id}  {self.status}  {self.target} on {self.dataset} ({self.dataset_hash})"
+            + (f"  prompt {self.prompt}" if self.prompt else ""),
             f"  results {self.results}/{self.expected_results}  passed {self.passed}"
             f" ({percent(self.pass_rate)})  errors {self.errors} ({percent(self.error_rate)})",
             f"  latency p50 {milliseconds(self.p50_latency_ms)}  p95 {milliseconds(self.p95_latency_ms)}"
@@ -363,8 +368,9 @@ async def arun_eval(
     progress: bool | str = False,
 ) -> RunSummary:
     """Run (or resume) an eval on the current event loop."""
-    ds = load_dataset(dataset) if isinstance(dataset, str) else dataset
     opts = options or EvalOptions()
+    ds = load_dataset(dataset) if isinstance(dataset, str) else dataset
+    ds = ds.with_prompt(opts.prompt)
     if opts.repeats < 1:
         raise ConfigError(f"repeats must be at least 1, got {opts.repeats}")
     if opts.concurrency < 1:
@@ -374,7 +380,7 @@ async def arun_eval(
             raise ConfigError(f"{name}: {problem}")
     run_id: str | None = None
     if resume:
-        run_id, opts = _prepare_resume(store, resume, ds, target, opts)
+        run_id, opts, ds = _prepare_resume(store, resume, ds, target, opts)
     selected = opts.selection.apply(ds) if opts.selection else ds.cases
     if not selected:
         raise ConfigError(f"{ds.name}: the selection {opts.selection} matches no case")
@@ -402,6 +408,9 @@ async def arun_eval(
         run_id = store.create_run(
             dataset=ds.name,
             dataset_hash=ds.hash,
+            cases_hash=ds.cases_hash,
+            prompt_hash=ds.prompt_hash,
+            prompt=prompt_doc(ds.card),
             target=target,
             model=model,
             version=model,
@@ -683,8 +692,9 @@ def _redacted(row: ResultRow, scores: list[ScoreRow]) -> tuple[ResultRow, list[S
 
 def _prepare_resume(
     store: Store, run_id: str, ds: Dataset, target: str, opts: EvalOptions
-) -> tuple[str, EvalOptions]:
+) -> tuple[str, EvalOptions, Dataset]:
     run = store.get_run(run_id)
+    ds = ds.with_prompt(run.get("prompt_name"))  # the run's prompt variant, whatever was asked
     if run["dataset_hash"] != ds.hash:
         raise RunError(
             f"cannot resume {run_id}: dataset {ds.name} changed since it started "
@@ -711,9 +721,10 @@ def _prepare_resume(
         progress_interval_s=opts.progress_interval_s,
         judge=(p.get("judge") or {}).get("target") or opts.judge,
         allow_self_judge=bool(p.get("allow_self_judge", opts.allow_self_judge)),
+        prompt=run.get("prompt_name"),
     )
     store.reopen_run(run_id)
-    return run_id, resumed
+    return run_id, resumed, ds
 
 
 def summarize(
@@ -726,7 +737,7 @@ def summarize(
 ) -> RunSummary:
     """Compute a run's headline figures and budget verdicts from the store."""
     run = store.get_run(run_id)
-    ds = dataset or load_dataset(run["dataset"])
+    ds = (dataset or load_dataset(run["dataset"])).with_prompt(run.get("prompt_name"))
     rows = store.result_rows(run_id)
     repeats = int(run.get("repeats") or run["parameters"].get("repeats") or 1)
     cases = int(run.get("cases") or len(ds.cases))
@@ -778,6 +789,7 @@ def summarize(
         reasoning_tokens=int(sum(r.get("reasoning_tokens") or 0 for r in rows)),
         max_tokens=max_tokens,
         length_cutoffs=sum(1 for r in ok_rows if r["finish_reason"] == "length"),
+        prompt=run.get("prompt_name"),
     )
     summary.judge = _judge_totals(store, run_id, run["parameters"], rows)
     if summary.judge is not None:

@@ -280,6 +280,19 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE results ADD COLUMN tool_calls TEXT;
     ALTER TABLE results ADD COLUMN steps TEXT;
     """,
+    # 10: prompt versions. A run's cases hash (ids, inputs, expected, tags) and prompt hash
+    # (templates, parameters, tools, scorers), its prompt variant's name and the prompt itself
+    # (for diffs). Earlier runs take their dataset hash for both: runs that shared a dataset
+    # version still pair, and a prompt change before this version still needs --shared.
+    """
+    ALTER TABLE runs ADD COLUMN cases_hash TEXT;
+    ALTER TABLE runs ADD COLUMN prompt_hash TEXT;
+    ALTER TABLE runs ADD COLUMN prompt_name TEXT;
+    ALTER TABLE runs ADD COLUMN prompt TEXT;
+    UPDATE runs SET cases_hash = dataset_hash, prompt_hash = dataset_hash
+        WHERE cases_hash IS NULL AND dataset_hash IS NOT NULL;
+    CREATE INDEX runs_by_cases ON runs (cases_hash, prompt_hash, target);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -469,8 +482,15 @@ class Store:
         kind: str = "eval",
         run_id: str | None = None,
         source_run: str | None = None,
+        cases_hash: str | None = None,
+        prompt_hash: str | None = None,
+        prompt: Mapping[str, Any] | None = None,
     ) -> str:
-        """Insert a new run in status ``running`` with its provenance; return its id."""
+        """Insert a new run in status ``running`` with its provenance; return its id.
+
+        ``cases_hash`` and ``prompt_hash`` default to ``dataset_hash`` (a run that knows only
+        one hash); ``prompt`` is the prompt as sent (templates, parameters, scorers), kept for
+        diffs between prompt versions."""
         run_id = run_id or new_run_id()
         row = {
             "id": run_id,
@@ -478,6 +498,10 @@ class Store:
             "status": "running",
             "dataset": dataset,
             "dataset_hash": dataset_hash,
+            "cases_hash": cases_hash or dataset_hash,
+            "prompt_hash": prompt_hash or dataset_hash,
+            "prompt_name": (prompt or {}).get("name"),
+            "prompt": json.dumps(dict(prompt), sort_keys=True) if prompt is not None else None,
             "model": model,
             "version": version,
             "target": target,
@@ -716,7 +740,7 @@ def _statements(script: str) -> Sequence[str]:
 
 def _decode_run(row: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(row)
-    for key in ("parameters", "package_versions", "summary"):
+    for key in ("parameters", "package_versions", "summary", "prompt"):
         value = out.get(key)
         out[key] = json.loads(value) if value else {}
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import numbers
@@ -20,6 +21,7 @@ __all__ = [
     "percentile",
     "show",
     "show_repr",
+    "word_diff",
 ]
 
 
@@ -97,3 +99,18 @@ def percentile(
     array = np.asarray(values if hasattr(values, "__array__") else list(values), dtype=float)
     array = array[~np.isnan(array)]
     return float(np.percentile(array, q)) if array.size else empty
+
+
+def word_diff(old: str, new: str) -> str:
+    """A readable word-level diff: ``charged [-twice-]{+three times+} in March``."""
+    a, b = old.split(), new.split()
+    out: list[str] = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+        if op == "equal":
+            out.extend(a[i1:i2])
+            continue
+        if op in ("replace", "delete"):
+            out.append("[-" + " ".join(a[i1:i2]) + "-]")
+        if op in ("replace", "insert"):
+            out.append("{+" + " ".join(b[j1:j2]) + "+}")
+    return " ".join(out)
