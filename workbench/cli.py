@@ -385,8 +385,7 @@ def runs_command(db: Path, dataset: str | None, limit: int, as_json: bool) -> No
 
 
 @main.command("compare")
-@click.argument("base", required=False)
-@click.argument("cand", required=False)
+@click.argument("runs", nargs=-1, metavar="BASE CAND [CAND2 ...]")
 @db_option
 @click.option(
     "--latest", metavar="DATASET", help="Compare the two most recent finished runs of DATASET."
@@ -422,8 +421,7 @@ def runs_command(db: Path, dataset: str | None, limit: int, as_json: bool) -> No
 @gate_option("the verdict fails")
 @translate_errors
 def compare_command(
-    base: str | None,
-    cand: str | None,
+    runs: tuple[str, ...],
     db: Path,
     latest: str | None,
     allow: str | None,
@@ -436,15 +434,33 @@ def compare_command(
     as_json: bool,
     gate: bool,
 ) -> None:
-    """Compare candidate run CAND with baseline run BASE, case by case."""
+    """Compare candidate run CAND with baseline run BASE, case by case; with more candidates,
+    a leaderboard of every run against BASE."""
     from workbench import compare as cmp
     from workbench.store import Store
 
+    result: Any
     with Store(db) as store:
         if latest:
+            if runs:
+                raise click.UsageError("give run ids or --latest DATASET, not both")
             base, cand = cmp.latest_pair(store, latest)
-        elif not (base and cand):
-            raise click.UsageError("give BASE and CAND run ids, or --latest DATASET")
+        elif len(runs) > 2:
+            from workbench.matrix import matrix_of
+
+            if pairwise_judge or allow:
+                raise click.UsageError(
+                    "--pairwise and --allow compare two runs; give BASE and one CAND"
+                )
+            result = matrix_of(store, runs, shared_only=shared, seed=seed)
+            _emit(result, as_json, gate)
+            return
+        elif len(runs) == 2:
+            base, cand = runs
+        else:
+            raise click.UsageError(
+                "give BASE and CAND run ids (or more CANDs), or --latest DATASET"
+            )
         result = cmp.compare(
             store,
             base,
@@ -461,6 +477,80 @@ def compare_command(
             result.pairwise = pairwise(
                 store, base, cand, pairwise_judge, allow_self_judge=allow_self_judge
             )
+    _emit(result, as_json, gate)
+
+
+@main.command("matrix")
+@click.argument("dataset")
+@click.option(
+    "--model",
+    "targets",
+    multiple=True,
+    required=True,
+    help="A target of the grid (repeatable); the first model with the first prompt is the baseline.",
+)
+@click.option(
+    "--prompt",
+    "prompts",
+    multiple=True,
+    metavar="NAME",
+    help="A prompt variant of the card (repeatable) [default: the card's first].",
+)
+@click.option("--base-url", help="Base URL of an OpenAI-compatible endpoint (for openai: targets).")
+@db_option
+@click.option("--concurrency", type=click.IntRange(1, 1024), default=8, show_default=True)
+@click.option("--repeats", type=click.IntRange(1, 1000), default=1, show_default=True)
+@seed_option("Seed of the requests and the bootstrap [default: the card's, else 0].", default=None)
+@click.option("--temperature", type=click.FloatRange(0, 2), help="Over the card's.")
+@click.option("--max-tokens", type=click.IntRange(1), help="Over the card's (else 1024).")
+@click.option("--limit", type=click.IntRange(1), help="Run only the first N cases.")
+@click.option("--judge", metavar="TARGET", help="Judge model over the card's, e.g. demo:judge.")
+@click.option("--replay", type=click.Path(file_okay=False), help="Serve responses from snapshots.")
+@click.option("--record", type=click.Path(file_okay=False), help="Write responses to snapshots.")
+@click.option(
+    "--api-key-env", default="OPENAI_API_KEY", show_default=True, help="Variable with the API key."
+)
+@click.option("--no-reuse", is_flag=True, help="Run every cell, even those already in the store.")
+@gate_option("a cell regresses against the baseline")
+@json_option("the leaderboard")
+@translate_errors
+def matrix_command(
+    dataset: str,
+    targets: tuple[str, ...],
+    prompts: tuple[str, ...],
+    db: Path,
+    seed: int | None,
+    api_key_env: str,
+    no_reuse: bool,
+    gate: bool,
+    as_json: bool,
+    limit: int | None,
+    **flags: Any,
+) -> None:
+    """Run the grid of models × prompt variants on DATASET and print a leaderboard against the
+    first cell, reusing finished runs with the same cases, prompt, target and parameters."""
+    from workbench.matrix import run_matrix
+    from workbench.runner import EvalOptions
+    from workbench.store import Store
+
+    def options_for(target: str) -> EvalOptions:
+        server = {"api_key_env": api_key_env}
+        return EvalOptions.from_flags(
+            target, server_options=server, limit=limit, seed=seed, **flags
+        )
+
+    with Store(db) as store:
+        result = run_matrix(
+            dataset,
+            targets,
+            store=store,
+            prompts=list(prompts) or [None],
+            options_for=options_for,
+            reuse=not no_reuse,
+            progress="log" if not sys.stderr.isatty() else "bar",
+            echo=lambda text: click.echo(text, err=True),
+            seed=seed or 0,
+        )
     _emit(result, as_json, gate)
 
 
