@@ -465,15 +465,17 @@ def _ratio(cost: np.ndarray, passes: np.ndarray) -> float:
 
 
 def _pareto(cells: Sequence[Cell], summaries: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """Cells no other cell dominates: at least the pass rate, at most the cost per result and
-    the p95 latency, one strictly better. An unknown cost or latency counts as equal."""
+    """Cells no other cell dominates: at least the quality (pass rate, then mean score on a
+    tie), at most the cost per result and the p95 latency, one strictly better. An unknown cost
+    or latency counts as equal."""
 
-    def point(c: Cell) -> tuple[float, float, float]:
+    def point(c: Cell) -> tuple[tuple[float, float], float, float]:
         s = summaries[c.run_id]
         results = s.get("results") or 0
         cost = s.get("cost_usd")
         per = cost / results if cost is not None and results else math.nan
-        return (_nan_low(s.get("pass_rate")), per, _nan(s.get("p95_latency_ms")))
+        quality = (_nan_low(s.get("pass_rate")), _nan_low(s.get("mean_score")))
+        return (quality, per, _nan(s.get("p95_latency_ms")))
 
     points = {c.label: point(c) for c in cells}
 

@@ -492,7 +492,20 @@ def respond(
     (Offered tools, the model acts instead: :func:`workbench.demo.tools.respond`.)
     """
     answer = triage(version, extract_ticket(messages), temperature=temperature, seed=seed)
+    if not _priorities_defined(messages) and answer["priority"] == "p2":
+        answer["priority"] = "p3"  # told of priorities but not what p2 means, it plays safe
     return complete(messages, json.dumps(answer, ensure_ascii=False), max_tokens=max_tokens)
+
+
+def _priorities_defined(messages: list[dict[str, Any]]) -> bool:
+    """Whether a system prompt that asks for a priority also says what p2 means.
+
+    The demo model's one sensitivity to its prompt, so prompt variants differ: a terse prompt
+    that names the priority levels without defining them costs fewer input tokens and gets
+    the p2 tickets (blocked customers, money at stake) wrong. A prompt that never mentions
+    priority, or none at all, is answered as before."""
+    system = " ".join(message_text(m) for m in messages if m.get("role") == "system").lower()
+    return "priority" not in system or "money is at stake" in system
 
 
 def complete(
