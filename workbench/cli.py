@@ -83,6 +83,30 @@ def _emit(result: Result, as_json: bool, gate: bool) -> None:
         sys.exit(1)
 
 
+def markdown_option(fn: F) -> F:
+    """``--markdown FILE``: a PR-comment-sized summary (appended to $GITHUB_STEP_SUMMARY)."""
+    return click.option(
+        "--markdown",
+        metavar="FILE",
+        help="Also write a Markdown summary under 64 KiB for a PR comment; "
+        '"$GITHUB_STEP_SUMMARY" is appended to.',
+    )(fn)
+
+
+def _write_reports(result: Any, *, markdown: str | None = None) -> None:
+    """Write the files a CI system reads, before the result is printed and gated."""
+    if markdown:
+        from workbench import markdown as md
+        from workbench.compare import Comparison
+
+        text = (
+            md.comparison_markdown(result)
+            if isinstance(result, Comparison)
+            else md.matrix_markdown(result)
+        )
+        md.write_markdown(markdown, text)
+
+
 def dataset_out_options(fn: F) -> F:
     """The shared ``--out`` and ``--force`` options of the dataset commands that write."""
     fn = click.option("--force", is_flag=True, help="Replace an existing dataset folder NAME.")(fn)
@@ -417,6 +441,7 @@ def runs_command(db: Path, dataset: str | None, limit: int, as_json: bool) -> No
     "--allow-self-judge", is_flag=True, help="Let the pairwise judge be a model under comparison."
 )
 @seed_option("Bootstrap seed.")
+@markdown_option
 @json_option("counts, cases, statistics and verdict")
 @gate_option("the verdict fails")
 @translate_errors
@@ -431,6 +456,7 @@ def compare_command(
     pairwise_judge: str | None,
     allow_self_judge: bool,
     seed: int,
+    markdown: str | None,
     as_json: bool,
     gate: bool,
 ) -> None:
@@ -453,6 +479,7 @@ def compare_command(
                     "--pairwise and --allow compare two runs; give BASE and one CAND"
                 )
             result = matrix_of(store, runs, shared_only=shared, seed=seed)
+            _write_reports(result, markdown=markdown)
             _emit(result, as_json, gate)
             return
         elif len(runs) == 2:
@@ -477,6 +504,7 @@ def compare_command(
             result.pairwise = pairwise(
                 store, base, cand, pairwise_judge, allow_self_judge=allow_self_judge
             )
+    _write_reports(result, markdown=markdown)
     _emit(result, as_json, gate)
 
 
@@ -511,6 +539,7 @@ def compare_command(
     "--api-key-env", default="OPENAI_API_KEY", show_default=True, help="Variable with the API key."
 )
 @click.option("--no-reuse", is_flag=True, help="Run every cell, even those already in the store.")
+@markdown_option
 @gate_option("a cell regresses against the baseline")
 @json_option("the leaderboard")
 @translate_errors
@@ -525,6 +554,7 @@ def matrix_command(
     gate: bool,
     as_json: bool,
     limit: int | None,
+    markdown: str | None,
     **flags: Any,
 ) -> None:
     """Run the grid of models × prompt variants on DATASET and print a leaderboard against the
@@ -551,6 +581,7 @@ def matrix_command(
             echo=lambda text: click.echo(text, err=True),
             seed=seed or 0,
         )
+    _write_reports(result, markdown=markdown)
     _emit(result, as_json, gate)
 
 

@@ -778,7 +778,8 @@ def _line_of(text: str, key: str) -> int:
 def render_text(cmp: Comparison, *, limit: int = 10) -> str:
     """A terminal report: transitions, top regressions with field diffs, deltas, verdict."""
     lines = [
-        f"base {cmp.base['id']} ({cmp.base['target']})  →  cand {cmp.cand['id']} ({cmp.cand['target']})",
+        f"base {cmp.base['id']} ({cmp.base['target']})  →  cand {cmp.cand['id']} ({cmp.cand['target']})"
+        + (f"  on {cmp.base['dataset']}" if cmp.base.get("dataset") else ""),
         f"{len(cmp.cases)} cases, {cmp.pairs} paired results"
         + (" (shared case ids only)" if cmp.shared_only else "")
         + (f"; {cmp.coverage}" if cmp.coverage else ""),

@@ -76,8 +76,9 @@ class PromptDiff:
             lines.append("  also changed: " + ", ".join(self.contract))
         return "\n".join(lines)
 
-    def markdown(self) -> str:
-        """A Markdown section: the unified diffs in diff blocks, parameters as a list."""
+    def markdown(self, width: int = _DIFF_LIMIT) -> str:
+        """A Markdown section: the unified diffs in diff blocks (each at most ``width``
+        characters), parameters as a list."""
         if not self.changed:
             return ""
         out = [
@@ -86,6 +87,7 @@ class PromptDiff:
             "",
         ]
         for name, diff in self.templates.items():
+            diff = clip_counted(diff, width)
             fence = "~~~~" if "```" in diff else "```"
             out += [f"{name} template:", "", f"{fence}diff", diff, fence, ""]
         out += [
