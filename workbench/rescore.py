@@ -18,7 +18,7 @@ from typing import Any
 
 from workbench import judges, scoring
 from workbench.errors import ConfigError, DatasetError, RunError
-from workbench.golden import Dataset, load_dataset
+from workbench.golden import Dataset, load_dataset, prompt_doc
 from workbench.runner import RunSummary, _score_rows, run_sync, score_one, summarize
 from workbench.store import ResultRow, Store
 
@@ -87,6 +87,10 @@ def rescore(
             f"run {run_id} stored redacted outputs; scoring them again would judge placeholders"
         )
     ds = load_dataset(card or source["dataset"])
+    try:  # the prompt variant the outputs were made with, when the card still has it
+        ds = ds.with_prompt(source.get("prompt_name"))
+    except DatasetError:
+        pass
     specs = select_scorers(ds.card.scorers, scorers, dataset=ds.name)
     ds = dataclasses.replace(ds, card=dataclasses.replace(ds.card, scorers=tuple(specs)))
     rows = store.result_rows(run_id)
@@ -129,6 +133,9 @@ def rescore(
         repeats=source.get("repeats"),
         kind="rescore",
         source_run=run_id,
+        cases_hash=ds.cases_hash,
+        prompt_hash=ds.prompt_hash,
+        prompt=prompt_doc(ds.card),
     )
     try:
         run_sync(_score_all(ds, rows, the_judge, store, new_id, concurrency))
