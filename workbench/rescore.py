@@ -11,6 +11,7 @@ changed. Judge answers come from the store's cache when the same judgement was m
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 from collections.abc import Sequence
@@ -87,10 +88,8 @@ def rescore(
             f"run {run_id} stored redacted outputs; scoring them again would judge placeholders"
         )
     ds = load_dataset(card or source["dataset"])
-    try:  # the prompt variant the outputs were made with, when the card still has it
+    with contextlib.suppress(DatasetError):  # the outputs' prompt variant, if the card has it
         ds = ds.with_prompt(source.get("prompt_name"))
-    except DatasetError:
-        pass
     specs = select_scorers(ds.card.scorers, scorers, dataset=ds.name)
     ds = dataclasses.replace(ds, card=dataclasses.replace(ds.card, scorers=tuple(specs)))
     rows = store.result_rows(run_id)
