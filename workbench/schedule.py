@@ -1,4 +1,5 @@
-"""Scheduling the weekly run: a crontab line, a systemd service and timer, or a GitHub workflow."""
+"""Scheduling the weekly run (a crontab line, a systemd service and timer, a GitHub workflow),
+and the pull-request workflow that replays the golden set and gates on the comparison."""
 
 from __future__ import annotations
 
@@ -9,13 +10,23 @@ from workbench.errors import ConfigError
 
 __all__ = [
     "EMITTERS",
+    "PR_BASELINE",
+    "PR_CANDIDATE",
+    "PR_DATASET",
+    "PR_SNAPSHOTS",
     "command",
     "emit",
     "on_calendar",
     "parse_cron",
+    "pr_commands",
 ]
 
-EMITTERS = ("cron", "systemd", "github")
+EMITTERS = ("cron", "systemd", "github", "github-pr")
+# The pull-request workflow's defaults: the demo's golden set, its two models, their snapshots.
+PR_DATASET = "support-triage"
+PR_BASELINE = "demo:triage-v1"
+PR_CANDIDATE = "demo:triage-v2"
+PR_SNAPSHOTS = "data/snapshots/support-triage"
 _FIELDS = (
     ("minute", 0, 59),
     ("hour", 0, 23),
@@ -85,12 +96,30 @@ def command(workdir: Path, config: str | None, out: str) -> str:
 
 
 def emit(
-    kind: str, cron: str, *, workdir: Path, config: str | None = None, out: str = "reports"
+    kind: str,
+    cron: str | None,
+    *,
+    workdir: Path,
+    config: str | None = None,
+    out: str = "reports",
+    dataset: str = PR_DATASET,
+    baseline: str = PR_BASELINE,
+    candidate: str = PR_CANDIDATE,
+    snapshots: str = PR_SNAPSHOTS,
 ) -> str:
-    """A ready-to-install schedule for the weekly run."""
-    parse_cron(cron)
+    """A ready-to-install schedule for the weekly run, or the pull-request workflow.
+
+    ``cron``, ``workdir``, ``config`` and ``out`` are the weekly run's; ``github-pr`` runs on
+    every pull request, not on a schedule, and ignores them. ``dataset``, ``baseline``,
+    ``candidate`` and ``snapshots`` are the pull-request workflow's, ignored by the others.
+    """
     if kind not in EMITTERS:
         raise ConfigError(f"no emitter {kind!r}; choose one of {', '.join(EMITTERS)}")
+    if kind == "github-pr":
+        return _github_pr(dataset, baseline, candidate, snapshots)
+    if cron is None:
+        raise ConfigError(f"the {kind} emitter needs a cron expression, e.g. '17 6 * * 1'")
+    parse_cron(cron)
     cmd = command(workdir, config, out)
     where = shlex.quote(str(workdir))
     if kind == "cron":
@@ -151,4 +180,80 @@ jobs:
         with:
           name: workbench-reports
           path: {out}/
+"""
+
+
+def pr_commands(dataset: str, baseline: str, candidate: str, snapshots: str) -> list[str]:
+    """The pull-request workflow's shell commands: the baseline and candidate evals, both
+    replayed from snapshots into a fresh ``pr.db``, then the gated comparison of the two."""
+    for name, value in (
+        ("dataset", dataset),
+        ("baseline", baseline),
+        ("candidate", candidate),
+        ("snapshots", snapshots),
+    ):
+        if not value.strip() or "\n" in value or "\r" in value:
+            raise ConfigError(f"github-pr: {name} {value!r} must be one non-empty line")
+    ds, snaps = shlex.quote(dataset), shlex.quote(snapshots)
+
+    def replay(target: str) -> str:
+        return f"workbench eval {ds} --model {shlex.quote(target)} --replay {snaps} --db pr.db"
+
+    return [
+        replay(baseline),
+        replay(candidate) + " --junit junit/eval.xml --gate",
+        f'workbench compare --latest {ds} --db pr.db --markdown "$GITHUB_STEP_SUMMARY" '
+        "--junit junit/compare.xml --gate",
+    ]
+
+
+def _github_pr(dataset: str, baseline: str, candidate: str, snapshots: str) -> str:
+    base_eval, cand_eval, compare = pr_commands(dataset, baseline, candidate, snapshots)
+    return f"""# .github/workflows/workbench-pr.yml
+# On every pull request, with the pull request's code, card and scorers: evaluate the
+# baseline {baseline} and the candidate {candidate} on {dataset},
+# both replayed from the snapshots committed in
+#   {snapshots}
+# (no model calls, no API key), then compare the two runs. The job fails when the
+# candidate breaks a budget of the card, or the comparison's gate fails (a blocking
+# regression, a significant pass-rate fall). The comparison is the job's summary; the
+# JUnit reports of the candidate and of the comparison are uploaded as an artifact.
+# A changed prompt or case changes its requests, and a replay without them fails: record
+# the snapshots again (once per target) and commit them with the change:
+#   workbench eval {dataset} --model TARGET --record {snapshots}
+name: workbench pr
+on:
+  pull_request:
+permissions:
+  contents: read
+jobs:
+  golden:
+    runs-on: ubuntu-latest
+    timeout-minutes: 30
+    steps:
+      - uses: actions/checkout@v4
+      - uses: actions/setup-python@v5
+        with:
+          python-version: "3.11"
+          cache: pip
+          cache-dependency-path: pyproject.toml
+      - name: Install
+        run: python -m pip install -e .
+      - name: Baseline eval (replayed)
+        run: |
+          {base_eval}
+      - name: Candidate eval (replayed)
+        run: |
+          {cand_eval}
+      - name: Compare with the baseline
+        if: ${{{{ !cancelled() }}}}
+        run: |
+          {compare}
+      - name: Upload JUnit reports
+        if: always()
+        uses: actions/upload-artifact@v4
+        with:
+          name: workbench-junit
+          path: junit/
+          if-no-files-found: ignore
 """
