@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import markdown_it
 import pytest
+import xmlschema
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -105,12 +107,37 @@ def test_compare_with_several_candidates_gives_the_same_table(card: Path, tmp_pa
 
 def test_gate_fails_when_a_cell_regresses(card: Path, tmp_path: Path) -> None:
     db = str(tmp_path / "m.db")
-    md = tmp_path / "summary.md"
-    code, _, err = invoke("matrix", str(card), *GRID, "--db", db, "--gate", "--markdown", str(md))
+    md, xml = tmp_path / "summary.md", tmp_path / "junit" / "matrix.xml"
+    code, out, err = invoke(
+        "matrix",
+        str(card),
+        *GRID,
+        "--db",
+        db,
+        "--gate",
+        "--markdown",
+        str(md),
+        "--junit",
+        str(xml),
+        "--json",
+    )
     assert code == 1 and "demo:triage-v2 · v1: " in err  # v2 really regresses cases
     text = md.read_text()
     assert "| `demo:triage-v2 · v1` |" in text and "#### Regressions" in text
     assert len(text.encode()) <= MAX_BYTES
+    xmlschema.XMLSchema(str(ROOT / "tests" / "data" / "jenkins-junit.xsd")).validate(str(xml))
+    suites = {s.get("name"): s for s in ET.parse(xml).getroot()}
+    assert list(suites) == [
+        "demo:triage-v1 · v1",
+        "demo:triage-v1 · v1 · budgets",
+        "demo:triage-v2 · v1 vs baseline",
+        "demo:triage-v2 · v1 vs baseline · gate",
+    ]
+    cases = suites["demo:triage-v2 · v1 vs baseline"].findall("testcase")
+    assert len(cases) == 171
+    failed = {c.get("name") for c in cases if c.find("failure") is not None}
+    blocking = json.loads(out)["comparisons"]["demo:triage-v2 · v1"]["verdict"]["blocking"]
+    assert failed == set(blocking) and failed
 
 
 def _point(pass_rate: float, cost: float, p95: float, score: float = 0.5) -> dict[str, float]:

@@ -83,6 +83,15 @@ def _emit(result: Result, as_json: bool, gate: bool) -> None:
         sys.exit(1)
 
 
+def junit_option(fn: F) -> F:
+    """``--junit FILE``: JUnit XML, one testcase per case and per check."""
+    return click.option(
+        "--junit",
+        metavar="FILE",
+        help="Also write JUnit XML (a testcase per case and per budget or gate rule) for CI.",
+    )(fn)
+
+
 def markdown_option(fn: F) -> F:
     """``--markdown FILE``: a PR-comment-sized summary (appended to $GITHUB_STEP_SUMMARY)."""
     return click.option(
@@ -93,8 +102,22 @@ def markdown_option(fn: F) -> F:
     )(fn)
 
 
-def _write_reports(result: Any, *, markdown: str | None = None) -> None:
+def _write_reports(
+    result: Any, *, store: Any = None, junit: str | None = None, markdown: str | None = None
+) -> None:
     """Write the files a CI system reads, before the result is printed and gated."""
+    if junit:
+        from workbench import junit as ju
+        from workbench.compare import Comparison
+        from workbench.runner import RunSummary
+
+        if isinstance(result, RunSummary):
+            xml = ju.eval_junit(store, result.run_id, summary=result)
+        elif isinstance(result, Comparison):
+            xml = ju.compare_junit(result)
+        else:
+            xml = ju.to_xml(result.junit_suites(store))
+        ju.write_junit(junit, xml)
     if markdown:
         from workbench import markdown as md
         from workbench.compare import Comparison
@@ -214,6 +237,7 @@ def main() -> None:
 @fault_rate_option("--demo-fault-rate", help="demo targets: injected fault rate.")
 @gate_option("a budget breaks or the run fails")
 @json_option("the summary")
+@junit_option
 @click.option(
     "--progress/--no-progress",
     default=None,
@@ -247,6 +271,7 @@ def eval_command(
     gate: bool,
     as_json: bool,
     progress: bool | None,
+    junit: str | None,
     **flags: Any,
 ) -> None:
     """Evaluate TARGET on the golden set DATASET, storing every result."""
@@ -262,6 +287,7 @@ def eval_command(
         summary = run_eval(
             dataset, target, store=store, options=options, resume=resume, progress=shown
         )
+        _write_reports(summary, store=store, junit=junit)
     _emit(summary, as_json, gate)
 
 
@@ -442,6 +468,7 @@ def runs_command(db: Path, dataset: str | None, limit: int, as_json: bool) -> No
 )
 @seed_option("Bootstrap seed.")
 @markdown_option
+@junit_option
 @json_option("counts, cases, statistics and verdict")
 @gate_option("the verdict fails")
 @translate_errors
@@ -457,6 +484,7 @@ def compare_command(
     allow_self_judge: bool,
     seed: int,
     markdown: str | None,
+    junit: str | None,
     as_json: bool,
     gate: bool,
 ) -> None:
@@ -479,7 +507,7 @@ def compare_command(
                     "--pairwise and --allow compare two runs; give BASE and one CAND"
                 )
             result = matrix_of(store, runs, shared_only=shared, seed=seed)
-            _write_reports(result, markdown=markdown)
+            _write_reports(result, store=store, junit=junit, markdown=markdown)
             _emit(result, as_json, gate)
             return
         elif len(runs) == 2:
@@ -504,7 +532,7 @@ def compare_command(
             result.pairwise = pairwise(
                 store, base, cand, pairwise_judge, allow_self_judge=allow_self_judge
             )
-    _write_reports(result, markdown=markdown)
+        _write_reports(result, store=store, junit=junit, markdown=markdown)
     _emit(result, as_json, gate)
 
 
@@ -540,6 +568,7 @@ def compare_command(
 )
 @click.option("--no-reuse", is_flag=True, help="Run every cell, even those already in the store.")
 @markdown_option
+@junit_option
 @gate_option("a cell regresses against the baseline")
 @json_option("the leaderboard")
 @translate_errors
@@ -555,6 +584,7 @@ def matrix_command(
     as_json: bool,
     limit: int | None,
     markdown: str | None,
+    junit: str | None,
     **flags: Any,
 ) -> None:
     """Run the grid of models × prompt variants on DATASET and print a leaderboard against the
@@ -581,7 +611,7 @@ def matrix_command(
             echo=lambda text: click.echo(text, err=True),
             seed=seed or 0,
         )
-    _write_reports(result, markdown=markdown)
+        _write_reports(result, store=store, junit=junit, markdown=markdown)
     _emit(result, as_json, gate)
 
 
@@ -640,12 +670,13 @@ def weekly_command(
 
 @main.command("schedule")
 @click.option(
-    "--cron", required=True, help='When, as a cron expression, e.g. "17 6 * * 1" (Mondays 06:17).'
+    "--cron",
+    help='When, as a cron expression, e.g. "17 6 * * 1" (Mondays 06:17); not for github-pr.',
 )
 @click.option(
     "--emit",
     "kind",
-    type=click.Choice(["cron", "systemd", "github"]),
+    type=click.Choice(["cron", "systemd", "github", "github-pr"]),
     default="cron",
     show_default=True,
 )
@@ -654,14 +685,39 @@ def weekly_command(
 )
 @click.option("--config", "config_path", help="Weekly config YAML to pass to workbench weekly.")
 @click.option("--out", default="reports", show_default=True)
+@click.option(
+    "--dataset", default="support-triage", show_default=True, help="github-pr: the golden set."
+)
+@click.option(
+    "--baseline",
+    metavar="TARGET",
+    default="demo:triage-v1",
+    show_default=True,
+    help="github-pr: the baseline target.",
+)
+@click.option(
+    "--candidate",
+    metavar="TARGET",
+    default="demo:triage-v2",
+    show_default=True,
+    help="github-pr: the candidate target.",
+)
+@click.option(
+    "--snapshots",
+    default="data/snapshots/support-triage",
+    show_default=True,
+    help="github-pr: the committed snapshots both runs replay.",
+)
 @translate_errors
 def schedule_command(
-    cron: str, kind: str, workdir: Path, config_path: str | None, out: str
+    cron: str | None, kind: str, workdir: Path, config_path: str | None, out: str, **pr: str
 ) -> None:
-    """Print a crontab line, a systemd service and timer, or a GitHub Actions workflow."""
+    """Print a crontab line, a systemd service and timer, a GitHub Actions workflow for the
+    weekly run, or (github-pr) a pull-request workflow replaying the golden set and gating."""
     from workbench.schedule import emit
 
-    click.echo(emit(kind, cron, workdir=workdir.resolve(), config=config_path, out=out), nl=False)
+    text = emit(kind, cron, workdir=workdir.resolve(), config=config_path, out=out, **pr)
+    click.echo(text, nl=False)
 
 
 @main.command("profile")

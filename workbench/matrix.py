@@ -31,7 +31,7 @@ from workbench.runner import EvalOptions, request_parameters, run_eval, summariz
 from workbench.store import Store
 from workbench.text import milliseconds, percent
 
-__all__ = ["Cell", "Matrix", "find_run", "matrix_of", "run_key", "run_matrix"]
+__all__ = ["Cell", "Matrix", "find_run", "matrix_of", "render_text", "run_key", "run_matrix"]
 
 _RESAMPLES = 2000
 _CHUNK = 250  # bootstrap resamples drawn at once (memory: chunk x cases)
@@ -60,6 +60,7 @@ class Matrix:
     cost_per_pass: dict[str, dict[str, Any]]  # label -> {value, delta interval}
     pareto: list[str]  # labels on the quality / cost / latency front
     scorers: list[str] = field(default_factory=list)
+    source: Dataset | None = field(default=None, repr=False)  # the golden set, when known
 
     @property
     def baseline(self) -> Cell:
@@ -223,6 +224,24 @@ class Matrix:
         frame = frame.loc[order.index]
         frame.index.name = "case"
         return frame
+
+    def junit_suites(self, store: Store) -> list[Any]:
+        """JUnit suites: the baseline cell's cases and budgets, then each candidate cell's
+        comparison with the baseline (a blocking regression fails), suites named by cell."""
+        from workbench import junit
+
+        def named(suite: Any, label: str) -> Any:
+            extra = f" · {suite.name}" if suite.name in ("budgets", "gate") else ""
+            return dataclasses.replace(suite, name=label + extra)
+
+        base = self.baseline
+        summary = summarize(store, base.run_id, self.source)
+        suites = [
+            named(s, base.label) for s in junit.eval_suites(store, base.run_id, summary=summary)
+        ]
+        for label, cmp in self.comparisons.items():
+            suites += [named(s, f"{label} vs baseline") for s in junit.compare_suites(cmp)]
+        return suites
 
     def prompt_diffs(self) -> dict[str, PromptDiff]:
         """Each candidate cell's prompt against the baseline's."""
@@ -406,6 +425,7 @@ def _build(
         cost_per_pass=cost_per_pass,
         pareto=pareto,
         scorers=scorers,
+        source=dataset,
     )
 
 
