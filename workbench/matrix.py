@@ -21,13 +21,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from workbench import judges
 from workbench.checks import Check, Provenance
 from workbench.compare import Comparison, compare
 from workbench.errors import ConfigError, RunError
 from workbench.golden import Dataset, load_dataset
 from workbench.prompts import PromptDiff, prompt_diff, run_prompt_label
-from workbench.runner import EvalOptions, request_parameters, run_eval, summarize
+from workbench.runner import EvalOptions, request_parameters, run_eval, run_judge, summarize
 from workbench.store import Store
 from workbench.text import milliseconds, percent
 
@@ -255,14 +254,7 @@ class Matrix:
 def run_key(ds: Dataset, target: str, options: EvalOptions) -> dict[str, Any]:
     """What makes two runs interchangeable: cases, prompt, target, request, repeats, case
     selection, judge and endpoint. Concurrency, timeouts and snapshots do not count."""
-    config = judges.judge_config(
-        ds.card.judge,
-        options.judge,
-        dataset=ds.name,
-        target=target,
-        specs=ds.card.scorers,
-        allow_self_judge=options.allow_self_judge,
-    )
+    config = run_judge(ds, target, options)
     selection = options.selection.to_dict() if options.selection else {}
     return {
         "cases_hash": ds.cases_hash,

@@ -47,6 +47,7 @@ __all__ = [
     "calibration_text",
     "request_parameters",
     "run_eval",
+    "run_judge",
     "run_sync",
     "score_one",
     "summarize",
@@ -159,6 +160,18 @@ def request_parameters(card: Card, options: EvalOptions) -> dict[str, Any]:
         if name != "structured_output":
             params[name] = value
     return {k: params[k] for k in providers.SAMPLING_PARAMETERS if params.get(k) is not None}
+
+
+def run_judge(ds: Dataset, target: str, options: EvalOptions) -> scoring.AnyJudge | None:
+    """The judge a run of ``target`` on ``ds`` with these options uses, or None."""
+    return judges.judge_config(
+        ds.card.judge,
+        options.judge,
+        dataset=ds.name,
+        target=target,
+        specs=ds.card.scorers,
+        allow_self_judge=options.allow_self_judge,
+    )
 
 
 def _structured(card: Card, options: EvalOptions) -> bool:
@@ -385,14 +398,7 @@ async def arun_eval(
     if not selected:
         raise ConfigError(f"{ds.name}: the selection {opts.selection} matches no case")
     request_params = request_parameters(ds.card, opts)
-    judge_config = judges.judge_config(
-        ds.card.judge,
-        opts.judge,
-        dataset=ds.name,
-        target=target,
-        specs=ds.card.scorers,
-        allow_self_judge=opts.allow_self_judge,
-    )
+    judge_config = run_judge(ds, target, opts)
     provider_options: dict[str, Any] = dict(opts.provider_options)
     if not opts.replay:  # the provider takes those of the run's options it declares
         offered = dict(concurrency=opts.concurrency, timeout_s=opts.timeout_s, stream=opts.stream)
