@@ -1,4 +1,4 @@
-"""golden_eval and model_delta run to the end on awkward runs, and record the right numbers.
+"""golden_eval, model_delta and matrix run to the end on awkward runs, and record the right numbers.
 
 Each test executes a notebook for real with papermill on a tiny dataset, over runs whose
 target raises on some cases, answers plain text or an empty string on others, and leaves
@@ -183,3 +183,64 @@ def test_model_delta_records_exact_transitions(
     assert (regressions["name"], regressions["ok"]) == ("regressions", False)
     assert regressions["actual"] == counts.get("regression", 0) + counts.get("new_error", 0)
     assert _last_line(nb) == f"{counts} verdict: FAIL"
+
+
+# -- matrix -----------------------------------------------------------------------------
+
+
+def _output(nb: Any, source: str) -> Any:
+    """The one output of the cell whose source holds this text."""
+    (cell,) = [c for c in nb.cells if source in c.source]
+    (out,) = [o for o in cell.outputs if o.output_type in ("execute_result", "display_data")]
+    return out
+
+
+def test_matrix_over_a_messy_grid_with_a_cell_that_always_errors(tmp_path: Path) -> None:
+    """Three targets without prices: the echo app (the baseline), the messy app and one that
+    errors on every case (no latency, no scores): every section runs, the headline holds."""
+    dataset = str(write_dataset(tmp_path / "tiny", tiny_cases(N)))
+    db = tmp_path / "workbench.db"
+    nb, summary = _execute(
+        "matrix",
+        tmp_path,
+        {"dataset": dataset, "models": [ECHO, MESSY, EXPLODE], "prompts": [None], "db": str(db)},
+    )
+    headline = summary["headline"]
+    assert (headline["cells"], headline["reused_runs"]) == (3, 0)
+    assert headline["best_cell"].startswith(f"{ECHO} · ")
+    assert headline["best_pass_rate"] == headline["baseline_pass_rate"] == pytest.approx(0.9)
+    assert len(summary["runs"]) == 3
+    regressions = [b for b in summary["budgets"] if b["name"].endswith(": regressions")]
+    # the messy app: 4 regressions and 2 new errors; the exploding target: N new errors
+    assert [(b["ok"], b["actual"]) for b in regressions] == [(False, 6), (False, N)]
+    heatmap = _output(nb, "views.matrix_heatmap(")
+    (trace,) = heatmap.data["application/vnd.plotly.v1+json"]["data"]
+    assert len(trace["y"]) == N and all(row[2] is None for row in trace["z"])  # errors: grey
+    pareto = _output(nb, "views.pareto_figure(")
+    assert "3 cell(s) of unknown cost" in str(pareto.data["application/vnd.plotly.v1+json"])
+    cases = _output(nb, 'views.matrix_case_frame(matrix, ("regression"').data["text/plain"]
+    assert cases.count("new_error") == 2 + N
+    best = headline["best_cell"]
+    assert _last_line(nb) == f"3 cells; best {best} at 90.0%, baseline 90.0%"
+
+
+def test_matrix_of_stored_runs_with_no_regression(tmp_path: Path) -> None:
+    """Two stored runs of the same app: the cells are told apart by run, nothing regresses."""
+    dataset = str(write_dataset(tmp_path / "tiny", tiny_cases(N)))
+    db = tmp_path / "workbench.db"
+    with Store(db) as store:
+        runs = [run_eval(dataset, ECHO, store=store).run_id for _ in range(2)]
+    nb, summary = _execute("matrix", tmp_path, {"run_ids": runs, "db": str(db)})
+    headline = summary["headline"]
+    assert summary["runs"] == runs
+    assert (headline["cells"], headline["reused_runs"]) == (2, 2)  # stored runs are reused
+    assert headline["best_cell"].endswith(f"({runs[0]})")  # a tie: the baseline comes first
+    assert all(b["ok"] for b in summary["budgets"])
+    cases = _output(nb, 'views.matrix_case_frame(matrix, ("regression"').data["text/plain"]
+    assert cases.startswith("Empty DataFrame")
+    (verdicts,) = [c for c in nb.cells if "views.verdict_text(cmp)" in c.source]
+    (printed,) = [o.text for o in verdicts.outputs if o.output_type == "stream"]
+    candidate = headline["best_cell"].replace(runs[0], runs[1])
+    assert printed.strip() == f"{candidate}: VERDICT: PASS: no blocking regression and no " + (
+        "significant drop in pass rate."
+    )

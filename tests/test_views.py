@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -14,6 +15,7 @@ from tests.conftest import write_dataset
 from tests.messy_app import BEHAVIOUR, CORRECT
 from workbench import Dataset, EvalOptions, RunSummary, load_dataset, run_eval, summarize, views
 from workbench.compare import Comparison, compare
+from workbench.matrix import Matrix, matrix_of
 from workbench.store import ResultRow, Store
 
 MESSY = "python:tests.messy_app:answer"
@@ -290,6 +292,89 @@ def test_comparison_views_when_no_result_pairs_up(store: Store) -> None:
     assert "pass rate fell from n/a to n/a" in views.verdict_text(cmp)
     assert views.tag_delta_frame(cmp).empty
     assert set(views.case_delta_frame(cmp)["candidate output"]) == {"(empty output)"}
+
+
+# -- a matrix of runs --------------------------------------------------------------------
+
+
+@pytest.fixture
+def grid(ds: Dataset, store: Store, messy: RunSummary, all_errors: RunSummary) -> Matrix:
+    """The echo app as baseline, then the messy app, then a target that errors on every case."""
+    base = _eval(ds, "python:tests.echo_app:answer", store)
+    return matrix_of(store, [base.run_id, messy.run_id, all_errors.run_id], dataset=ds)
+
+
+def test_matrix_cell_frame(grid: Matrix) -> None:
+    frame = views.matrix_cell_frame(grid)
+    assert list(frame.index) == [c.label for c in grid.cells]
+    assert list(frame["gate"]) == ["baseline", "FAIL", "FAIL"]
+    # regressions and new errors, as the leaderboard counts them; none for the baseline
+    assert frame["regressions"].tolist() == ["", 6, N]
+    assert frame["fixes"].tolist() == ["", 1, 0]
+    assert frame["reused"].all()  # stored runs
+    assert frame["prompt change"].iloc[0] == ""
+    assert all(p.startswith("prompt: unchanged") for p in frame["prompt change"].iloc[1:])
+
+
+def test_matrix_case_frame(grid: Matrix) -> None:
+    frame = views.matrix_case_frame(grid, limit=3)
+    labels = [c.label for c in grid.cells]
+    assert list(frame["cell"]) == [labels[1]] * 3 + [labels[2]] * 3  # at most 3 per cell
+    assert set(frame["transition"]) == {"regression", "new_error"}
+    everything = views.matrix_case_frame(grid, limit=100)
+    assert (everything["cell"] == labels[2]).sum() == N
+    messy = everything[everything["cell"] == labels[1]].set_index("case")
+    assert messy.loc["c006", "what changed"] == "answer: [-word6-] {+something else+}"
+    fixes = views.matrix_case_frame(grid, ("fix", "error_fixed"))
+    assert list(fixes["case"]) == ["c003"]
+
+
+def test_matrix_case_frame_without_candidates_or_regressions(ds: Dataset, store: Store) -> None:
+    runs = [_eval(ds, "python:tests.echo_app:answer", store).run_id for _ in range(2)]
+    same = matrix_of(store, runs, dataset=ds)
+    frame = views.matrix_case_frame(same)
+    assert frame.empty and list(frame.columns)[:3] == ["cell", "case", "transition"]
+    alone = replace(same, cells=same.cells[:1], comparisons={})
+    assert list(views.matrix_case_frame(alone).columns) == list(frame.columns)
+
+
+def test_matrix_heatmap_keeps_the_hardest_first_and_errors_as_gaps(
+    grid: Matrix, store: Store
+) -> None:
+    verdicts = grid.verdict_frame(store)
+    (trace,) = views.matrix_heatmap(verdicts).data
+    assert list(trace.y) == list(verdicts.index)  # the frame's order: hardest first
+    means = verdicts.mean(axis=1).tolist()
+    assert means == sorted(means) and means[0] < means[-1]
+    assert list(trace.x) == [c.label for c in grid.cells]
+    assert all(row[2] is None for row in trace.z)  # every call of the third cell failed
+    assert all(text[2] == "error" for text in trace.text)
+    json.dumps(trace.to_plotly_json(), allow_nan=False)  # gaps are null, not NaN
+    c003 = list(trace.y).index("c003")  # the echo app's one miss
+    assert trace.z[c003][0] == 0.0 and trace.text[c003][0] == "0% of repeats passed"
+    fig = views.matrix_heatmap(verdicts)
+    assert fig.layout.yaxis.autorange == "reversed" and fig.layout.yaxis.showticklabels
+    tall = views.matrix_heatmap(
+        pd.DataFrame({"a": [1.0] * 2000}, index=[f"c{i}" for i in range(2000)])
+    )
+    assert tall.layout.height <= 8000 and not tall.layout.yaxis.showticklabels
+
+
+def test_pareto_figure_marks_the_front_and_plots_unknown_costs_at_zero(grid: Matrix) -> None:
+    fig = views.pareto_figure(grid)
+    front = {trace.name: trace for trace in fig.data}["on the Pareto front"]
+    assert set(front.text) == set(grid.pareto) and grid.cells[0].label in front.text
+    points = {
+        t: (x, y)
+        for trace in fig.data
+        for t, x, y in zip(trace.text, trace.x, trace.y, strict=True)
+    }
+    assert points[grid.cells[0].label] == (0.0, pytest.approx(0.9))  # python targets have no price
+    assert points[grid.cells[2].label] == (0.0, 0.0)
+    assert "3 cell(s) of unknown cost at 0" in fig.layout.title.text
+    sizes = [s for trace in fig.data for s in trace.marker.size]
+    assert all(12 <= s <= 40 for s in sizes)
+    json.dumps(fig.to_plotly_json()["data"], allow_nan=False)  # no NaN: the notebook's JSON
 
 
 # -- profiles and load runs ------------------------------------------------------------

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from workbench.calibration import Calibration
     from workbench.checks import Result
     from workbench.compare import Comparison
+    from workbench.matrix import Matrix
     from workbench.pairwise import Pairwise
     from workbench.runner import RunSummary
 
@@ -42,8 +43,12 @@ __all__ = [
     "judge_frame",
     "latency_frame",
     "load_frame",
+    "matrix_case_frame",
+    "matrix_cell_frame",
+    "matrix_heatmap",
     "pairwise_case_frame",
     "pairwise_frame",
+    "pareto_figure",
     "pin_frame",
     "rate",
     "score_histogram",
@@ -326,18 +331,20 @@ def case_delta_frame(
                 "tags": ", ".join(case.tags),
             }
         )
-    columns = [
-        "case",
-        "transition",
-        "flaky",
-        "allowed",
-        "what changed",
-        "expected",
-        "base output",
-        "candidate output",
-        "tags",
-    ]
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(rows, columns=list(_CASE_DELTA_COLUMNS))
+
+
+_CASE_DELTA_COLUMNS = (
+    "case",
+    "transition",
+    "flaky",
+    "allowed",
+    "what changed",
+    "expected",
+    "base output",
+    "candidate output",
+    "tags",
+)
 
 
 def field_frame(cmp: Comparison) -> pd.DataFrame:
@@ -517,6 +524,179 @@ def load_frame(run: Any) -> pd.DataFrame:
         )
     columns = ["endpoint", "kind", "requests", "error rate", "p50 ms", "p95 ms", "p99 ms"]
     return pd.DataFrame(rows, columns=[*columns, "budgets", "verdict"]).set_index("endpoint")
+
+
+# -- many-way comparisons -----------------------------------------------------------------
+
+
+def matrix_cell_frame(m: Matrix) -> pd.DataFrame:
+    """One row per cell of a matrix: its target, prompt and run, whether the run was reused,
+    and for candidates the gate against the baseline with its regressions and fixes."""
+    diffs = m.prompt_diffs()
+    rows = []
+    for cell in m.cells:
+        cmp = m.comparisons.get(cell.label)
+        diff = diffs.get(cell.label)
+        rows.append(
+            {
+                "cell": cell.label,
+                "target": cell.target,
+                "prompt": cell.prompt or "",
+                "run": cell.run_id,
+                "reused": cell.reused,
+                "gate": "baseline" if cmp is None else ("PASS" if cmp.ok else "FAIL"),
+                "regressions": "" if cmp is None else len(cmp.of("regression", "new_error")),
+                "fixes": "" if cmp is None else len(cmp.of("fix", "error_fixed")),
+                "prompt change": "" if diff is None else diff.render_text().splitlines()[0],
+            }
+        )
+    return pd.DataFrame(rows, columns=list(_CELL_COLUMNS)).set_index("cell")
+
+
+_CELL_COLUMNS = (
+    "cell",
+    "target",
+    "prompt",
+    "run",
+    "reused",
+    "gate",
+    "regressions",
+    "fixes",
+    "prompt change",
+)
+
+
+def matrix_case_frame(
+    m: Matrix, transitions: Sequence[str] = ("regression", "new_error"), limit: int = 10
+) -> pd.DataFrame:
+    """Each candidate cell's cases of some transitions against the baseline, with their field
+    diffs next to the expected output: at most ``limit`` per cell (see case_delta_frame)."""
+    parts = []
+    for label, cmp in m.comparisons.items():
+        frame = case_delta_frame(cmp, transitions, limit=limit)
+        frame.insert(0, "cell", label)
+        parts.append(frame)
+    if not parts:
+        return pd.DataFrame(columns=["cell", *_CASE_DELTA_COLUMNS])
+    return pd.concat(parts, ignore_index=True)
+
+
+def matrix_heatmap(verdicts: pd.DataFrame) -> go.Figure:
+    """A case × cell heatmap of ``Matrix.verdict_frame``: the share of repeats each cell passed
+    on each case, in the frame's order (hardest first, at the top), errors grey."""
+    import plotly.graph_objects as go
+
+    cases = [str(c) for c in verdicts.index]
+    cells = [str(c) for c in verdicts.columns]
+    values = verdicts.to_numpy(dtype=float)
+    z = [[None if math.isnan(v) else float(v) for v in row] for row in values]
+    text = [["error" if v is None else f"{v:.0%} of repeats passed" for v in row] for row in z]
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=cells,
+            y=cases,
+            text=text,
+            zmin=0,
+            zmax=1,
+            colorscale=[[0, "#c0392b"], [0.5, "#f1c40f"], [1, "#27ae60"]],
+            colorbar={
+                "title": {"text": "passed"},
+                "tickformat": ".0%",
+                "lenmode": "pixels",
+                "len": 240,
+                "yanchor": "top",
+                "y": 1,
+            },
+            xgap=2,
+            ygap=1,
+            hovertemplate="%{y} · %{x}<br>%{text}<extra></extra>",
+        )
+    )
+    fig.update_xaxes(type="category", side="top", showgrid=False)
+    # One row per case, a case id per row up to a few hundred; beyond that, hover for the id.
+    fig.update_yaxes(
+        type="category",
+        autorange="reversed",
+        showgrid=False,
+        tickfont={"size": 9},
+        showticklabels=len(cases) <= _HEATMAP_LABELLED,
+    )
+    fig.update_layout(
+        title=f"Verdicts of {len(cases)} cases, hardest first (grey: an error or no result)",
+        height=min(max(320, _HEATMAP_ROW_PX * len(cases) + 160), _HEATMAP_MAX_PX),
+        plot_bgcolor="#b0b0b0",
+        margin={"t": 90, "b": 20, "l": 90, "r": 20},
+    )
+    return fig
+
+
+_HEATMAP_ROW_PX = 13
+_HEATMAP_MAX_PX = 8000
+_HEATMAP_LABELLED = 600
+
+
+def pareto_figure(m: Matrix) -> go.Figure:
+    """Each cell's pass rate against its cost per case, sized by p95 latency and labelled;
+    the cells on the Pareto front in colour, the dominated ones grey. The front is over
+    quality, cost and latency at once, so a front cell may look beaten on these two axes
+    alone (it is then faster). An unknown cost is plotted at 0."""
+    import plotly.graph_objects as go
+
+    rows = m.leaderboard()
+    cost = [_number(r["cost_usd"]) / r["results"] if r["results"] else math.nan for r in rows]
+    p95 = [_number(r["p95_latency_ms"]) for r in rows]
+    known = [v for v in p95 if math.isfinite(v)]
+    low, high = (min(known), max(known)) if known else (0.0, 0.0)
+    size = [
+        16.0 if not math.isfinite(v) or high == low else 12 + 28 * (v - low) / (high - low)
+        for v in p95
+    ]
+    fig = go.Figure()
+    for on_front in (True, False):
+        idx = [i for i, r in enumerate(rows) if r["pareto"] is on_front]
+        if not idx:
+            continue
+        fig.add_trace(
+            go.Scatter(
+                x=[0.0 if math.isnan(cost[i]) else cost[i] for i in idx],
+                y=[_plotted(rows[i]["pass_rate"]) for i in idx],
+                mode="markers+text",
+                text=[rows[i]["cell"] for i in idx],
+                textposition="top center",
+                marker={
+                    "size": [size[i] for i in idx],
+                    "color": "#2c7fb8" if on_front else "#b8c0c8",
+                    "line": {"width": 2 if on_front else 1, "color": "#1b3a5c"},
+                },
+                customdata=[
+                    [
+                        "n/a" if math.isnan(cost[i]) else f"${cost[i]:.6g}",
+                        "n/a" if not math.isfinite(p95[i]) else f"{p95[i]:,.0f} ms",
+                    ]
+                    for i in idx
+                ],
+                hovertemplate="%{text}<br>pass rate %{y:.1%}<br>cost per case %{customdata[0]}"
+                "<br>p95 latency %{customdata[1]}<extra></extra>",
+                name="on the Pareto front" if on_front else "dominated",
+                cliponaxis=False,
+            )
+        )
+    unknown = sum(math.isnan(c) for c in cost)
+    fig.update_layout(
+        title="Pass rate against cost per case (marker size: p95 latency)"
+        + (f"; {unknown} cell(s) of unknown cost at 0" if unknown else ""),
+        xaxis={"title": "cost per case (USD)", "tickformat": "$.2g", "zeroline": False},
+        yaxis={"title": "pass rate", "tickformat": ".1%"},
+        height=460,
+        margin={"t": 70, "b": 50, "l": 70, "r": 30},
+    )
+    return fig
+
+
+def _plotted(value: Any) -> float | None:
+    """A figure for a chart: None (a gap) for a missing one, never NaN (not valid JSON)."""
+    return None if _missing(value) else float(value)
 
 
 # -- judges -------------------------------------------------------------------------------
