@@ -56,6 +56,14 @@ def weekly_run(
                     },
                 },
                 {
+                    "name": "matrix",
+                    "notebook": "matrix",
+                    "parameters": {
+                        "models": ["demo:triage-v1", "demo:triage-v2"],
+                        "prompts": ["v1", "terse"],
+                    },
+                },
+                {
                     "name": "broken",
                     "notebook": "golden_eval",
                     # the error, traceback and header repeat it: the email must not survive
@@ -75,12 +83,18 @@ def test_weekly_publishes_every_notebook_and_an_index(
 ) -> None:
     out, _result = weekly_run
     folder = out / "2026-W48"
-    for name in ("golden_eval-triage-v1", "golden_eval-triage-v2", "model_delta", "broken"):
+    for name in (
+        "golden_eval-triage-v1",
+        "golden_eval-triage-v2",
+        "model_delta",
+        "matrix",
+        "broken",
+    ):
         assert (folder / f"{name}.html").stat().st_size > 10_000
         assert (folder / f"{name}.summary.json").exists()
     index = (folder / "index.html").read_text()
     assert (out / "index.html").exists()
-    for name in ("golden_eval-triage-v1", "model_delta", "broken"):
+    for name in ("golden_eval-triage-v1", "model_delta", "matrix", "broken"):
         assert f"2026-W48/{name}.html" in index
     assert "wb-bad" in index and "wb-ok" in index
 
@@ -91,7 +105,7 @@ def test_a_failing_notebook_is_published_with_its_error_and_the_rest_still_run(
     out, result = weekly_run
     by_name = {r.name: r for r in result.reports}
     assert by_name["broken"].ok is False and "no-such-dataset" in (by_name["broken"].error or "")
-    assert by_name["golden_eval-triage-v2"].ok and by_name["model_delta"].ok
+    assert all(by_name[n].ok for n in ("golden_eval-triage-v2", "model_delta", "matrix"))
     html = (out / "2026-W48" / "broken.html").read_text()
     assert "FAILED" in html and "no-such-dataset" in html
     assert not result.ok
@@ -135,6 +149,32 @@ def test_model_delta_uses_the_runs_of_the_earlier_notebooks(
     assert "application/vnd.jupyter.widget-state+json" not in html
 
 
+def test_matrix_reuses_the_v1_runs_of_the_earlier_notebooks(
+    weekly_run: tuple[Path, weekly.WeeklyResult],
+) -> None:
+    _, result = weekly_run
+    by_name = {r.name: r for r in result.reports}
+    v1, v2 = (by_name[f"golden_eval-triage-{v}"].summary for v in ("v1", "v2"))
+    summary = by_name["matrix"].summary
+    headline = summary["headline"]
+    # 2 models x 2 prompts; the v1 prompt is the card's first, which the golden evals ran
+    assert (headline["cells"], headline["reused_runs"]) == (4, 2)
+    runs = summary["runs"]
+    assert (runs[0], runs[2]) == (v1["runs"][0], v2["runs"][0]) and len(set(runs)) == 4
+    assert headline["baseline_pass_rate"] == v1["headline"]["pass_rate"]
+    # triage-v2 is the better model; with either prompt it passes as many cases: the first wins
+    assert headline["best_cell"] == "demo:triage-v2 · v1"
+    assert headline["best_pass_rate"] == v2["headline"]["pass_rate"]
+    assert 1 <= headline["pareto_cells"] <= 4
+    # the v2 · v1 cell is model_delta's comparison: the same runs, the same regressions
+    blocking = {b["name"]: b["actual"] for b in summary["budgets"]}[
+        "demo:triage-v2 · v1: regressions"
+    ]
+    assert blocking == by_name["model_delta"].summary["headline"]["regression"]
+    html = by_name["matrix"].html.read_text()
+    assert "Pareto front" in html and "Verdicts of 171 cases, hardest first" in html
+
+
 def test_model_output_is_escaped_in_reports(weekly_run: tuple[Path, weekly.WeeklyResult]) -> None:
     out, _ = weekly_run
     html = (out / "2026-W48" / "golden_eval-triage-v1.html").read_text()
@@ -155,7 +195,9 @@ def test_no_secret_lands_in_any_artifact_of_a_weekly_run(
         data = path.read_bytes()
         for secret in ENV_SECRETS.values():
             assert secret.encode() not in data, f"{secret[:8]}... in {path.name}"
-        if path.suffix != ".db":
+        # SQLite's -wal and -shm files are binary like the database (checked as bytes above);
+        # one may be left beside it while a connection is open (seen once, not reproduced)
+        if not path.name.endswith((".db", ".db-wal", ".db-shm")):
             text = data.decode("utf-8")
             assert scan(text, ENV_SECRETS.values()) == [], path.name
             assert [f.text for f in find(text, ["SECRET"])] == [], path.name
@@ -279,11 +321,12 @@ def test_bad_configs_are_refused(doc: dict, message: str) -> None:
 
 def test_demo_config_is_the_default() -> None:
     config = weekly.load_config(None, fallback=demo.WEEKLY)
-    assert [j.name for j in config.notebooks][:4] == [
+    assert [j.name for j in config.notebooks][:5] == [
         "judge_calibration",
         "golden_eval-triage-v1",
         "golden_eval-triage-v2",
         "model_delta",
+        "matrix",
     ]
     assert demo.weekly_config() == config
 
