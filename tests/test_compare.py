@@ -8,6 +8,9 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from deepdiff import DeepDiff
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from workbench import EvalOptions, run_eval
 from workbench.cli import main
@@ -268,3 +271,29 @@ def test_demo_v1_to_v2_shows_regressions_fixes_and_format_changes(
     ]
     assert format_changes
     assert cmp.cases[0].tags, "tags come from the dataset"
+
+
+_FLAT = st.dictionaries(
+    st.sampled_from(list("abcdef")),
+    st.sampled_from(["p1", "p2", "a b c", "a b d", 1, 2, 0, True, False, None, "yes"]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_FLAT, _FLAT)
+def test_flat_objects_diff_as_deepdiff_does(old: dict[str, Any], new: dict[str, Any]) -> None:
+    from workbench import compare as cmp_mod
+
+    fast = cmp_mod._flat_changes(old, new) if old != new else []
+    tree = DeepDiff(old, new, view="tree", verbose_level=2)
+    assert bool(fast) == bool(tree)
+    # the same answer as the general path, which asks DeepDiff
+    original = cmp_mod._flat
+    try:
+        cmp_mod._flat = lambda value: False
+        slow = field_changes(old, new)
+    finally:
+        cmp_mod._flat = original
+    assert [(c.path, c.kind, c.old, c.new, c.text_diff) for c in fast] == [
+        (c.path, c.kind, c.old, c.new, c.text_diff) for c in slow
+    ]

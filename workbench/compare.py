@@ -11,6 +11,7 @@ test on the pass/fail flips.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -481,6 +482,8 @@ def field_changes(old: Any, new: Any) -> list[FieldChange]:
             return [_text_change("(root)", old, new)]
         kind = "type_changed" if type(old) is not type(new) else "changed"
         return [FieldChange("(root)", kind, old, new)]
+    if isinstance(old, dict) and isinstance(new, dict) and _flat(old) and _flat(new):
+        return _flat_changes(old, new)  # the common case, DeepDiff's answer without its cost
     tree = DeepDiff(old, new, view="tree", verbose_level=2)
     changes: list[FieldChange] = []
     kinds = {
@@ -501,6 +504,37 @@ def field_changes(old: Any, new: Any) -> list[FieldChange]:
                 changes.append(_text_change(path, old_v, new_v))
             else:
                 changes.append(FieldChange(path, kind, old_v, new_v))
+    return sorted(changes, key=lambda c: c.path)
+
+
+def _flat(value: dict[Any, Any]) -> bool:
+    return all(
+        isinstance(k, str) and not isinstance(v, dict | list | float) for k, v in value.items()
+    )
+
+
+def _flat_changes(old: dict[str, Any], new: dict[str, Any]) -> list[FieldChange]:
+    """Field changes of two dicts of strings, ints, bools and nulls, as DeepDiff reports them."""
+    union, shared = old.keys() | new.keys(), old.keys() & new.keys()
+    if len(union) > 1 and len(shared) / len(union) < 0.33:  # DeepDiff's threshold_to_diff_deeper
+        return [FieldChange("(root)", "changed", old, new)]
+    changes = []
+    for key in union:
+        path = _path([key])
+        if key not in new:
+            changes.append(FieldChange(path, "removed", old[key], None))
+        elif key not in old:
+            changes.append(FieldChange(path, "added", None, new[key]))
+        elif type(old[key]) is not type(new[key]):
+            changes.append(FieldChange(path, "type_changed", old[key], new[key]))
+        elif old[key] != new[key]:
+            a, b = old[key], new[key]
+            change = (
+                _text_change(path, a, b)
+                if isinstance(a, str)
+                else FieldChange(path, "changed", a, b)
+            )
+            changes.append(change)
     return sorted(changes, key=lambda c: c.path)
 
 
@@ -656,6 +690,11 @@ def _flakiness(
     cases: Sequence[CaseDelta],
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    # per case these depend only on (n, passes, k) and the verdicts: thousands of cases share
+    # a handful of values, so each is computed once
+    at_k = functools.cache(stats.pass_at_k)
+    hat_k = functools.cache(stats.pass_hat_k)
+    agree = functools.cache(lambda verdicts: stats.consistency(list(verdicts)))
     for side, rows in (("base", base), ("cand", cand)):
         repeats = max(len(rows[c]) for c in shared)
         flaky = [c for c in shared if _is_flaky(rows[c])]
@@ -669,13 +708,13 @@ def _flakiness(
                 if n < k:
                     continue
                 passed = sum(r.passed for r in rows[c])
-                values_at.append(stats.pass_at_k(n, passed, k))
-                values_hat.append(stats.pass_hat_k(n, passed, k))
+                values_at.append(at_k(n, passed, k))
+                values_hat.append(hat_k(n, passed, k))
             if values_at:
                 pass_at[str(k)] = float(np.mean(values_at))
                 pass_hat[str(k)] = float(np.mean(values_hat))
         for c in shared:
-            consistency.append(stats.consistency([r.passed for r in rows[c]]))
+            consistency.append(agree(tuple(r.passed for r in rows[c])))
         out[side] = {
             "repeats": repeats,
             "flaky_cases": flaky,

@@ -460,7 +460,9 @@ def _cost_per_pass(
         rng = np.random.default_rng(seed)
         draws = []
         for start in range(0, resamples, _CHUNK):
-            idx = rng.integers(0, len(shared), size=(min(_CHUNK, resamples - start), len(shared)))
+            idx = rng.integers(
+                0, len(shared), size=(min(_CHUNK, resamples - start), len(shared)), dtype=np.int32
+            )
             with np.errstate(divide="ignore", invalid="ignore"):
                 d = cc[idx].sum(1) / cp[idx].sum(1) - bc[idx].sum(1) / bp[idx].sum(1)
             draws.append(d)
