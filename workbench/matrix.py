@@ -180,7 +180,7 @@ class Matrix:
         return out
 
     def leaderboard_frame(self) -> pd.DataFrame:
-        """The leaderboard as a table, best pass rate first, intervals as text."""
+        """The leaderboard as a table in grid order (the baseline first), intervals as text."""
         rows = []
         for r in self.leaderboard():
             d = r.get("deltas") or {}
