@@ -498,14 +498,15 @@ def respond(
 
 
 def _priorities_defined(messages: list[dict[str, Any]]) -> bool:
-    """Whether a system prompt that asks for a priority also says what p2 means.
+    """False when the system prompt gives the priorities as a bare range ("p1 to p4") and
+    never says what p2 means.
 
     The demo model's one sensitivity to its prompt, so prompt variants differ: a terse prompt
-    that names the priority levels without defining them costs fewer input tokens and gets
-    the p2 tickets (blocked customers, money at stake) wrong. A prompt that never mentions
-    priority, or none at all, is answered as before."""
+    that names the priority range without defining it costs fewer input tokens and gets the
+    p2 tickets (blocked customers, money at stake) wrong. Any other prompt, or none, is
+    answered as before."""
     system = " ".join(message_text(m) for m in messages if m.get("role") == "system").lower()
-    return "priority" not in system or "money is at stake" in system
+    return "p1 to p4" not in system or "money is at stake" in system
 
 
 def complete(
