@@ -652,6 +652,14 @@ prompt:
   user: |
 {user}
 
+# Named prompt variants to compare (workbench eval --prompt NAME; workbench matrix --prompt A
+# --prompt B): each may replace system and user and set parameters over the card's; the first
+# is the default. A file prompts/NAME.yaml beside this card adds one more.
+# prompts:
+#   v1: {{}}
+#   short:
+#     system: Answer in one word.
+
 # The contract for outputs, as a JSON Schema: the json_schema scorer checks it, and with
 # structured_output: true it is sent to the model as the response format. Uncomment, adjust:
 {schema}
