@@ -30,7 +30,7 @@ from workbench.configfile import read_yaml
 from workbench.errors import ConfigError, DatasetError, RunError
 from workbench.prompts import PromptDiff, prompt_diff
 from workbench.store import Store
-from workbench.text import percent, show, word_diff
+from workbench.text import interval_text, percent, show, word_diff
 
 if TYPE_CHECKING:
     from workbench.pairwise import Pairwise
@@ -850,7 +850,7 @@ def render_text(cmp: Comparison, *, limit: int = 10) -> str:
     s = cmp.stats
     rate, mc = s["pass_rate"], s["mcnemar"]
     lines.append(
-        f"pass rate {percent(rate['base'])} → {percent(rate['cand'])}  Δ {_interval(rate['delta'], pct=True)}"
+        f"pass rate {percent(rate['base'])} → {percent(rate['cand'])}  Δ {interval_text(rate['delta'], pct=True)}"
         f"  McNemar p = {mc['p_value']:.3g} ({mc['b']} regressions, {mc['c']} fixes)"
     )
     for key, label in (
@@ -860,7 +860,7 @@ def render_text(cmp: Comparison, *, limit: int = 10) -> str:
         ("tokens_out", "tokens out"),
         ("cost_usd", "cost USD"),
     ):
-        lines.append(f"{label:>11} Δ {_interval(s[key])}")
+        lines.append(f"{label:>11} Δ {interval_text(s[key])}")
     for side in ("base", "cand"):
         f = cmp.flakiness[side]
         if f["repeats"] > 1:
@@ -875,16 +875,3 @@ def render_text(cmp: Comparison, *, limit: int = 10) -> str:
     verdict = "PASS" if cmp.ok else "FAIL"
     lines.append(f"verdict: {verdict}" + "".join(f"\n  - {r}" for r in cmp.reasons))
     return "\n".join(lines)
-
-
-def _interval(d: Mapping[str, Any], *, pct: bool = False) -> str:
-    est, low, high = d.get("estimate"), d.get("low"), d.get("high")
-    if est is None or (isinstance(est, float) and math.isnan(est)):
-        return "n/a"
-
-    def fmt(v: float) -> str:
-        return f"{v * 100:+.1f} pt" if pct else f"{v:+.4g}"
-
-    if low is None or high is None or math.isnan(low):
-        return fmt(est)
-    return f"{fmt(est)} [{fmt(low)}, {fmt(high)}]"

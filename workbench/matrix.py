@@ -28,7 +28,7 @@ from workbench.golden import Dataset, load_dataset
 from workbench.prompts import PromptDiff, prompt_diff, run_prompt_label
 from workbench.runner import EvalOptions, request_parameters, run_eval, run_judge, summarize
 from workbench.store import Store
-from workbench.text import milliseconds, percent
+from workbench.text import interval_text, milliseconds, percent
 
 __all__ = ["Cell", "Matrix", "find_run", "matrix_of", "render_text", "run_key", "run_matrix"]
 
@@ -523,18 +523,7 @@ def _nan_low(value: Any) -> float:
 
 
 def _fmt(d: Mapping[str, Any] | None, *, pct: bool = False) -> str:
-    if not d:
-        return ""
-    est, low, high = d.get("estimate"), d.get("low"), d.get("high")
-    if est is None or (isinstance(est, float) and math.isnan(est)):
-        return "n/a"
-
-    def f(v: float) -> str:
-        return f"{v * 100:+.1f} pt" if pct else f"{v:+.4g}"
-
-    if low is None or high is None or (isinstance(low, float) and math.isnan(low)):
-        return f(est)
-    return f"{f(est)} [{f(low)}, {f(high)}]"
+    return interval_text(d, pct=pct) if d else ""
 
 
 def render_text(m: Matrix) -> str:

@@ -6,7 +6,7 @@ import difflib
 import json
 import math
 import numbers
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, overload
 
 if TYPE_CHECKING:
@@ -16,6 +16,7 @@ __all__ = [
     "clip",
     "clip_counted",
     "finite",
+    "interval_text",
     "milliseconds",
     "percent",
     "percentile",
@@ -114,3 +115,18 @@ def word_diff(old: str, new: str) -> str:
         if op in ("replace", "insert"):
             out.append("{+" + " ".join(b[j1:j2]) + "+}")
     return " ".join(out)
+
+
+def interval_text(d: Mapping[str, Any], *, pct: bool = False) -> str:
+    """An estimate with its interval, ``+0.055 [+0.025, +0.087]`` (points with ``pct``); the
+    estimate alone without bounds, ``n/a`` without an estimate."""
+    est, low, high = d.get("estimate"), d.get("low"), d.get("high")
+    if est is None or (isinstance(est, float) and math.isnan(est)):
+        return "n/a"
+
+    def fmt(v: float) -> str:
+        return f"{v * 100:+.1f} pt" if pct else f"{v:+.4g}"
+
+    if low is None or high is None or math.isnan(low):
+        return fmt(est)
+    return f"{fmt(est)} [{fmt(low)}, {fmt(high)}]"
