@@ -38,15 +38,22 @@ parser processes), ``_ingest`` (transactions and inserts), ``_report``, ``_analy
 
 from workbench.prices import load_prices as load_prices  # the CLI's --prices
 from workbench.traces._analysis import spans_frame, window_clause
-from workbench.traces._ingest import ingest
+from workbench.traces._ingest import ingest, ingest_request
+from workbench.traces._receiver import DEFAULT_PORT, TOKEN_ENV, Receiver, ReceiverStats, serve
 from workbench.traces._report import MAX_ERRORS, IngestReport, render_text
 
 __all__ = [
+    "DEFAULT_PORT",
     "MAX_ERRORS",
+    "TOKEN_ENV",
     "IngestReport",
+    "Receiver",
+    "ReceiverStats",
     "ingest",
+    "ingest_request",
     "load_prices",
     "render_text",
+    "serve",
     "spans_frame",
     "window_clause",
 ]

@@ -1,4 +1,5 @@
-"""Writing spans: one transaction per file (or per call), batched inserts, deferred indexes."""
+"""Writing spans: one transaction per file (or per call, or per OTLP request), batched
+inserts, deferred indexes."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ from workbench.errors import ConfigError, DatasetError, StoreError
 from workbench.prices import Price, PriceBook
 from workbench.store import Store, now
 from workbench.text import show_repr
-from workbench.traces import _pipeline
-from workbench.traces._read import Batch, Strict, batches, gzipped
+from workbench.traces import _pipeline, _proto
+from workbench.traces._mapping import loads, record_rows
+from workbench.traces._proto import Undecodable
+from workbench.traces._read import Batch, Strict, _batch, batches, gzipped
 from workbench.traces._report import MAX_ERRORS, IngestReport
 
 _CACHE_KIB = 64 * 1024  # SQLite page cache while ingesting
@@ -40,10 +43,8 @@ class _Writer:
         """Insert a batch (duplicates ignored), noting its traces still without a route."""
         self.added += batch.rows
         conn = self.conn
-        if batch.open_traces:
-            conn.executemany(
-                "INSERT OR IGNORE INTO temp.wb_ingest_traces VALUES (?)", batch.open_traces
-            )
+        if batch.traces:
+            conn.executemany("INSERT OR IGNORE INTO temp.wb_ingest_traces VALUES (?)", batch.traces)
         conn.execute("SAVEPOINT wb_batch")
         stored = 0
         try:
@@ -164,6 +165,60 @@ def ingest(
         conn.execute(f"PRAGMA cache_size = {int(cache_size)}")
         if collecting:
             gc.enable()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def ingest_request(
+    store: Store,
+    body: bytes,
+    protobuf: bool,
+    *,
+    source: str,
+    book: PriceBook,
+    batch_size: int = 5000,
+) -> IngestReport:
+    """Store the spans of one OTLP/HTTP request body in one transaction, as ``ingest`` does a
+    file: the same mapping, routes and ``INSERT OR IGNORE``, so a retried request is a no-op.
+
+    Args:
+        body: an ``ExportTraceServiceRequest``, binary (``protobuf``) or OTLP JSON, decompressed.
+        source: the rows' ``source`` and the prefix of error locations.
+
+    Raises:
+        Undecodable: the body is not such a message; nothing was written.
+        sqlite3.OperationalError: the database is busy or cannot be written; nothing was.
+    """
+    started = time.perf_counter()
+    report = IngestReport()
+    rows: list[dict[str, object]] = []
+    if protobuf:
+        _proto.request_rows(_proto.decode(body), source, source, book, report, rows.append)
+    else:
+        try:
+            doc = loads(body) if body.strip() else {}
+        except (ValueError, RecursionError) as exc:
+            raise Undecodable(f"not valid JSON: {show_repr(str(exc))}") from None
+        if type(doc) is not dict:
+            raise Undecodable(f"expected an ExportTraceServiceRequest object, got {show_repr(doc)}")
+        if "resourceSpans" in doc:  # else no spans (unknown fields are ignored, as OTLP says)
+            record_rows(doc, source, source, book, report, rows.append)
+    conn = store.conn
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS wb_ingest_traces (trace_id TEXT PRIMARY KEY)")
+    writer = _Writer(conn, report)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("DELETE FROM temp.wb_ingest_traces")
+        for at in range(0, len(rows), batch_size):
+            writer.write(_batch(rows[at : at + batch_size]))  # type: ignore[arg-type]
+        conn.execute(_ROUTE_UPDATE)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    report.stored = writer.stored
+    report.duplicates = writer.added - writer.failed - writer.stored
     report.seconds = time.perf_counter() - started
     return report
 

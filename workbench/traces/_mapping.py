@@ -101,6 +101,17 @@ def _s_to_ms(v: Any, key: str) -> float:
     return _float(v, key) * 1000.0
 
 
+_CLASS_REPR = re.compile(r"<class '([^']+)'>")
+
+
+def _error_type(v: Any, key: str) -> str:
+    """An error type, ``<class 'openai.NotFoundError'>`` (a Python class's repr, as some
+    instrumentations write it) read as ``openai.NotFoundError``."""
+    text = _text(v, key)
+    m = _CLASS_REPR.fullmatch(text)
+    return m.group(1) if m else text
+
+
 def _operation(v: Any, key: str) -> str:
     op = _text(v, key)
     return _OPERATIONS.get(op, op) if key == "llm.request.type" else op
@@ -134,10 +145,10 @@ _SPEC: tuple[tuple[str, _Conv, str], ...] = (
     ("top_p", _float, "gen_ai.request.top_p llm.request.top_p llm.top_p"),
     ("max_tokens", _int, "gen_ai.request.max_tokens llm.request.max_tokens"),
     ("seed", _int, "gen_ai.request.seed"),
-    ("stream", _flag, "gen_ai.request.stream llm.is_streaming"),
+    ("stream", _flag, "gen_ai.request.stream llm.is_streaming gen_ai.is_streaming"),
     ("ttft_ms", _s_to_ms, "gen_ai.response.time_to_first_chunk gen_ai.server.time_to_first_token"),
-    ("finish_reasons", _reasons, "gen_ai.response.finish_reasons"),
-    ("error_type", _text, "error.type"),
+    ("finish_reasons", _reasons, "gen_ai.response.finish_reasons llm.finish_reason"),
+    ("error_type", _error_type, "error.type"),
     ("input_tokens", _count, "gen_ai.usage.input_tokens gen_ai.usage.prompt_tokens"),
     ("input_tokens", _count, "llm.token_count.prompt"),
     ("output_tokens", _count, "gen_ai.usage.output_tokens gen_ai.usage.completion_tokens"),
@@ -178,6 +189,7 @@ def _aliases() -> dict[str, tuple[str, int, _Conv]]:
 
 _ALIASES = _aliases()
 _OPERATIONS = {"completion": "text_completion", "embedding": "embeddings"}  # OpenLLMetry
+_OPENINFERENCE_OPS = {"LLM": "chat", "EMBEDDING": "embeddings"}  # openinference.span.kind
 _LLM_OPS = frozenset(("chat", "text_completion", "generate_content"))
 _SPAN_CLASSES = frozenset(("api", "llm", "embedding", "retrieval", "template", "cache", "other"))
 # OpenInference keeps sampling parameters in one JSON attribute (lowest precedence).
@@ -187,7 +199,11 @@ _INVOCATION: tuple[tuple[str, _Conv, tuple[str, ...]], ...] = (
     ("max_tokens", _int, ("max_tokens", "max_completion_tokens", "max_output_tokens")),
     ("seed", _int, ("seed",)),
     ("stream", _flag, ("stream",)),
+    ("request_model", _text, ("model",)),  # failed calls have no llm.model_name
 )
+# Events whose first occurrence marks the first token of a streamed response: OpenLLMetry
+# emits one per chunk, OpenInference one at the first token.
+_FIRST_TOKEN_EVENTS = frozenset(("gen_ai.content.completion.chunk", "First Token Stream Event"))
 
 _KINDS: dict[Any, str] = {}
 for _i, _k in enumerate(("internal", "internal", "server", "client", "producer", "consumer")):
@@ -446,6 +462,16 @@ def _row(
         row.setdefault("response_model", row["request_model"])
     if (params := get("llm.invocation_parameters")) is not None:
         _invocation(params, row)
+    if "operation" not in row and (oi := get("openinference.span.kind")) is not None:
+        op = _OPENINFERENCE_OPS.get(str(oi).upper())
+        if op == "chat" and get("llm.prompts") is not None:  # the legacy completions API
+            op = "text_completion"
+        if op is not None:
+            row["operation"] = op
+    if "ttft_ms" not in row and events and "start_ns" in row:
+        first = _first_token_ns(events)
+        if first is not None and first >= row["start_ns"]:
+            row["ttft_ms"] = (first - row["start_ns"]) / 1e6
 
     inp = row.get("input_tokens")
     out = row.get("output_tokens")
@@ -474,12 +500,17 @@ def _row(
         if cost is not None:
             row["cost_usd"] = cost
 
-    if (
-        "error_type" not in row
-        and row["status_code"] == "error"
-        and (error_type := _exception_type(events)) is not None
-    ):
-        row["error_type"] = error_type
+    if row["status_code"] == "error" and events:
+        # The exception event names the class in full (openai.NotFoundError); an error.type
+        # of its bare name (NotFoundError, as OpenLLMetry writes it) takes the full one.
+        found = _exception_type(events)
+        given = row.get("error_type")
+        if found is not None and (given is None or found.endswith(f".{given}")):
+            row["error_type"] = found
+    if "finish_reasons" not in row and (messages := get("gen_ai.output.messages")) is not None:
+        reasons = _message_finish_reasons(messages)
+        if reasons:
+            row["finish_reasons"] = json.dumps(reasons)
     if "span_class" not in row:
         row["span_class"] = _infer_class(row, get)
     if attrs:
@@ -505,6 +536,25 @@ def _invocation(params: Any, row: dict[str, Any]) -> None:
             if (v := params.get(key)) is not None:
                 row[column] = conv(v, f"llm.invocation_parameters.{key}")
                 break
+    # The parameters are the call's arguments, and the OpenAI API streams only when asked.
+    row.setdefault("stream", 0)
+
+
+def _message_finish_reasons(messages: Any) -> list[str]:
+    """The ``finish_reason`` of each output message (``gen_ai.output.messages``, a JSON list),
+    which openai-v2 writes on streamed calls instead of ``gen_ai.response.finish_reasons``."""
+    if type(messages) is str:
+        try:
+            messages = json.loads(messages)
+        except (ValueError, RecursionError):
+            return []
+    if type(messages) is not list:
+        return []
+    return [
+        m["finish_reason"]
+        for m in messages
+        if type(m) is dict and type(m.get("finish_reason")) is str
+    ]
 
 
 def _exception_type(events: Any) -> str | None:
@@ -517,8 +567,19 @@ def _exception_type(events: Any) -> str | None:
             except _Bad:
                 continue
             if type(flat) is dict and type(flat.get("exception.type")) is str:
-                return str(flat["exception.type"])
+                return _error_type(flat["exception.type"], "exception.type")
     return None
+
+
+def _first_token_ns(events: Any) -> int | None:
+    """The time of the earliest first-token event (see ``_FIRST_TOKEN_EVENTS``), if any."""
+    first = None
+    for event in events if type(events) is list else ():
+        if type(event) is dict and event.get("name") in _FIRST_TOKEN_EVENTS:
+            at = _as_int(event.get("timeUnixNano"))
+            if at is not None and (first is None or at < first):
+                first = at
+    return first
 
 
 def _infer_class(row: dict[str, Any], get: Callable[[str], Any]) -> str:

@@ -186,7 +186,9 @@ class Strict(Exception):
 
 @dataclass
 class Batch:
-    """Rows ready to insert, grouped by the columns they set, and the traces left without a route.
+    """Rows ready to insert, grouped by the columns they set, and the traces whose routes are
+    settled at the end of the transaction: those left without one, and those that got one
+    (their children may have been stored before, without it).
 
     Binding only the columns a row sets saves binding None, which is slow in CPython's sqlite3;
     a file has few shapes of rows (one or two per kind of span). ``ends_chunk``: the last batch
@@ -194,7 +196,7 @@ class Batch:
     """
 
     shapes: dict[tuple[str, ...], list[tuple[Any, ...]]]
-    open_traces: list[tuple[str]]
+    traces: list[tuple[str]]
     rows: int
     ends_chunk: bool = False
 
@@ -236,7 +238,7 @@ def batches(
 
 
 def _batch(rows: list[dict[str, Any]]) -> Batch:
-    open_traces = _inherit_routes(rows)
+    traces = _inherit_routes(rows)
     shapes: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
     for row in rows:
         shape = tuple(row)
@@ -244,11 +246,12 @@ def _batch(rows: list[dict[str, Any]]) -> Batch:
         if group is None:
             group = shapes[shape] = []
         group.append(tuple(row.values()))
-    return Batch(shapes, open_traces, len(rows))
+    return Batch(shapes, traces, len(rows))
 
 
 def _inherit_routes(rows: list[dict[str, Any]]) -> list[tuple[str]]:
-    """Fill routes from the batch's root (or earliest routed) spans; return traces left open."""
+    """Fill routes from the batch's root (or earliest routed) spans; return the traces left
+    open and those with a route."""
     best: dict[str, tuple[bool, int, str]] = {}
     for row in rows:
         route = row.get("route")
@@ -265,4 +268,5 @@ def _inherit_routes(rows: list[dict[str, Any]]) -> list[tuple[str]]:
                 pending.add(row["trace_id"])
             else:
                 row["route"] = found[2]
+    pending.update(best)
     return [(tid,) for tid in pending]
