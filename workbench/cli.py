@@ -887,6 +887,56 @@ def traces_ingest(files: tuple[str, ...], db: Path, strict: bool, prices_path: s
     click.echo(traces.render_text(report))
 
 
+@traces_group.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=4318, show_default=True, help="0: any."
+)
+@db_option
+@click.option(
+    "--prices",
+    "prices_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="YAML price table per model.",
+)
+@click.option(
+    "--max-body-mib",
+    type=click.FloatRange(min=0.001),
+    default=20.0,
+    show_default=True,
+    help="Largest request body, after gzip (413 above).",
+)
+@translate_errors
+def traces_serve(
+    host: str, port: int, db: Path, prices_path: str | None, max_body_mib: float
+) -> None:
+    """Receive OTLP/HTTP traces (POST /v1/traces, protobuf or JSON) into the store.
+
+    Each request is committed before it is answered; a retried request stores nothing
+    twice. Binding beyond 127.0.0.1 needs WORKBENCH_OTLP_TOKEN, sent by exporters as
+    'Authorization: Bearer <token>'. Stops on Ctrl-C or SIGTERM and prints what it received.
+    """
+    import signal
+    import threading
+
+    from workbench import traces
+    from workbench.prices import load_prices
+
+    prices = load_prices(prices_path) if prices_path else None
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    receiver = traces.Receiver(
+        db,
+        host,
+        port,
+        prices=prices,
+        max_body_bytes=int(max_body_mib * 1024 * 1024),
+        log=lambda line: click.echo(line, err=True),
+    )
+    traces.serve(receiver, lambda line: click.echo(line, err=True), stop)
+
+
 @main.group("dataset")
 def dataset_group() -> None:
     """Golden sets from your own data: import a table, start a skeleton, check one."""
