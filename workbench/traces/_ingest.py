@@ -10,6 +10,7 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from workbench.errors import ConfigError, DatasetError, StoreError
 from workbench.prices import Price, PriceBook
@@ -190,8 +191,22 @@ def ingest_request(
         sqlite3.OperationalError: the database is busy or cannot be written; nothing was.
     """
     started = time.perf_counter()
+    collecting = gc.isenabled()
+    gc.disable()  # as in ingest(): many short-lived containers, no cycles
+    try:
+        report = _request(store, body, protobuf, source, book, batch_size)
+    finally:
+        if collecting:
+            gc.enable()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _request(
+    store: Store, body: bytes, protobuf: bool, source: str, book: PriceBook, batch_size: int
+) -> IngestReport:
     report = IngestReport()
-    rows: list[dict[str, object]] = []
+    rows: list[dict[str, Any]] = []
     if protobuf:
         _proto.request_rows(_proto.decode(body), source, source, book, report, rows.append)
     else:
@@ -210,7 +225,7 @@ def ingest_request(
     try:
         conn.execute("DELETE FROM temp.wb_ingest_traces")
         for at in range(0, len(rows), batch_size):
-            writer.write(_batch(rows[at : at + batch_size]))  # type: ignore[arg-type]
+            writer.write(_batch(rows[at : at + batch_size]))
         conn.execute(_ROUTE_UPDATE)
         conn.execute("COMMIT")
     except BaseException:
@@ -219,7 +234,6 @@ def ingest_request(
         raise
     report.stored = writer.stored
     report.duplicates = writer.added - writer.failed - writer.stored
-    report.seconds = time.perf_counter() - started
     return report
 
 
