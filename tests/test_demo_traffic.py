@@ -1,4 +1,5 @@
-"""The demo's OpenTelemetry traces: the OTLP JSON Lines exporter, the app's spans, the traffic."""
+"""The demo's OpenTelemetry traces: the OTLP JSON Lines exporter, the app's spans, the traffic
+(to a file, and live over OTLP/HTTP to a receiver on loopback)."""
 
 from __future__ import annotations
 
@@ -7,17 +8,25 @@ import itertools
 import json
 import re
 import threading
+import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
+from workbench.cli import main as cli_main
 from workbench.demo import traffic
 from workbench.demo.__main__ import main as demo_main
 from workbench.demo.app import AppConfig, AppError, TriageApp
@@ -29,6 +38,7 @@ from workbench.demo.telemetry import (
     tracer_provider,
 )
 from workbench.errors import ConfigError
+from workbench.traces import TOKEN_ENV
 
 HEX32 = re.compile(r"[0-9a-f]{32}")
 HEX16 = re.compile(r"[0-9a-f]{16}")
@@ -142,7 +152,8 @@ def test_exporter_writes_otlp_json_lines(tmp_path: Path) -> None:
     assert "parentSpanId" not in root
     assert child["parentSpanId"] == inner["parentSpanId"] == root["spanId"]
     assert (root["kind"], child["kind"], inner["kind"]) == (2, 3, 1)
-    assert root["status"] == {"code": 0} and inner["status"] == {"code": 0}
+    # UNSET is the default, which protobuf's JSON mapping (like the Collector) leaves out.
+    assert root["status"] == {} and inner["status"] == {}
     assert child["status"] == {"code": 2, "message": "boom"}
     assert root["attributes"][:2] == [
         {"key": "s", "value": {"stringValue": "text"}},
@@ -349,7 +360,7 @@ def test_traffic_retries_failed_triage_requests_with_resend_counts(
 ) -> None:
     report, spans = run
     roots = [s for s in spans if "parentSpanId" not in s]
-    failed = [r for r in roots if r["status"]["code"] == 2]
+    failed = [r for r in roots if r["status"].get("code") == 2]
     retried = [r for r in roots if "http.request.resend_count" in r["attrs"]]
     assert len(failed) == report.errors > 0
     assert len(retried) == report.retries > 0
@@ -357,7 +368,7 @@ def test_traffic_retries_failed_triage_requests_with_resend_counts(
     # Every retry follows a failure of the same route, and nothing but a 5xx is retried.
     for before, after in itertools.pairwise(roots):
         if "http.request.resend_count" in after["attrs"]:
-            assert before["status"]["code"] == 2
+            assert before["status"].get("code") == 2
             assert before["attrs"]["http.route"] == after["attrs"]["http.route"] == "/api/triage"
             assert before["attrs"]["tenant.id"] == after["attrs"]["tenant.id"]
             assert (
@@ -367,7 +378,7 @@ def test_traffic_retries_failed_triage_requests_with_resend_counts(
     by_trace = traces(spans)
     for root in failed:
         assert root["attrs"]["http.response.status_code"] in (502, 504)
-        (culprit,) = [c for c in by_trace[root["traceId"]][1:] if c["status"]["code"] == 2]
+        (culprit,) = [c for c in by_trace[root["traceId"]][1:] if c["status"].get("code") == 2]
         assert culprit["attrs"]["error.type"] == root["attrs"]["error.type"]
         assert culprit["status"]["message"] == root["status"]["message"]
     kinds = {r["attrs"]["error.type"] for r in failed}
@@ -475,3 +486,124 @@ def test_traffic_rejects_bad_arguments(tmp_path: Path, kwargs: dict[str, Any], n
     with pytest.raises(ConfigError, match=needle):
         traffic.generate(tmp_path / "t.jsonl", **kwargs)
     assert not (tmp_path / "t.jsonl").exists()
+
+
+def test_traffic_needs_exactly_one_of_a_file_and_an_otlp_url(tmp_path: Path) -> None:
+    for kwargs in ({}, {"out": tmp_path / "t.jsonl", "otlp": "http://127.0.0.1:4318"}):
+        with pytest.raises(ConfigError, match="exactly one of out .* or otlp"):
+            traffic.generate(requests=5, **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="otlp must be an http"):
+        traffic.generate(otlp="127.0.0.1:4318", requests=5)
+    assert not (tmp_path / "t.jsonl").exists()
+
+
+def test_both_traffic_command_lines_need_one_of_out_and_otlp(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = ["--out", str(tmp_path / "t.jsonl")]
+    otlp = ["--otlp", "http://127.0.0.1:4318"]
+    for extra in ([], [*out, *otlp]):
+        result = CliRunner().invoke(cli_main, ["demo", "traffic", "--requests", "5", *extra])
+        assert result.exit_code == 2
+        assert "give exactly one of --out FILE or --otlp URL" in result.output
+        with pytest.raises(SystemExit) as exit_info:
+            demo_main(["traffic", "--requests", "5", *extra])
+        assert exit_info.value.code == 2
+        error = capsys.readouterr().err
+        assert "--out" in error and "--otlp" in error
+    assert not (tmp_path / "t.jsonl").exists()
+
+
+class Receiver:
+    """A minimal OTLP/HTTP traces endpoint on loopback: decodes each protobuf request and
+    counts its spans, answering ``status`` (200 with an empty ExportTraceServiceResponse)."""
+
+    def __init__(self) -> None:
+        self.status = 200
+        self.spans = 0
+        self.start_ns: list[int] = []
+        self.authorization: list[str | None] = []
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if self.headers.get("Content-Encoding") == "gzip":
+                    body = gzip.decompress(body)
+                assert self.path == "/v1/traces"
+                assert self.headers["Content-Type"] == "application/x-protobuf"
+                request = ExportTraceServiceRequest.FromString(body)
+                spans = [
+                    span
+                    for resource_spans in request.resource_spans
+                    for scope_spans in resource_spans.scope_spans
+                    for span in scope_spans.spans
+                ]
+                with receiver._lock:
+                    receiver.authorization.append(self.headers.get("Authorization"))
+                    if receiver.status == 200:
+                        receiver.spans += len(spans)
+                        receiver.start_ns += [span.start_time_unix_nano for span in spans]
+                answer = ExportTraceServiceResponse().SerializeToString()
+                self.send_response(receiver.status)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    receiver = Receiver()
+    thread = threading.Thread(target=receiver.server.serve_forever, daemon=True)
+    thread.start()
+    yield receiver
+    receiver.server.shutdown()
+    receiver.server.server_close()
+    thread.join()
+
+
+def test_traffic_over_otlp_reaches_a_real_receiver_shifted_with_the_token(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(TOKEN_ENV, "s3cret-token")
+    week = "2026-W01"
+    before = time.time_ns() + traffic.week_shift_ns(week)
+    report = traffic.generate(otlp=receiver.url, requests=12, seed=4, fault_rate=0, week=week)
+    after = time.time_ns() + traffic.week_shift_ns(week)
+    assert receiver.spans == report.spans > 12 and report.failed_spans == 0
+    assert report.path is None and report.otlp == receiver.url + "/v1/traces"
+    assert receiver.authorization and set(receiver.authorization) == {"Bearer s3cret-token"}
+    assert before <= min(receiver.start_ns) and max(receiver.start_ns) <= after
+    as_dict = report.to_dict()
+    assert as_dict["path"] is None and as_dict["otlp"] == report.otlp
+    assert "s3cret" not in json.dumps(as_dict)
+
+
+def test_traffic_cli_over_otlp_without_a_token_sends_no_authorization(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    argv = ["--requests", "8", "--otlp", receiver.url + "/v1/traces", "--fault-rate", "0"]
+    assert demo_main(["traffic", *argv]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["path"] is None and report["otlp"] == receiver.url + "/v1/traces"
+    assert report["spans"] == receiver.spans > 8 and report["failed_spans"] == 0
+    assert receiver.authorization and set(receiver.authorization) == {None}
+
+
+def test_traffic_counts_the_spans_of_refused_batches_as_failed(receiver: Receiver) -> None:
+    receiver.status = 400  # not retried: the exporter reports the batch failed at once
+    argv = ["demo", "traffic", "--requests", "8", "--otlp", receiver.url, "--fault-rate", "0"]
+    result = CliRunner().invoke(cli_main, argv, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["spans"] == receiver.spans == 0
+    assert report["failed_spans"] > 8 and len(receiver.authorization) >= 1

@@ -1097,17 +1097,33 @@ def demo_serve(
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
-    required=True,
     help="OTLP JSON lines file (.gz compresses).",
+)
+@click.option(
+    "--otlp",
+    metavar="URL",
+    help="Send live to this OTLP/HTTP endpoint, e.g. http://127.0.0.1:4318 "
+    "(bearer token from $WORKBENCH_OTLP_TOKEN).",
 )
 @fault_rate_option(default=0.03, help="Share of model calls that get a fault.")
 @click.option("--week", help="Replay as if in this ISO week, e.g. 2026-W49 (default: now).")
 @translate_errors
-def demo_traffic(requests: int, seed: int, out: Path, fault_rate: float, week: str | None) -> None:
-    """Generate realistic traced traffic through the demo app into an OTLP JSON lines file."""
+def demo_traffic(
+    requests: int,
+    seed: int,
+    out: Path | None,
+    otlp: str | None,
+    fault_rate: float,
+    week: str | None,
+) -> None:
+    """Generate traced demo traffic into an OTLP JSON lines file (--out) or OTLP/HTTP (--otlp)."""
     from workbench.demo import traffic
 
-    report = traffic.generate(out, requests=requests, seed=seed, fault_rate=fault_rate, week=week)
+    if (out is None) == (otlp is None):
+        raise click.UsageError("give exactly one of --out FILE or --otlp URL")
+    report = traffic.generate(
+        out, otlp=otlp, requests=requests, seed=seed, fault_rate=fault_rate, week=week
+    )
     click.echo(json.dumps(report.to_dict(), indent=2, default=str))
 
 

@@ -3,9 +3,11 @@
 The exporter writes what an OpenTelemetry Collector's file exporter writes: one OTLP/JSON
 ``TracesData`` object per line (``resourceSpans`` -> ``scopeSpans`` -> ``spans``), with hex
 trace and span ids, integer enums, 64-bit integers as decimal strings and typed attribute
-values (https://opentelemetry.io/docs/specs/otel/protocol/file-exporter/). The helpers at the
-end build the attributes the demo app puts on its spans: ``workbench.cache.*`` for each cache
-lookup and the GenAI response and usage attributes of a chat call.
+values (https://opentelemetry.io/docs/specs/otel/protocol/file-exporter/), encoded by the
+OpenTelemetry SDK's own OTLP encoder. :class:`ShiftedExporter` replays spans at another time
+through any exporter (this file's, or OTLP/HTTP). The helpers at the end build the
+attributes the demo app puts on its spans: ``workbench.cache.*`` for each cache lookup and
+the GenAI response and usage attributes of a chat call.
 """
 
 from __future__ import annotations
@@ -14,21 +16,24 @@ import base64
 import gzip
 import hashlib
 import json
-import math
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
+from google.protobuf.json_format import MessageToDict
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     SimpleSpanProcessor,
     SpanExporter,
     SpanExportResult,
 )
+from opentelemetry.sdk.util import BoundedList
 
 from workbench.errors import ConfigError
 
@@ -39,6 +44,7 @@ __all__ = [
     "OTLPJsonLinesExporter",
     "PrefixCache",
     "PrefixUse",
+    "ShiftedExporter",
     "cache_attributes",
     "chat_response_attributes",
     "key_hash",
@@ -56,111 +62,87 @@ _PREFIX_MIN_TOKENS = 1024
 _PREFIX_STEP_TOKENS = 128
 _PREFIX_MAX_KEYS = 100_000
 _KEY_HASH_CHARS = 16
-_NONFINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
+_ID_FIELDS = ("traceId", "spanId", "parentSpanId")
 
 
-def _value(value: Any) -> dict[str, Any]:
-    """One OTLP/JSON AnyValue."""
-    if isinstance(value, bool):
-        return {"boolValue": value}
-    if isinstance(value, int):
-        return {"intValue": str(value)}
-    if isinstance(value, float):
-        if math.isfinite(value):
-            return {"doubleValue": value}
-        return {"doubleValue": _NONFINITE.get(value, "NaN")}
-    if isinstance(value, str):
-        return {"stringValue": value}
-    if isinstance(value, bytes):
-        return {"bytesValue": base64.b64encode(value).decode("ascii")}
-    if isinstance(value, Mapping):
-        return {"kvlistValue": {"values": _attributes(value)}}
-    if isinstance(value, Sequence):
-        return {"arrayValue": {"values": [_value(v) for v in value]}}
-    return {"stringValue": str(value)}
+def _shifted(span: ReadableSpan, shift_ns: int) -> ReadableSpan:
+    """A copy of ``span`` with its start, end and event times moved by ``shift_ns``.
 
-
-def _attributes(attributes: Mapping[str, Any] | None) -> list[dict[str, Any]]:
-    """OTLP/JSON KeyValue list."""
-    return [{"key": k, "value": _value(v)} for k, v in (attributes or {}).items()]
-
-
-def _span(span: ReadableSpan, shift_ns: int = 0) -> dict[str, Any]:
-    """One OTLP/JSON Span, its timestamps moved by ``shift_ns``."""
-    context = span.get_span_context()
-    assert context is not None  # an SDK span always has one
-    out: dict[str, Any] = {
-        "traceId": f"{context.trace_id:032x}",
-        "spanId": f"{context.span_id:016x}",
-    }
-    if context.trace_state:
-        out["traceState"] = context.trace_state.to_header()
-    if span.parent is not None:
-        out["parentSpanId"] = f"{span.parent.span_id:016x}"
-    out.update(
-        name=span.name,
-        kind=span.kind.value + 1,  # the API's INTERNAL is 0, OTLP's is 1 (0 is UNSPECIFIED)
-        startTimeUnixNano=str((span.start_time or 0) + shift_ns),
-        endTimeUnixNano=str((span.end_time or 0) + shift_ns),
-        attributes=_attributes(span.attributes),
+    ReadableSpan reads its dropped counts off bounded containers: the copy gets ones that
+    carry the original's counts.
+    """
+    attributes = BoundedAttributes(attributes=span.attributes)
+    attributes.dropped = span.dropped_attributes
+    events = BoundedList.from_seq(
+        None, (Event(e.name, e.attributes, e.timestamp + shift_ns) for e in span.events)
     )
-    if span.dropped_attributes:
-        out["droppedAttributesCount"] = span.dropped_attributes
-    if span.events:
-        out["events"] = [
-            {
-                "timeUnixNano": str(event.timestamp + shift_ns),
-                "name": event.name,
-                "attributes": _attributes(event.attributes),
-            }
-            for event in span.events
-        ]
-    if span.links:
-        out["links"] = [
-            {
-                "traceId": f"{link.context.trace_id:032x}",
-                "spanId": f"{link.context.span_id:016x}",
-                "attributes": _attributes(link.attributes),
-            }
-            for link in span.links
-        ]
-    status: dict[str, Any] = {"code": span.status.status_code.value}
-    if span.status.description:
-        status["message"] = span.status.description
-    out["status"] = status
-    return out
+    events.dropped = span.dropped_events
+    links = BoundedList.from_seq(None, span.links)
+    links.dropped = span.dropped_links
+    return ReadableSpan(
+        name=span.name,
+        context=span.get_span_context(),
+        parent=span.parent,
+        resource=span.resource,
+        attributes=attributes,
+        events=events,
+        links=links,
+        kind=span.kind,
+        status=span.status,
+        start_time=None if span.start_time is None else span.start_time + shift_ns,
+        end_time=None if span.end_time is None else span.end_time + shift_ns,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
+def _shift(spans: Sequence[ReadableSpan], shift_ns: int) -> Sequence[ReadableSpan]:
+    """``spans`` with every timestamp moved by ``shift_ns`` (copies; the spans themselves for 0)."""
+    return [_shifted(span, shift_ns) for span in spans] if shift_ns else spans
+
+
+class ShiftedExporter(SpanExporter):
+    """Forwards every batch to ``inner`` with its timestamps moved by ``shift_ns``.
+
+    To replay traffic as if it ran at another time, through any exporter.
+    """
+
+    def __init__(self, inner: SpanExporter, shift_ns: int) -> None:
+        self.inner = inner
+        self.shift_ns = shift_ns
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        """Export time-shifted copies of the batch."""
+        return self.inner.export(_shift(spans, self.shift_ns))
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Flush the inner exporter."""
+        return self.inner.force_flush(timeout_millis)
+
+    def shutdown(self) -> None:
+        """Shut the inner exporter down."""
+        self.inner.shutdown()
+
+    def __repr__(self) -> str:
+        return f"ShiftedExporter({self.inner!r}, shift_ns={self.shift_ns})"
 
 
 def traces_data(spans: Sequence[ReadableSpan], *, shift_ns: int = 0) -> dict[str, Any]:
     """One OTLP/JSON TracesData object: spans grouped by resource, then instrumentation scope.
 
-    ``shift_ns`` moves every timestamp, to replay traffic as if it ran at another time.
+    The OpenTelemetry SDK's own protobuf encoding in protobuf's JSON mapping, with the ids
+    turned from base64 into the hex OTLP/JSON wants. ``shift_ns`` moves every timestamp, to
+    replay traffic as if it ran at another time.
     """
-    groups: dict[int, tuple[Resource, dict[tuple[str, str, str], list[dict[str, Any]]]]] = {}
-    for span in spans:
-        _, scopes = groups.setdefault(id(span.resource), (span.resource, {}))
-        scope = span.instrumentation_scope
-        key = (scope.name, scope.version or "", scope.schema_url or "") if scope else ("", "", "")
-        scopes.setdefault(key, []).append(_span(span, shift_ns))
-    resource_spans = []
-    for resource, scopes in groups.values():
-        scope_spans = []
-        for (name, version, schema_url), encoded in scopes.items():
-            scope_json: dict[str, Any] = {"name": name}
-            if version:
-                scope_json["version"] = version
-            entry: dict[str, Any] = {"scope": scope_json, "spans": encoded}
-            if schema_url:
-                entry["schemaUrl"] = schema_url
-            scope_spans.append(entry)
-        block: dict[str, Any] = {
-            "resource": {"attributes": _attributes(resource.attributes)},
-            "scopeSpans": scope_spans,
-        }
-        if resource.schema_url:
-            block["schemaUrl"] = resource.schema_url
-        resource_spans.append(block)
-    return {"resourceSpans": resource_spans}
+    request = encode_spans(_shift(spans, shift_ns))
+    data: dict[str, Any] = MessageToDict(request, use_integers_for_enums=True)
+    for resource_spans in data.setdefault("resourceSpans", []):
+        for scope_spans in resource_spans.get("scopeSpans", ()):
+            for span in scope_spans.get("spans", ()):
+                for item in (span, *span.get("links", ())):
+                    for field in _ID_FIELDS:
+                        if field in item:
+                            item[field] = base64.b64decode(item[field]).hex()
+    return data
 
 
 class OTLPJsonLinesExporter(SpanExporter):

@@ -1,4 +1,4 @@
-"""Realistic demo traffic through an instrumented TriageApp, written as OTLP JSON Lines traces.
+"""Realistic demo traffic through an instrumented TriageApp, its traces to a file or OTLP/HTTP.
 
 One single-threaded client drives an in-process :class:`~workbench.demo.app.TriageApp` whose
 model server runs as a child process with injected faults (429, 500, timeouts, malformed and
@@ -8,9 +8,11 @@ between ``/api/triage`` and ``/api/search``. The response cache is on. A failed 
 request (502 or 504) is retried at once, up to ``retry_limit`` times, each retry a new root
 span with ``http.request.resend_count``.
 
-The request sequence, the faults and therefore every count depend only on the seed; span
-timings and trace ids do not. Timeouts hang for 2 s on the server and give up after 1 s
-on the client, and the model answers in 10 ms median (40 ms p95), so runs stay short.
+The traces go to an OTLP JSON Lines file, or live to an OTLP/HTTP endpoint (a Collector, or
+``workbench traces serve``). The request sequence, the faults and therefore every count
+depend only on the seed; span timings and trace ids do not. Timeouts hang for 2 s on the
+server and give up after 1 s on the client, and the model answers in 10 ms median (40 ms
+p95), so runs stay short.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ import argparse
 import datetime as dt
 import itertools
 import json
+import os
 import random
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -28,16 +32,25 @@ from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from workbench.demo.app import AppConfig, AppError, TriageApp, triage_dataset
 from workbench.demo.server import DemoProcess
-from workbench.demo.telemetry import SCOPE, OTLPJsonLinesExporter, tracer_provider
+from workbench.demo.telemetry import (
+    SCOPE,
+    OTLPJsonLinesExporter,
+    ShiftedExporter,
+    tracer_provider,
+)
 from workbench.errors import ConfigError
 from workbench.golden import Case
 from workbench.store import Store
-from workbench.traces import ingest, render_text
+from workbench.traces import TOKEN_ENV, ingest, render_text
 
 __all__ = [
     "LAYERS",
@@ -60,6 +73,8 @@ _LATENCY_MS = "10,40"
 # Far above the model's latency even on a busy machine, so only injected faults time out.
 _TIMEOUT_S = 1.0
 _HANG_S = 2.0
+_OTLP_PATH = "/v1/traces"
+_OTLP_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -70,15 +85,19 @@ class TrafficReport:
     requests still failing after their retries. ``p95_ms`` is per route over every attempt,
     timed around the app call; ``cache`` holds per layer the hits and lookups counted from
     the app's own cache counters (one ``prompt_template`` lookup per prompt render).
+    ``spans`` counts the spans the exporter reported written (or, with ``otlp``, accepted),
+    ``failed_spans`` those of batches it failed to export.
     """
 
-    path: Path
+    path: Path | None
+    otlp: str | None
     requests: int
     attempts: int
     retries: int
     errors: int
     failed: int
     spans: int
+    failed_spans: int
     seconds: float
     routes: dict[str, int]
     tenants: dict[str, int]
@@ -87,7 +106,7 @@ class TrafficReport:
 
     def to_dict(self) -> dict[str, Any]:
         """The report as plain JSON-ready values."""
-        return {**asdict(self), "path": str(self.path)}
+        return {**asdict(self), "path": None if self.path is None else str(self.path)}
 
 
 @dataclass(frozen=True)
@@ -110,9 +129,43 @@ class _ModelProcess(DemoProcess):
         return [*super().command(), "--hang-s", repr(float(self.hang_s))]
 
 
+class _Counted(SpanExporter):
+    """Forwards to ``inner``, counting the spans of batches it exported and of those it failed."""
+
+    def __init__(self, inner: SpanExporter) -> None:
+        self.inner = inner
+        self.exported = 0
+        self.failed = 0
+        self._lock = threading.Lock()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        """Export the batch and count its spans by the result."""
+        try:
+            result = self.inner.export(spans)
+        except Exception:
+            with self._lock:
+                self.failed += len(spans)
+            raise
+        with self._lock:
+            if result is SpanExportResult.SUCCESS:
+                self.exported += len(spans)
+            else:
+                self.failed += len(spans)
+        return result
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Flush the inner exporter."""
+        return self.inner.force_flush(timeout_millis)
+
+    def shutdown(self) -> None:
+        """Shut the inner exporter down."""
+        self.inner.shutdown()
+
+
 def generate(
-    out: Path | str,
+    out: Path | str | None = None,
     *,
+    otlp: str | None = None,
     requests: int,
     seed: int = 0,
     fault_rate: float = 0.03,
@@ -121,29 +174,41 @@ def generate(
     retry_limit: int = 2,
     week: str | None = None,
 ) -> TrafficReport:
-    """Run the traffic and write its traces to ``out`` (replaced; gzip when it ends .gz).
+    """Run the traffic and send its traces to ``out`` or ``otlp``, exactly one of them.
 
-    ``week`` (an ISO week such as ``2026-W49``) replays the traffic as if it ran then: every
-    timestamp moves by whole weeks from now, keeping the day and time of the week.
+    ``out`` is an OTLP JSON Lines file (replaced; gzip when it ends .gz). ``otlp`` is an
+    OTLP/HTTP endpoint, a base URL such as ``http://127.0.0.1:4318`` or the full
+    ``.../v1/traces``; with ``WORKBENCH_OTLP_TOKEN`` set, each request carries it as a bearer
+    token. ``week`` (an ISO week such as ``2026-W49``) replays the traffic as if it ran then:
+    every timestamp moves by whole weeks from now, keeping the day and time of the week.
     """
+    if (out is None) == (otlp is None):
+        raise ConfigError(
+            "give exactly one of out (an OTLP JSON Lines file) or otlp (an OTLP/HTTP URL such "
+            f"as http://127.0.0.1:4318), got out={out!r}, otlp={otlp!r}"
+        )
     _check(requests, fault_rate, tenants, zipf_s, retry_limit)
     shift_ns = week_shift_ns(week) if week else 0
-    out = Path(out)
-    if out.is_dir():
-        raise ConfigError(f"{out} is a folder; give the trace file's path, like {out}/traces.jsonl")
+    path = None if out is None else Path(out)
+    if path is not None and path.is_dir():
+        raise ConfigError(
+            f"{path} is a folder; give the trace file's path, like {path}/traces.jsonl"
+        )
+    endpoint = None if otlp is None else _endpoint(otlp)
     plan = _plan(triage_dataset().cases, requests, seed, tuple(tenants), zipf_s)
     durations: dict[str, list[float]] = {route: [] for route in ROUTES}
     cache = {layer: {"hits": 0, "lookups": 0} for layer in LAYERS}
     retries = errors = failed = 0
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.unlink(missing_ok=True)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
     start = time.perf_counter()
     with ExitStack() as stack:
         child = stack.enter_context(
             _ModelProcess(hang_s=_HANG_S, latency_ms=_LATENCY_MS, fault_rate=fault_rate, seed=seed)
         )
-        exporter = OTLPJsonLinesExporter(out, shift_ns=shift_ns)
-        provider = tracer_provider(exporter)
+        exporter = _Counted(_exporter(path, endpoint))
+        provider = tracer_provider(ShiftedExporter(exporter, shift_ns))
         stack.callback(provider.shutdown)
         tracer = provider.get_tracer(SCOPE, _version())
         config = AppConfig(model_url=child.url, model_timeout_s=_TIMEOUT_S)
@@ -173,13 +238,15 @@ def generate(
                     break
     seconds = time.perf_counter() - start
     return TrafficReport(
-        path=out,
+        path=path,
+        otlp=endpoint,
         requests=requests,
         attempts=requests + retries,
         retries=retries,
         errors=errors,
         failed=failed,
-        spans=exporter.spans_written,
+        spans=exporter.exported,
+        failed_spans=exporter.failed,
         seconds=round(seconds, 3),
         routes={route: len(times) for route, times in durations.items()},
         tenants={t: sum(r.tenant == t for r in plan) for t in tenants},
@@ -190,6 +257,28 @@ def generate(
         },
         cache=cache,
     )
+
+
+def _endpoint(otlp: str) -> str:
+    """The OTLP/HTTP traces URL for a base URL (``/v1/traces`` appended) or the full one."""
+    parts = urlsplit(otlp)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(
+            f"otlp must be an http(s) URL such as http://127.0.0.1:4318, got {otlp!r}"
+        )
+    path = parts.path.rstrip("/")
+    if not path.endswith(_OTLP_PATH):
+        path += _OTLP_PATH
+    return urlunsplit(parts._replace(path=path))
+
+
+def _exporter(path: Path | None, endpoint: str | None) -> SpanExporter:
+    """The file exporter for ``path``, else the OTLP/HTTP one for ``endpoint``."""
+    if path is not None:
+        return OTLPJsonLinesExporter(path)
+    token = os.environ.get(TOKEN_ENV)
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    return OTLPSpanExporter(endpoint=endpoint, headers=headers, timeout=_OTLP_TIMEOUT_S)
 
 
 def demo_trace(
@@ -337,8 +426,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``python -m workbench.demo traffic``."""
     parser.add_argument("--requests", type=int, required=True, help="client requests to send")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--out", type=Path, required=True, help="OTLP JSON Lines file (.jsonl, or .jsonl.gz)"
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--out", type=Path, help="OTLP JSON Lines file (.jsonl, or .jsonl.gz)")
+    target.add_argument(
+        "--otlp",
+        metavar="URL",
+        help=f"OTLP/HTTP endpoint, e.g. http://127.0.0.1:4318 (bearer token from ${TOKEN_ENV})",
     )
     parser.add_argument(
         "--fault-rate", type=float, default=0.03, help="share of model calls with a fault"
@@ -356,6 +449,7 @@ def command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     try:
         report = generate(
             args.out,
+            otlp=args.otlp,
             requests=args.requests,
             seed=args.seed,
             fault_rate=args.fault_rate,
