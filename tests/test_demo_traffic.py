@@ -38,6 +38,7 @@ from workbench.demo.telemetry import (
     tracer_provider,
 )
 from workbench.errors import ConfigError
+from workbench.store import Store
 from workbench.traces import TOKEN_ENV
 
 HEX32 = re.compile(r"[0-9a-f]{32}")
@@ -607,3 +608,31 @@ def test_traffic_counts_the_spans_of_refused_batches_as_failed(receiver: Receive
     report = json.loads(result.stdout)
     assert report["spans"] == receiver.spans == 0
     assert report["failed_spans"] > 8 and len(receiver.authorization) >= 1
+
+
+def test_the_demo_traffic_is_received_live_once_per_week_requests_and_seed(
+    tmp_path: Path,
+) -> None:
+    """The trace notebooks' path: a receiver on the store's file, the real OTLP exporter,
+    one run per (week, requests, seed), however many notebooks ask."""
+    with Store(tmp_path / "wb.db") as store:
+        first = traffic.ingest_with_demo(store, requests=40, seed=3, week="2026-W49")
+        spans = store.conn.execute("SELECT count(*), count(route) FROM spans").fetchone()
+        again = traffic.receive_demo(store, requests=40, seed=3, week="2026-W49")
+        assert store.conn.execute("SELECT count(*) FROM spans").fetchone()[0] == spans[0]
+        other = traffic.receive_demo(store, requests=40, seed=4, week="2026-W49")
+        (sources,) = store.conn.execute(
+            "SELECT count(DISTINCT source) FROM spans WHERE source LIKE 'otlp 127.0.0.1 %'"
+        ).fetchone()
+    assert spans[0] > 40 and spans[0] == spans[1]  # every span has its request's route
+    assert (
+        "demo traffic of 2026-W49 (40 requests, seed 3) exported live to http://127.0.0.1:" in first
+    )
+    assert f"{spans[0]:,} stored, 0 duplicates, 0 rejected" in first
+    assert (
+        again
+        == f"demo traffic of 2026-W49 (40 requests, seed 3) already received: {spans[0]:,} spans"
+    )
+    assert "exported live" in other and sources >= 2
+    with Store(":memory:") as memory, pytest.raises(ConfigError, match="store's file"):
+        traffic.receive_demo(memory, requests=1)

@@ -41,12 +41,12 @@ CONFIG = {
         {
             "name": "latency_budgets",
             "notebook": "latency_budgets",
-            "parameters": {"demo_requests": 300, "week": "${week}", "artifacts": "${traces}"},
+            "parameters": {"demo_requests": 300, "week": "${week}"},
         },
         {
             "name": "cache_effectiveness",
             "notebook": "cache_effectiveness",
-            "parameters": {"demo_requests": 300, "week": "${week}", "artifacts": "${traces}"},
+            "parameters": {"demo_requests": 300, "week": "${week}"},
         },
     ],
 }

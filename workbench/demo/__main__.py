@@ -5,7 +5,7 @@ Commands:
     server    the OpenAI-compatible demo model server, with latency and faults
     app       the demo support-triage app over HTTP (a model server child unless --model-url)
     workload  golden tickets through the app in-process for a fixed time (a profile target)
-    traffic   realistic traced traffic through the app into an OTLP JSON lines file
+    traffic   realistic traced traffic through the app, to an OTLP JSON lines file or OTLP/HTTP
 
 Each command's module adds its options (``add_arguments``) and runs them (``command``).
 Only the chosen command's module is imported: the model server starts without the app's
@@ -37,7 +37,7 @@ COMMANDS = {
     ),
     "traffic": (
         "workbench.demo.traffic",
-        "Send realistic traffic through the demo app and write OTLP JSON traces.",
+        "Send realistic traffic through the demo app; its traces to a file or over OTLP/HTTP.",
     ),
 }
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import itertools
 import json
 import os
@@ -49,8 +50,8 @@ from workbench.demo.telemetry import (
 )
 from workbench.errors import ConfigError
 from workbench.golden import Case
-from workbench.store import Store
-from workbench.traces import TOKEN_ENV, ingest, render_text
+from workbench.store import Store, now
+from workbench.traces import TOKEN_ENV, Receiver, ingest, render_text
 
 __all__ = [
     "LAYERS",
@@ -59,9 +60,9 @@ __all__ = [
     "TrafficReport",
     "add_arguments",
     "command",
-    "demo_trace",
     "generate",
     "ingest_with_demo",
+    "receive_demo",
     "week_shift_ns",
 ]
 
@@ -281,25 +282,6 @@ def _exporter(path: Path | None, endpoint: str | None) -> SpanExporter:
     return OTLPSpanExporter(endpoint=endpoint, headers=headers, timeout=_OTLP_TIMEOUT_S)
 
 
-def demo_trace(
-    folder: Path | str, *, requests: int, seed: int = 0, week: str | None = None
-) -> Path:
-    """The demo trace for these settings in ``folder``, generated the first time it is asked for.
-
-    Notebooks call this so a re-run (or a second notebook of the same weekly run) ingests
-    the same file, which the ingest then skips as already stored.
-    """
-    if week is None:
-        year, number, _ = dt.datetime.now(dt.UTC).date().isocalendar()
-        week = f"{year}-W{number:02d}"
-    path = Path(folder) / f"demo-{week}-{requests}-seed{seed}.jsonl"
-    if not path.exists():
-        partial = path.with_name(path.name + ".partial")
-        generate(partial, requests=requests, seed=seed, week=week)
-        partial.replace(path)  # a crash mid-way leaves no half trace under the final name
-    return path
-
-
 def ingest_with_demo(
     store: Store,
     traces: Sequence[str | Path] = (),
@@ -307,20 +289,58 @@ def ingest_with_demo(
     requests: int = 0,
     seed: int = 0,
     week: str | None = None,
-    folder: Path | str = "traces",
 ) -> str:
-    """Ingest trace files and, with ``requests``, this week's demo traffic (see :func:`demo_trace`);
-    the ingest report as text, or a note that there was nothing to ingest.
+    """Ingest trace files and, with ``requests``, receive this week's demo traffic live; what
+    was ingested and received, as text.
 
     The shared first step of the trace notebooks: a team passes its own files and
-    ``requests=0``; the demo's weekly run passes none and lets the demo traffic fill the store.
+    ``requests=0``; the demo's weekly run passes none and lets the demo traffic fill the store
+    through :func:`receive_demo`.
     """
-    files = [Path(p) for p in traces]
+    parts = []
+    if traces:
+        parts.append(render_text(ingest(store, [Path(p) for p in traces])))
     if requests:
-        files.append(demo_trace(folder, requests=requests, seed=seed, week=week))
-    if not files:
+        parts.append(receive_demo(store, requests=requests, seed=seed, week=week))
+    if not parts:
         return "no trace files given: analysing the spans already in the store"
-    return render_text(ingest(store, files))
+    return "\n".join(parts)
+
+
+def receive_demo(store: Store, *, requests: int, seed: int = 0, week: str | None = None) -> str:
+    """Run the demo traffic once per (week, requests, seed) into ``store``, exported live over
+    OTLP/HTTP to a :class:`~workbench.traces.Receiver` started on the store's file for the run.
+
+    The run is noted in ``trace_files`` (as ``otlp: demo traffic ...``), so a re-run, or a
+    second notebook of the same weekly run, receives nothing twice. A run with spans that did
+    not arrive is not noted, and runs again next time (its spans stored twice are ignored).
+    """
+    if str(store.path) == ":memory:":
+        raise ConfigError("the demo traffic is received into the store's file: open one on a file")
+    week = week or _this_week()
+    what = f"demo traffic of {week} ({requests:,} requests, seed {seed})"
+    key = hashlib.sha256(f"otlp: {what}".encode()).hexdigest()
+    seen = store.conn.execute("SELECT spans FROM trace_files WHERE sha256 = ?", (key,)).fetchone()
+    if seen is not None:
+        return f"{what} already received: {seen[0]:,} spans"
+    with Receiver(store.path, port=0) as receiver:
+        report = generate(otlp=receiver.url, requests=requests, seed=seed, week=week)
+    stats = receiver.stats
+    lines = [f"{what} exported live to {report.otlp}", stats.render()]
+    if report.failed_spans:
+        lines.append(f"{report.failed_spans:,} spans did not arrive; the next run sends it again")
+    else:
+        store.conn.execute(
+            "INSERT OR IGNORE INTO trace_files (sha256, path, spans, skipped, ingested_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (key, f"otlp: {what}", stats.stored, stats.rejected, now()),
+        )
+    return "\n".join(lines)
+
+
+def _this_week() -> str:
+    year, number, _ = dt.datetime.now(dt.UTC).date().isocalendar()
+    return f"{year}-W{number:02d}"
 
 
 def week_shift_ns(week: str, today: dt.date | None = None) -> int:
