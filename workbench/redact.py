@@ -31,6 +31,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
+import phonenumbers
+
 from workbench.errors import ConfigError
 
 __all__ = [
@@ -104,7 +106,76 @@ def _doc(text: str) -> _Doc:
     lower = text.lower()
     if len(lower) != len(text):  # a few non-ASCII letters lowercase to two characters
         lower = text.translate(_ASCII_LOWER)
+    if "[" in text:
+        lower = _PLACEHOLDER.sub(_blank, lower)
     return _Doc(text, lower)
+
+
+# Placeholders in the text (from an earlier pass, or an earlier redaction) are blanked where cue
+# words are looked for: "[PHONE]" must not read as the word "phone" and make the next number a
+# phone, and no cue reaches across one.
+_PLACEHOLDER = re.compile(r"\[(?:email|phone|card|ip|secret)\]")
+
+
+def _blank(m: re.Match[str]) -> str:
+    """As many NUL characters as the placeholder is long."""
+    return "\x00" * len(m.group())
+
+
+# ---------------------------------------------------------------------------------------------
+# Cue words
+
+# A cue ending in "*" is a stem that takes any inflection ("telefon*": "Telefonnummer",
+# "телефон*": "телефону"); any other cue is a whole word.
+_SUFFIX = "[a-z\u00df-\u024f\u0430-\u045f]*"
+
+
+_LETTER = "a-z0-9\u00df-\u024f\u0430-\u045f"
+
+
+def _cues(words: Iterable[str]) -> str:
+    """Cue words and stems as one flat alternation (which `re` scans fastest), each with a word
+    boundary before it (none in Japanese, Chinese and Korean, which glue words to numbers)."""
+    branches = []
+    for w in words:
+        word = w.rstrip("*")
+        branch = word if word[0] >= "\u3040" else _words([word], _LETTER)
+        branches.append(branch + (_SUFFIX if w.endswith("*") else f"(?![{_LETTER}])"))
+    return "|".join(branches)
+
+
+# Phone cues are looked up word by word in the few words before a candidate number, rather
+# than with a pattern over the whole text: a word (a run of letters; in Japanese and Chinese, a
+# run of text between punctuation) is a cue when it is one of the words, starts with one of the
+# stems, or, written without spaces, contains one.
+_WORD = re.compile(r"[^\s\d\x00-/:-@\[-`{-~°º\u3000-\u303f\uff01-\uff0f\uff1a-\uff20]+")
+
+
+@dataclass(frozen=True)
+class _CueWords:
+    """A set of cue words and stems (ending in "*"), as `_WORD` finds them in lowercased text."""
+
+    whole: frozenset[str]
+    stems: frozenset[str]
+    inner: tuple[str, ...]
+
+    @classmethod
+    def of(cls, words: Iterable[str]) -> _CueWords:
+        words = list(words)
+        unspaced = tuple(w.rstrip("*") for w in words if "\u3040" <= w[0] <= "\u9fff")
+        return cls(
+            frozenset(w for w in words if not w.endswith("*")),
+            frozenset(w[:-1] for w in words if w.endswith("*") and w[:-1] not in unspaced),
+            unspaced,
+        )
+
+    def has(self, word: str) -> bool:
+        """Whether `word` is one of the cues."""
+        if word in self.whole:
+            return True
+        if any(word[:n] in self.stems for n in range(2, min(len(word), 14) + 1)):
+            return True
+        return "\u3040" <= word[0] <= "\u9fff" and any(cue in word for cue in self.inner)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -114,16 +185,58 @@ _LATIN = "A-Za-z0-9\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f"
 _LOCAL = rf"(?<![{_LATIN}._%+\-])[{_LATIN}_%+\-]+(?:\.[{_LATIN}_%+\-]+)*"
 # The same local part read backwards from the "@": the language is its own mirror image.
 _LOCAL_REVERSED = _compile(rf"[{_LATIN}_%+\-]+(?:\.[{_LATIN}_%+\-]+)*")
-_EMAIL = _compile(
-    rf"{_LOCAL}@(?:[{_LATIN}](?:[{_LATIN}\-]{{0,61}}[{_LATIN}])?\.)+[A-Za-z]{{2,24}}"
+_DOMAIN = _compile(
+    rf"@(?:[{_LATIN}](?:[{_LATIN}\-]{{0,61}}[{_LATIN}])?\.)+[A-Za-z]{{2,24}}"
     rf"(?![{_LATIN}_\-@]|\.[{_LATIN}])"
 )
+# A local part may be written in any script (RFC 6531), but in one: read back from the "@" while
+# the letters stay in the script of the last one, so the sentence it is glued to in Japanese or
+# Chinese ("メールはトモヤ@…") stays. Digits and ._%+- go with any script.
+_SCRIPTS: Final = (
+    "A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u1e00-\u1eff",  # Latin
+    "\u0370-\u03ff\u1f00-\u1fff",  # Greek
+    "\u0400-\u052f",  # Cyrillic
+    "\u0590-\u05ff",  # Hebrew
+    "\u0600-\u06ff",  # Arabic
+    "\u0900-\u0dff",  # Indic scripts, their vowel signs included
+    "\u0e00-\u0eff",  # Thai, Lao
+    "\u1100-\u11ff\u3130-\u318f\uac00-\ud7af",  # Hangul
+    # Japanese and Chinese: kana and Han, one script here, since a Japanese name mixes them
+    "\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff",
+)
+_SCRIPT_OF = [re.compile(f"[{chars}]") for chars in _SCRIPTS]
+_LOCAL_RUNS = [re.compile(f"[{chars}0-9._%+'\\-]{{1,64}}") for chars in _SCRIPTS]
+_LOCAL_SYMBOLS: Final = frozenset("0123456789._%+-'")
+# Particles and words that end the sentence before an address written in kana or Han:
+# "メールアドレスはくみ子.前田@…", "邮箱是王芳@…".
+_CJK_STOPS: Final = frozenset("はがをにでへ是为為在到给給发發至或及的")
 _AT_GATE = _compile(r"[\[(] ?at ?[\])]")
 _AT, _DOT = r"\s?[\[(]\s?at\s?[\])]\s?", r"\s?[\[(]\s?dot\s?[\])]\s?"
 _EMAIL_OBFUSCATED = _compile(
     rf"{_LOCAL}{_AT}[{_LATIN}\-]+(?:(?:{_DOT}|\.)[{_LATIN}\-]+)*(?:{_DOT}|\.)[a-z]{{2,24}}"
     rf"(?![{_LATIN}])"
 )
+
+
+def _local_start(text: str, reversed_text: str, at: int) -> int:
+    """Where the local part ending at `at` (the "@") starts, or `at` when there is none."""
+    i = at - 1
+    while i >= 0 and text[i] in _LOCAL_SYMBOLS:
+        i -= 1
+    script = 0
+    if i >= 0 and text[i] not in _LOCAL_SYMBOLS:
+        script = next((k for k, p in enumerate(_SCRIPT_OF) if p.match(text[i])), -1)
+        if script < 0:
+            i = -1  # a letter of no known script, or punctuation: digits and symbols only
+    run = _LOCAL_RUNS[max(script, 0)].match(reversed_text, len(text) - at)
+    if run is None:
+        return at
+    start = at - (run.end() - run.start())
+    if script == len(_SCRIPTS) - 1:
+        start = max([start] + [k + 1 for k in range(start, at) if text[k] in _CJK_STOPS])
+    while start < at and text[start] in ".'":  # "o'brien@…" keeps its apostrophe, "'x@…'" not
+        start += 1
+    return start
 
 
 def _anchored(text: str, reversed_text: str, at: int, pattern: re.Pattern[str]) -> _Span | None:
@@ -141,10 +254,11 @@ def _emails(doc: _Doc) -> Iterator[_Span]:
     text, reversed_text = doc.text, doc.text[::-1]
     at = text.find("@")
     while at != -1:
-        span = _anchored(text, reversed_text, at, _EMAIL)
-        at = text.find("@", span[1] if span else at + 1)
-        if span:
-            yield span
+        start = _local_start(text, reversed_text, at)
+        domain = _DOMAIN.match(text, at) if start < at else None
+        at = text.find("@", domain.end() if domain else at + 1)
+        if domain:
+            yield start, domain.end()
     gates = list(_AT_GATE.finditer(doc.lower))
     reversed_lower = doc.lower[::-1] if gates else ""
     for gate in gates:
@@ -157,127 +271,227 @@ def _emails(doc: _Doc) -> Iterator[_Span]:
 # ---------------------------------------------------------------------------------------------
 # PHONE
 
-# A phone starts after a space-like character: never glued to a word, a number or a path, and
-# never as the next group of a longer number ("9400 1000 0000 ..."). The lookbehinds run after
-# the first character is consumed (the `.` in them), so `re` can skip ahead on that character.
-_PHONE_START = r"(?<![A-Za-z0-9_+\-./#@=].)(?<!\d .)"
-_PHONE_END = r"(?![A-Za-z0-9_@]|[\-./]\d)"
-_PHONE_INTL = _compile(
-    r"\+"
-    + _PHONE_START
-    + r"[1-9]\d{0,2}+(?:[ .\-]?\(0\))?(?:[ .\-]?(?:\(\d{1,4}\)|\d++)){1,7}"
-    + _PHONE_END
+# A candidate is any run of digit groups joined by one separator (" ", "-", ".", "/", possibly
+# with spaces around it) or by brackets, with an optional "+" and extension, that is not glued
+# to a word, a path or a longer number. `_phone_end` then decides what it is.
+_PHONE = _compile(
+    r"(?<![A-Za-z0-9_+\-./#@=&%$\\])"
+    r"(?P<n>(?:\+ ?)?(?:\(\+?\d{1,5}\)|\d++)"
+    r"(?:(?: ?[\-./] ?| |(?<=\))|(?=\())(?:\(\+?\d{1,5}\)|\d++)){0,8})"
+    r"(?P<x> ?(?i:x|ext\.?|extn\.?|extension|#|доб\.?) ?\d{1,6})?"
+    r"(?![A-Za-z0-9_@]|[\-./]\d)"
 )
-# "0044 20 7946 0958": the 00 international prefix, with separators so it is not a long number.
-_PHONE_INTL_00 = _compile(
-    r"0"
-    + _PHONE_START
-    + r"0[1-9]\d{0,2}+(?:[ .\-]?\(0\))?(?:[ .\-](?:\(\d{1,4}\)|\d++)){2,7}"
-    + _PHONE_END
-)
-_PHONE_US = _compile(
-    r"[(1-9]" + _PHONE_START + r"(?:(?<=1)[ .\-]?(?:\([2-9]\d{2}\) ?|[2-9]\d{2}[ .\-])"
-    r"|(?<=\()[2-9]\d{2}\) ?|(?<=[2-9])\d{2}[ .\-])\d{3}[ .\-]\d{4}" + _PHONE_END
-)
-_PHONE_TRUNK = _compile(
-    r"[(0]" + _PHONE_START + r"(?:(?<=\()0\d{1,4}\) ?|(?<=0)\d{1,4}[ .\-/])"
-    r"\d{2,8}(?:[ .\-]\d{2,8}){0,4}" + _PHONE_END
-)
-_PHONE_ES = _compile(r"[6-9]" + _PHONE_START + r"\d{2}(?: \d{2}){3}" + _PHONE_END)
 _PHONE_CUES = (
-    "phone", "telephone", "tel", "mobile", "cell", "fax", "call", "whatsapp", "sms",
-    "telefon", "handy", "mobil", "tel[eé]fono", "m[oó]vil", "llamar", "ll[aá]me",
-    "t[eé]l[eé]phone", "portable", "電話", "携帯",
+    # English, then German, Dutch and Nordic, Romance, Slavic, Finnish, Turkish
+    "phone*", "telephone*", "tel", "mobile", "mob", "cell", "cellphone", "fax", "call*",
+    "ring", "text", "sms", "whatsapp", "viber", "telegram", "signal", "number", "reach",
+    "dial", "hotline", "landline", "contact", "telefon*", "handy", "mobil*", "rufnummer",
+    "nummer", "anruf*", "rufen", "ruf", "erreichbar", "durchwahl", "telefoon*", "mobiel*", "bel",
+    "bellen", "tlf", "puh", "puhelin*", "soita*", "soit*", "téléphone*", "tél", "portable", "joindre",
+    "appel*", "rappel*", "numéro", "numero", "número", "teléfono", "telefono", "móvil", "movil",
+    "celular", "llam*", "contacto", "telefone", "fone", "ligar", "ligue", "liga", "contato",
+    "cellulare", "chiam*", "contatt*", "kom", "komórk*", "komork*", "numer*", "zadzwo*", "dzwo*",
+    "zavolej*", "čísl*", "čisl*", "cisl*", "cep", "ara*", "numara*", "телефон*", "тел", "моб*",
+    "номер*", "позвон*", "звон*", "зателефон*", "дзвон*", "контакт*",
+    # Japanese, Chinese, Korean, Hindi
+    "電話*", "携帯*", "ケータイ*", "連絡*", "番号*", "电话*", "手机*", "手機*", "号码*", "號碼*",
+    "联系*", "聯絡*", "拨打*", "致电*", "전화*", "휴대폰*", "핸드폰*", "연락*", "번호*",
+    "फ़ोन*", "फोन*", "मोबाइल*", "कॉल*", "नंबर*", "संपर्क*",
 )  # fmt: skip
-# A bare run of 8 to 15 digits is a phone only right after a cue word: found by the digits,
-# then confirmed by looking back.
-_DIGIT_RUN = _compile(r"[+0-9](?<![0-9A-Za-z_+.\-].)(?:(?<=\+)\d)?\d{7,14}(?![0-9A-Za-z_]|[.\-]\d)")
-_PHONE_CUE_BEFORE = _compile(rf"(?:{_words(_PHONE_CUES, 'a-z')})[^\n\d+]{{0,14}}$")
-# Numbers introduced as orders, invoices, tickets and the like are not phones.
+_PHONE_CUE = _CueWords.of(_PHONE_CUES)
+# A cue reaches up to 30 characters, not across a digit, a line, a placeholder or a sentence end.
+# (A full stop after a word of up to three letters is an abbreviation's: "Tel.", "no.", "Nr.".)
+_PHONE_CUE_GAP = _compile(r"\.?(?:[^\n\d\x00.!?。！？]|\.(?!\s)|(?<![a-z]{4})\.){0,30}")
+# Numbers introduced as orders, invoices, tickets and the like are not phones, nor is a number
+# introduced by a phone cue and then by one of these ("phone ... order 123").
 _NOT_PHONE_CUES = (
-    "order", "invoice", "inv", "ref", "reference", "serial", "s/n", "sn", "sku", "tracking",
-    "account", "acct", "iban", "case", "ticket", "part", "bestellung", "bestellnummer",
-    "rechnung", "rechnungsnummer", "pedido", "factura", "commande", "facture", "注文番号",
-    "請求書番号",
+    "order*", "invoice*", "inv", "ref", "reference", "serial", "s", "sn", "sku", "tracking",
+    "track", "parcel", "shipment", "package", "account", "acct", "iban", "case", "ticket",
+    "part", "id", "isbn", "imei", "ean", "upc", "batch", "lot", "transaction", "txn", "receipt",
+    "confirmation", "booking", "reservation", "policy", "claim", "member", "customer",
+    "voucher", "coupon", "zip", "postcode", "plz", "version", "build", "model", "room", "page",
+    "cpf", "cnpj", "vat", "fedex", "ups", "usps", "dhl", "dpd", "gls", "hermes", "tnt",
+    "bestell*", "rechnung*", "kunden*", "sendung*", "auftrag*", "vertrag*", "pedido", "factura",
+    "cuenta", "commande", "facture", "ordine", "fattura", "bestelling", "factuur", "zamówieni*",
+    "zamowieni*", "faktur*", "заказ*", "счет*", "счёт*", "sipari*", "objedn*", "tilau*",
+    "fatura", "注文*", "請求*", "订单*", "訂單*", "单号*", "單號*", "주문*", "송장*", "ऑर्डर*",
 )  # fmt: skip
-_NOT_PHONE_CUE = _compile(
-    rf"(?:{_words(_NOT_PHONE_CUES, 'a-z')})\s*(?:no\.?|nr\.?|number|num|n[º°o]\.?|#|id)?\s*[:#]?\s*$"
+_NOT_PHONE_CUE = _CueWords.of(_NOT_PHONE_CUES)
+_NOT_PHONE_CUE_GAP = _compile(r"[^\n\d\x00]{0,16}")
+# Words that say "number" after an order cue: "order number", "Bestellnr.", "n° de commande".
+_NUMBER_WORDS = (
+    r"number|no\.?|nr\.?|n[º°o]\.?|#|nummer|num[eé]ro|n[uú]mero|numer|номер|id|番号|号|번호"
 )
-_PHONE_SEPARATORS = frozenset(" .-/")
+_NUMBER_WORD: Final = frozenset(
+    {"number", "no", "nr", "n", "nummer", "numéro", "numero", "número", "numer", "номер", "id"}
+)
+_NANP = _compile(r"(?:1[ .\-]?)?(?:\(\d{3}\)[ .\-]?|\d{3}[ .\-])\d{3}[ .\-]\d{4}")
+_RU_TRUNK = _compile(r"8[ \-]?(?:\(\d{3}\)|\d{3})[ \-]?\d{3}[ \-]?\d{2}[ \-]?\d{2}")
+_DATE = _compile(
+    r"(?:[0-3]?\d[./][01]?\d[./](?:\d\d)?\d\d|[0-3]?\d-[01]?\d-(?:19|20)\d\d"
+    r"|(?:19|20)\d\d[./\-][01]?\d[./\-][0-3]?\d)(?!\d)"
+)
+_CURRENCY = _compile(r"\s?(?:[€$£¥₹₽₩元円]|zł|kr|eur|usd|gbp|chf|rub|руб|pln|brl|r\$)", re.I)
+_PHONE_SEPARATORS = frozenset(" .-/()")
+_DOTTED_QUAD = _compile(r"\d{1,3}(?:\.\d{1,3}){3}")
+# Where a grouped number with no other sign is checked against libphonenumber's numbering plans.
+_REGIONS: Final = (
+    "GB", "DE", "FR", "ES", "IT", "NL", "BE", "PT", "BR", "MX", "AR", "JP", "CN", "TW", "KR",
+    "IN", "RU", "UA", "PL", "CZ", "SE", "DK", "NO", "FI", "TR", "AT", "CH", "AU", "NZ", "IE",
+)  # fmt: skip
 
 
-def _trim_phone(candidate: str, max_digits: int) -> str:
-    """Drop trailing groups until the candidate has at most `max_digits` digits."""
-    while sum(c.isdigit() for c in candidate) > max_digits:
-        cut = max(candidate.rfind(s) for s in " .-")
-        if cut <= 0:
+def _digit_count(s: str) -> int:
+    """How many ASCII digits `s` holds."""
+    return sum(map(str.isdigit, s))
+
+
+def _phone_cue(lower: str, start: int) -> str:
+    """ "+" after a phone cue, "-" after an order-number cue (the nearer wins), else ""."""
+    words = list(_WORD.finditer(lower, max(0, start - 48), start))
+    for i in range(len(words) - 1, -1, -1):
+        word, end = words[i].group(), words[i].end()
+        if _NOT_PHONE_CUE_GAP.fullmatch(lower, end, start) and (
+            _NOT_PHONE_CUE.has(word)
+            or (
+                word in _NUMBER_WORD
+                and i > 0
+                and words[i].start() - words[i - 1].end() <= 2
+                and _NOT_PHONE_CUE.has(words[i - 1].group())
+            )
+        ):
+            return "-"
+        if not _PHONE_CUE_GAP.fullmatch(lower, end, start):
             return ""
-        candidate = candidate[:cut].rstrip(" .-(")
-    return candidate
+        if _PHONE_CUE.has(word):
+            return "+"
+    return ""
 
 
-def _consistent(candidate: str) -> bool:
-    """Whether a national number uses one kind of separator ("/" only once, as in 089/1234567)."""
-    body = candidate.split(")", 1)[-1]
-    seps = {c for c in body if c in _PHONE_SEPARATORS}
-    return len(seps) <= 1 and ("/" not in seps or (body.count("/") == 1 and ")" not in candidate))
+def _possible(number: str) -> bool:
+    """Whether an international number ("+44 20 …", "0044 20 …") has a possible length."""
+    if number.startswith("00"):
+        number = "+" + number[2:]
+    try:
+        return phonenumbers.is_possible_number(phonenumbers.parse(number, None))
+    except phonenumbers.NumberParseException:
+        return False
 
 
-@dataclass(frozen=True)
-class _PhoneForm:
-    """A phone pattern and how to validate its matches."""
+def _valid_somewhere(number: str) -> bool:
+    """Whether a national number is valid in one of `_REGIONS`."""
+    for region in _REGIONS:
+        try:
+            if phonenumbers.is_valid_number(phonenumbers.parse(number, region)):
+                return True
+        except phonenumbers.NumberParseException:
+            return False
+    return False
 
-    pattern: re.Pattern[str]
-    min_digits: int
-    max_digits: int
-    national: bool  # a national number must not be trimmed and must use one separator
-    gate: str = ""  # a substring the text must contain for the pattern to run
+
+def _trims(number: str) -> Iterator[str]:
+    """The number, then with its trailing groups dropped one by one (a year or count after it)."""
+    yield number
+    for i in range(len(number) - 1, 0, -1):
+        if number[i] in " .-/" and number[i - 1].isdigit():
+            head = number[:i]
+            if _digit_count(head) < 8:
+                return
+            yield head
 
 
-# An international number may run into a following year or count, so it is trimmed by groups; a
-# national number that is too long is a longer number (an account, a tracking code), not a phone.
-_PHONE_FORMS: Final = (
-    _PhoneForm(_PHONE_INTL, 8, 15, national=False, gate="+"),
-    _PhoneForm(_PHONE_INTL_00, 10, 17, national=False, gate="00"),
-    _PhoneForm(_PHONE_US, 10, 11, national=False),
-    _PhoneForm(_PHONE_TRUNK, 9, 12, national=True),
-    _PhoneForm(_PHONE_ES, 9, 9, national=False),
-)
+def _national_shape(number: str, digits: int) -> bool:
+    """Whether a number with no "+" and no cue is written the way phone numbers are."""
+    if _NANP.fullmatch(number) or _RU_TRUNK.fullmatch(number):
+        return True
+    seps = {c for c in number if c in _PHONE_SEPARATORS}
+    if number.startswith(("0", "(0")) and not number.startswith("00"):
+        # A trunk prefix: "020 7946 0958", "089/1234567", "06.12.34.56.78", "0556662419".
+        return 9 <= digits <= 12 and ("." not in seps or seps == {"."})
+    if number.startswith("("):  # an area code in brackets: "(83) 7352-3246"
+        return digits >= 8
+    if number.isdigit():  # a bare run: only a Chinese mobile number stands alone
+        return digits == 11 and number[1] in "3456789" and _valid_in(number, "CN")
+    groups = re.split(r"[ \-.]", number)
+    # Dotted groups are a phone only when they are not shaped like an IPv4 address or a version.
+    dotted = "." in seps and (seps != {"."} or bool(_DOTTED_QUAD.fullmatch(number)))
+    return (
+        not dotted
+        and len(groups) >= 3
+        and 8 <= digits <= 12
+        and all(len(g) >= 2 for g in groups[1:])
+        and _valid_somewhere(number)
+    )
+
+
+def _valid_in(number: str, region: str) -> bool:
+    """Whether `number` is a valid number of `region`."""
+    return phonenumbers.is_valid_number(phonenumbers.parse(number, region))
+
+
+def _phone_end(doc: _Doc, start: int, number: str, ext: str) -> int:
+    """Where the phone number starting at `start` ends, or 0 when the candidate is none."""
+    if (
+        number[0] == "+"
+        or number.startswith("(+")
+        or (
+            number.startswith("00")
+            and number[2:3] != "0"
+            and (not number.isdigit() or _phone_cue(doc.lower, start) == "+")
+        )
+    ):
+        for head in _trims(number):
+            if _possible(head):
+                return start + len(head) + (len(ext) if head == number else 0)
+        return 0
+    digits = _digit_count(number)
+    date = _DATE.match(number)
+    if not 7 <= digits <= 15 or (date and number[date.end() : date.end() + 1] in " "):
+        return 0
+    end = start + len(number)
+    text = doc.text
+    if _CURRENCY.match(text, end) or text[max(0, start - 2) : start].strip() in _CURRENCY_SIGNS:
+        return 0
+    cue = _phone_cue(doc.lower, start)
+    if cue == "+" or (cue == "" and _national_shape(number, digits)):
+        return end + len(ext)
+    return 0
+
+
+_CURRENCY_SIGNS: Final = frozenset({"€", "$", "£", "¥", "₹", "₽", "R$"})
 
 
 def _phones(doc: _Doc) -> Iterator[_Span]:
     """Spans of phone numbers."""
-    text = doc.text
-    for form in _PHONE_FORMS:
-        if form.gate not in text:
+    for m in _PHONE.finditer(doc.text):
+        number, start = m.group("n"), m.start()
+        if _digit_count(number) < 7:
             continue
-        for m in form.pattern.finditer(text):
-            candidate = m.group()
-            if form.national:
-                if not _consistent(candidate):
-                    continue
-            else:
-                candidate = _trim_phone(candidate, form.max_digits)
-            if not form.min_digits <= sum(c.isdigit() for c in candidate) <= form.max_digits:
-                continue
-            if _NOT_PHONE_CUE.search(doc.lower, max(0, m.start() - 30), m.start()):
-                continue
-            yield m.start(), m.start() + len(candidate)
-    for m in _DIGIT_RUN.finditer(text):
-        if _PHONE_CUE_BEFORE.search(doc.lower, max(0, m.start() - 30), m.start()):
-            yield m.span()
+        end = _phone_end(doc, start, number, m.group("x") or "")
+        if end:
+            yield start, end
+        elif " " in number and {c for c in number if c in "-./"}:
+            # Two numbers a space apart ("031-688-6268 02-210-0898"): each chunk on its own.
+            for chunk in re.finditer(r"[^ ]+", number):
+                if _digit_count(chunk.group()) >= 7:
+                    end = _phone_end(doc, start + chunk.start(), chunk.group(), "")
+                    if end:
+                        yield start + chunk.start(), end
 
 
 # ---------------------------------------------------------------------------------------------
 # CARD
 
 _CARD = _compile(r"\d(?<![A-Za-z0-9_\-.,+]\d)(?:[ \-]?\d){12,18}(?![A-Za-z0-9_]|[\-.,]\d)")
-# IMEIs are Luhn-valid 15-digit numbers too.
+# IMEIs are Luhn-valid 15-digit numbers too, and any long reference number may pass by chance.
 _NOT_CARD_CUE = _compile(
-    rf"(?:{_words(('imei', 'imeisv', 'meid', 'iccid', 'imsi'), 'a-z')})\W{{0,3}}$"
+    rf"(?:{_cues(('imei', 'imeisv', 'meid', 'iccid', 'imsi', 'isbn', 'ean', 'upc', 'gtin', 'order*', 'ref', 'reference', 'tracking', 'invoice*', 'serial', 'ticket', 'case', 'transaction', 'bestell*', 'pedido', 'commande', 'ordine', 'bestelling', 'заказ*', '注文*', '订单*'))})"
+    rf"(?:\s*(?:{_NUMBER_WORDS}))?\W{{0,3}}$"
 )
 # Group lengths written on cards: 4-4-4-4(-3), 4-4-4-1 (13 digits), Amex 4-6-5, Diners 4-6-4.
-_CARD_GROUPS: Final = frozenset({(4, 4, 4, 4), (4, 4, 4, 4, 3), (4, 4, 4, 1), (4, 6, 5), (4, 6, 4)})
+_CARD_GROUPS: Final = frozenset(
+    {(4, 4, 4, 4), (4, 4, 4, 4, 3), (4, 4, 4, 1), (4, 4, 5), (4, 6, 5), (4, 6, 4)}
+)
 
 
 def _luhn(digits: str) -> bool:
@@ -289,6 +503,26 @@ def _luhn(digits: str) -> bool:
             d = d * 2 - 9 if d > 4 else d * 2
         total += d
     return total % 10 == 0
+
+
+def _issued(digits: str) -> bool:
+    """Whether a number starts with an issuer prefix that issues cards of its length.
+
+    ISBNs (978, 979), millisecond timestamps (1…) and most order numbers start elsewhere.
+    """
+    n, two, four = len(digits), int(digits[:2]), int(digits[:4])
+    if digits[0] == "4":  # Visa
+        return n in (13, 16, 19)
+    if two in (34, 37):  # American Express
+        return n == 15
+    if two in (36, 38, 39) or 300 <= int(digits[:3]) <= 305:  # Diners Club
+        return n in (14, 16)
+    if 51 <= two <= 55 or 2221 <= four <= 2720:  # Mastercard
+        return n == 16
+    # JCB (3528-3589, but all of 35 is theirs), Mir, Discover, UnionPay, Maestro, RuPay
+    return (
+        two == 35 or 2200 <= four <= 2204 or digits[0] == "6" or two in (50, 56, 57, 58, 81, 82)
+    ) and 16 <= n <= 19
 
 
 def _card_ok(text: str, start: int, end: int) -> bool:
@@ -310,7 +544,7 @@ def _card_ok(text: str, start: int, end: int) -> bool:
         ):
             return False
         digits = "".join(groups)
-    return 13 <= len(digits) <= 19 and _luhn(digits)
+    return 13 <= len(digits) <= 19 and _issued(digits) and _luhn(digits)
 
 
 def _cards(doc: _Doc) -> Iterator[_Span]:
@@ -318,7 +552,7 @@ def _cards(doc: _Doc) -> Iterator[_Span]:
     for m in _CARD.finditer(doc.text):
         start, end = m.span()
         if _card_ok(doc.text, start, end) and not _NOT_CARD_CUE.search(
-            doc.lower, max(0, start - 10), start
+            doc.lower, max(0, start - 24), start
         ):
             yield start, end
 
@@ -335,11 +569,20 @@ _IPV6 = _compile(
     r"(?:%[A-Za-z0-9]+)?"
     r"(?![A-Za-z0-9_]|\.\d)"
 )
+# A dotted quad after one of these ("after updating to 12.17.1.21", "app 4.13.18.160") or before
+# "update" is a version. The stems take any inflection and one short word after them.
 _VERSION_CUES = (
-    "version", "ver", "build", "release", "firmware", "rev", "revision", "patch", "versi[oó]n",
-    "バージョン",
+    "version", "ver", "build", "release", "firmware", "rev", "revision", "patch", "updat*",
+    "upgrad*", "app", "sdk", "driver", "ios", "android", "versi[oó]n", "vers[aã]o", "versie",
+    "aggiornament*", "mise [aà] jour", "actualizaci[oó]n", "atualiza[cç][aã]o", "aktualisier*",
+    "wersj*", "aktualizacj*", "обновлени*", "верси*", "バージョン*", "版本*", "升级*", "更新*",
+    "버전*", "업데이트*", "संस्करण*",
 )  # fmt: skip
-_VERSION_CUE = _compile(rf"(?:{_words(_VERSION_CUES, 'a-z')})\W{{0,3}}$")
+_VERSION_CUE = _compile(
+    rf"(?:{_cues(_VERSION_CUES)})(?:\W{{1,3}}(?:to|auf|zu|à|a|al|alla|para|naar|na|do|до|la))?"
+    r"[\W到]{0,3}$"
+)
+_VERSION_AFTER = _compile(r"[ \-]?(?:update|upgrade|release|build|version|版|업데이트)", re.I)
 
 
 def _ipv6_ok(candidate: str) -> bool:
@@ -369,7 +612,9 @@ def _ips(doc: _Doc) -> Iterator[_Span]:
                 ipaddress.IPv4Address(m.group())
             except ValueError:
                 continue
-            if not _VERSION_CUE.search(doc.lower, max(0, m.start() - 20), m.start()):
+            if not _VERSION_CUE.search(
+                doc.lower, max(0, m.start() - 32), m.start()
+            ) and not _VERSION_AFTER.match(text, m.end()):
                 yield m.span()
     gate = _IPV6_GATE.search(text)
     if gate is not None:
@@ -409,42 +654,65 @@ _TOKEN_SHAPES = _compile(
     + r")(?![A-Za-z0-9_\-])"
 )
 _TOKEN_HINTS: Final = (
-    "sk-", "_live_", "_test_", "AKIA", "ASIA", "gh", "xox", "AIza", "eyJ", "whsec_", "glpat-",
-    "npm_", "hf_",
+    "sk-", "_live_", "_test_", "AKIA", "ASIA", "gh", "github_pat_", "xox", "AIza", "eyJ",
+    "whsec_", "glpat-", "npm_", "hf_",
 )  # fmt: skip
 _AUTH_HEADER = _compile(
     rf"(?:{_words(('bearer', 'basic', 'token'))})\s+(?P<v>[a-z0-9\-._~+/]{{12,}}=*)"
     r"(?![a-z0-9\-._~+/=])"
 )
 _SECRET_NAMES = (
-    r"api[_\-]?key", "apikey", r"access[_\-]?token", r"auth[_\-]?token", r"refresh[_\-]?token",
-    r"id[_\-]?token", r"session[_\-]?token", r"session[_\-]?id", r"client[_\-]?secret",
-    r"secret[_\-]?access[_\-]?key", r"secret[_\-]?key", r"private[_\-]?key", "secret", "token",
-    "password", "passwd", "pwd", "passphrase", "passwort", "kennwort", "contrase[ñn]a",
-    "mot[_ ]de[_ ]passe", "パスワード",
+    r"api[_\- ]?key", "apikey", r"access[_\- ]?token", r"auth[_\- ]?token", r"refresh[_\-]?token",
+    r"id[_\-]?token", r"session[_\-]?token", r"session[_\-]?id", r"client[_\- ]?secret",
+    r"secret[_\-]?access[_\-]?key", r"secret[_\- ]?key", r"private[_\- ]?key", "secret", "token",
 )  # fmt: skip
+# "Password" in the languages of the locales the corpus covers, and a few more.
+_PASSWORD_WORDS = (
+    "password", "passwort", "passwd", "passcode", "passphrase", "pwd", "kennwort",
+    "contrase[ñn]a", "senha", "mot[_ ]de[_ ]passe", "mdp", "wachtwoord", "l[öo]senord",
+    "adgangskode", "passord", "salasana", "şifre", "sifre", "heslo", "has[łl]o", "jelsz[óo]",
+    "parol[aă]", "пароль", "κωδικός", "סיסמה", "パスワード", "密码", "密碼", "口令", "비밀번호",
+    "암호", "पासवर्ड", "รหัสผ่าน",
+)  # fmt: skip
+# Short forms seen in "user: bob / pass: x" and "DB_PW=x", cues only before ":" or "=".
+_PASSWORD_SHORT = ("pass", "pw")
+# Their stems in running text, where they inflect ("пароля", "Salasanani", "Şifrem", "hasła").
+_PASSWORD_STEMS = tuple((w[:-1] if w[-1] in "aeoьа" else w) + "*" for w in _PASSWORD_WORDS)
 _SECRET_HINTS: Final = (
-    "key", "token", "secret", "session", "pass", "pwd", "wort", "contrase", "パスワード",
+    "key", "token", "secret", "session", "pass", "pw", "wort", "contrase", "senha", "mdp",
+    "mot de", "mot_de", "wacht", "senord", "kode", "ifre", "hesl", "hasł", "hasl", "jelsz",
+    "parol", "salasan", "парол", "κωδικ", "סיסמ", "パスワード", "密码", "密碼", "口令", "비밀번호",
+    "암호", "पासवर्ड", "รหัสผ่าน",
 )  # fmt: skip
+# A bare value: printable ASCII up to a space, a quote, a comma, a semicolon or an angle bracket.
+_VALUE = r"[!#-&(-+\--:=?-_a-~]"
 # Run over the lowercased text; offsets are the same in the original.
 _ASSIGNMENT = _compile(
-    rf"(?P<k>{_words(_SECRET_NAMES)})\\?[\"']?\s*(?:[:=]|=>)\s*(?:"
+    rf"(?:(?P<pw>{_cues((*_PASSWORD_STEMS, *_PASSWORD_SHORT))})|(?P<k>{_words(_SECRET_NAMES)}))"
+    r"\\?[\"']?\s*(?:[:=]|=>)\s*(?:"
     r"\\\"(?P<e>[^\"\\\n]{4,256})\\\""
     r"|\"(?P<d>(?:[^\"\\\n]|\\.){4,256})\""
     r"|'(?P<s>(?:[^'\\\n]|\\.){4,256})'"
-    r"|(?P<b>[^\s\"'`,;&\[\]{}()<>]{6,256})"
+    rf"|(?P<b>{_VALUE}{{6,256}})"
     r")"
 )
-# Any value assigned to a password is one; a value assigned to a token or key must look random,
-# or logprobs ({"token": "Hello"}) and prose ("secret: don't tell") would be eaten.
-_PASSWORD_NAMES: Final = ("pass", "pwd", "kennwort", "contrase", "mot", "パスワード")
+# "my password is X", "the password I set was X", "Mein Passwort ist X", "パスワードは X です";
+# with no verb between ("Мой пароль X") the value must hold a letter and a digit.
+_COPULAS = (
+    r"is|was|are|ist|war|lautet|es|era|est|[eé]tait|[ée]|è|är|var|er|on|oli|je|jest|to|byl[oa]?"
+    r"|это|—|–|-"
+)
 _PASSWORD_PROSE = _compile(
-    rf"(?:{_words(('password', 'passwort', 'kennwort', 'contrase[ñn]a', 'passcode', 'pwd'))})"
-    r"\s+(?:is|was|ist|war|lautet|es|era|est)\s+(?:now\s+|jetzt\s+|ahora\s+)?"
-    r"(?P<v>[^\s\"'`,;\[\]{}()<>]{4,64}?)(?=[.,;:!?)]*(?:\s|$))"
+    rf"(?:{_cues(_PASSWORD_STEMS)})"
+    rf"(?:(?:\s+[^\s\d\x00:=]{{1,12}}){{0,3}}?(?:\s+(?:{_COPULAS})\s+|\s*[は是为為는은]\s*)"
+    r"|\s+(?=[!-~]*[a-z])(?=[!-~]*[\d!#$%&()*+=?@^~|\[\]{}]))"
+    rf"(?:\"(?P<d>[^\"\n]{{4,64}})\"|'(?P<s>[^'\n]{{4,64}})'|(?P<v>{_VALUE}{{4,64}}))"
 )
 # A JSON field whose name ends in a secret name: "password", "db_password", "OPENAI_API_KEY".
-_SECRET_FIELD = _compile(rf"(?i)(?:.*[_\-\s.])?(?:{'|'.join(_SECRET_NAMES)})")
+_SECRET_FIELD = _compile(
+    rf"(?i)(?:.*[_\-\s.])?(?:{'|'.join(_SECRET_NAMES)}|(?P<pw>{'|'.join(_PASSWORD_WORDS + _PASSWORD_SHORT)}))"
+)
+_QUERY_NEXT = _compile(r"&[a-z_][a-z0-9_.\-]*=")
 _URL_PASSWORD = _compile(r"://[^\s/:@\[\]]+:(?P<v>[^\s/@\[\]]{3,})@")
 _PEM = _compile(
     r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----"
@@ -458,6 +726,9 @@ _DUMMY_VALUES: Final = frozenset(
 )
 
 
+_PASSWORD_SYMBOLS: Final = frozenset("!#$%&()*+=?@^~|[]{}\\/")
+
+
 def _real_value(value: str, *, quoted: bool, password: bool) -> bool:
     """Whether an assigned value looks like a credential rather than a placeholder or a word."""
     if _PLACEHOLDERS_ONLY.fullmatch(value) or value.lower() in _DUMMY_VALUES:
@@ -466,8 +737,34 @@ def _real_value(value: str, *, quoted: bool, password: bool) -> bool:
         return False
     looks_random = any(c.isdigit() for c in value) or len(value) >= 16
     if password:
-        return quoted or looks_random
+        # Symbols among letters make a password too ("!(BWrcbbb(YDPf"); a final "!" or "?" may
+        # end the sentence instead ("my password is wrong!").
+        symbols = any(c in _PASSWORD_SYMBOLS for c in value[:-1])
+        return quoted or looks_random or (symbols and any(c.isalpha() for c in value))
     return looks_random and len(value) >= 8 and not any(c.isspace() for c in value)
+
+
+def _bare_end(text: str, key: int, start: int, end: int) -> int:
+    """Where a bare value really ends: before "&next=" in a query string, before a full stop or
+    colon that ends the sentence, and before a closing bracket that closes one opened before
+    the key on its line ("(password: x)")."""
+    value = text[start:end]
+    query = _QUERY_NEXT.search(value.lower())
+    if query is not None:
+        value = value[: query.start()]
+    before = text[text.rfind("\n", 0, key) + 1 : key]
+    while value:
+        last = value[-1]
+        opener = "([{"[")]}".index(last)] if last in ")]}" else ""
+        if last in ".:" or (
+            opener
+            and value.count(last) > value.count(opener)
+            and before.count(opener) > before.count(last)
+        ):
+            value = value[:-1]
+        else:
+            break
+    return start + len(value)
 
 
 def _credential_ok(value: str) -> bool:
@@ -488,14 +785,19 @@ def _secrets(doc: _Doc) -> Iterator[_Span]:
     if any(hint in lower for hint in _SECRET_HINTS):
         for m in _ASSIGNMENT.finditer(lower):
             group = m.lastgroup or "b"
-            value = text[m.start(group) : m.end(group)]
-            password = m.group("k").startswith(_PASSWORD_NAMES)
-            if _real_value(value, quoted=group != "b", password=password):
-                yield m.span(group)
-    if "pass" in lower or "pwd" in lower or "wort" in lower or "contrase" in lower:
+            start, end = m.span(group)
+            if group == "b":
+                end = _bare_end(text, m.start(), start, end)
+            password = m.group("pw") is not None
+            if _real_value(text[start:end], quoted=group != "b", password=password):
+                yield start, end
         for m in _PASSWORD_PROSE.finditer(lower):
-            if _real_value(text[m.start("v") : m.end("v")], quoted=False, password=True):
-                yield m.span("v")
+            group = m.lastgroup or "v"
+            start, end = m.span(group)
+            if group == "v":
+                end = _bare_end(text, m.start(), start, end)
+            if _real_value(text[start:end], quoted=group != "v", password=True):
+                yield start, end
     if "://" in text:
         for m in _URL_PASSWORD.finditer(text):
             if not _PLACEHOLDERS_ONLY.fullmatch(m.group("v")):
@@ -595,8 +897,9 @@ def redact_json(value: Any, kinds: Iterable[str] = KINDS) -> Any:
 def _redact_value(value: Any, kinds: frozenset[str], *, field: str) -> Any:
     """Recursive step of `redact_json`; `field` is the nearest enclosing key, lowercased."""
     if isinstance(value, str):
-        if field and "SECRET" in kinds and _SECRET_FIELD.fullmatch(field):
-            password = field.rsplit("_", 1)[-1].rsplit("-", 1)[-1].startswith(_PASSWORD_NAMES)
+        secret_field = _SECRET_FIELD.fullmatch(field) if field and "SECRET" in kinds else None
+        if secret_field is not None:
+            password = secret_field.group("pw") is not None
             if _real_value(value, quoted=True, password=password):
                 return "[SECRET]"
         return redact(value, kinds)
