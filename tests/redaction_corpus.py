@@ -48,6 +48,8 @@ from workbench.redact import KINDS, find
 __all__ = [
     "HARD_CASES",
     "HELD_OUT_LOCALES",
+    "REVIEWED_LOCALES",
+    "SPLITS",
     "TUNING_LOCALES",
     "Labelled",
     "Score",
@@ -60,12 +62,24 @@ TUNING_LOCALES = (
     "en_US", "en_GB", "de_DE", "fr_FR", "es_ES", "pt_BR", "it_IT", "nl_NL", "ja_JP", "zh_CN",
     "ru_RU", "hi_IN", "ko_KR", "pl_PL",
 )  # fmt: skip
-HELD_OUT_LOCALES = (
+REVIEWED_LOCALES = (
     "en_AU", "en_CA", "en_IN", "en_NZ", "de_AT", "de_CH", "fr_CH", "es_MX", "pt_PT", "nl_BE",
     "zh_TW", "sv_SE", "da_DK", "fi_FI", "tr_TR", "cs_CZ", "uk_UA",
 )  # fmt: skip
-_SEEDS = {"tuning": 1, "held_out": 2}
-_TEXTS_PER_LOCALE = {"tuning": 170, "held_out": 100}
+HELD_OUT_LOCALES = (
+    "en_IE", "en_PH", "en_NG", "es_AR", "es_CL", "es_CO", "fr_BE", "fr_CA", "it_CH", "no_NO",
+    "el_GR", "ro_RO", "hu_HU", "sk_SK", "hr_HR", "bg_BG", "lt_LT", "id_ID", "vi_VN", "th_TH",
+    "he_IL",
+)  # fmt: skip
+_ALL_LOCALES = TUNING_LOCALES + REVIEWED_LOCALES + HELD_OUT_LOCALES
+SPLITS = ("tuning", "reviewed", "held_out")
+_SEEDS = {"tuning": 1, "reviewed": 2, "held_out": 3}
+_LOCALES = {
+    "tuning": TUNING_LOCALES,
+    "reviewed": TUNING_LOCALES + REVIEWED_LOCALES,
+    "held_out": _ALL_LOCALES,
+}
+_TEXTS_PER_LOCALE = {"tuning": 170, "reviewed": 100, "held_out": 80}
 
 
 @dataclass(frozen=True)
@@ -350,6 +364,107 @@ _TEMPLATES: dict[str, list[str]] = {
     "tr": _TR, "cs": _CS, "uk": _UK,
 }  # fmt: skip
 
+# Written for the held-out split only, after the detectors were tuned: new phrasings, and the
+# languages of locales no other split has.
+_TEMPLATES_HELD_OUT: dict[str, list[str]] = {
+    "en": [
+        "Can someone call me? {phone} (mobile, after 6pm please).",
+        "My email changed from {email} to {email}, please update the account.",
+        "Payment failed with card {card}, the bank says it's on your side.",
+        "We whitelisted {ip} yesterday but traffic from {ip} is still rejected.",
+        "Here is the env dump: OPENAI_API_KEY={key} and {pwassign}",
+        "Forgot to mention, the admin login is {email} with password {pw}",
+        "Please don't call {phone} during work hours; email {email} instead.",
+        "The user {name} <{email}> can't reset their password.",
+        "My husband's number is {phone} if I'm unreachable.",
+        "Fraud alert on {card}, I did not make the {amount} purchase on {date}.",
+        "Traceback mentions host {ip} port 5432 refused connection",
+        "token={key}",
+        "I typed my password ({pw}) into the chat by accident, sorry!",
+        "Reach our office at {phone} or the front desk.",
+        "Contact person: {name}\nPhone: {phone}\nE-mail: {email}",
+    ],
+    "de": [
+        "Meine neue Handynummer lautet {phone}.",
+        "Die Zugangsdaten: Benutzer {email}, Passwort {pw}",
+        "Bitte buchen Sie den Betrag von der Karte {card} ab.",
+        "Zugriff von {ip} wurde gesperrt, bitte freischalten.",
+        "Rückruf bitte an {phone}, ab 14 Uhr.",
+    ],
+    "fr": [
+        "Mon nouveau numéro : {phone}.",
+        "Mes identifiants : {email}, mot de passe {pw}",
+        "Appelez-moi au {phone} ou écrivez à {email}.",
+        "Le paiement avec la carte {card} a échoué.",
+        "L'adresse IP {ip} est bloquée par votre pare-feu.",
+    ],
+    "es": [
+        "Mi nuevo número es el {phone}.",
+        "Usuario: {email}, contraseña {pw}",
+        "Cobraron {amount} a mi tarjeta {card} sin autorización.",
+        "No puedo acceder desde la IP {ip}.",
+        "Escríbanme a {email} o llámenme al {phone}.",
+    ],
+    "el": [
+        "Καλησπέρα, το email μου είναι {email}.",
+        "Τηλέφωνο επικοινωνίας: {phone}",
+        "Καλέστε με στο {phone}.",
+        "Η κάρτα μου {card} χρεώθηκε δύο φορές.",
+        "κωδικός: {pw}",
+        "Οι αιτήσεις από {ip} μπλοκάρονται.",
+    ],
+    "ro": [
+        "Bună ziua, adresa mea de e-mail este {email}.",
+        "Mă puteți suna la {phone}.",
+        "Telefon: {phone}",
+        "Cardul meu {card} a fost debitat de două ori.",
+        "parolă: {pw}",
+        "Cererile de la {ip} sunt blocate.",
+    ],
+    "hu": [
+        "Jó napot, az e-mail címem {email}.",
+        "Hívjon a {phone} számon.",
+        "Telefonszám: {phone}",
+        "A kártyámat ({card}) kétszer terhelték meg.",
+        "jelszó: {pw}",
+        "A {ip} címről érkező kérések blokkolva vannak.",
+    ],
+    "id": [
+        "Halo, email saya {email}.",
+        "Silakan hubungi saya di {phone}.",
+        "No. HP: {phone}",
+        "Kartu saya {card} ditagih dua kali.",
+        "kata sandi: {pw}",
+        "Permintaan dari {ip} diblokir.",
+    ],
+    "vi": [
+        "Chào bạn, email của tôi là {email}.",
+        "Số điện thoại: {phone}",
+        "Vui lòng gọi cho tôi theo số {phone}.",
+        "Thẻ {card} của tôi bị trừ tiền hai lần.",
+        "mật khẩu: {pw}",
+        "Các yêu cầu từ {ip} bị chặn.",
+    ],
+    "sk": [
+        "Dobrý deň, môj e-mail je {email}.",
+        "Zavolajte mi na {phone}.",
+        "heslo: {pw}",
+        "Moja karta {card} bola zaťažená dvakrát.",
+        "Požiadavky z {ip} sú blokované.",
+        "Mobil: {phone}",
+    ],
+}
+_NEGATIVES_HELD_OUT = [
+    "Your parcel {tracking} will arrive on {date}.",
+    "Ticket {ticket} was merged into {ticket}.",
+    "Uploaded build {version4} to the store; ISBN {isbn_bare} is the print edition.",
+    "Meter reading {count} kWh, contract {custid}.",
+    "Booking reference {order}, seat 14C, flight on {date}.",
+    "The password must be at least 12 characters long.",
+    "Please call us back regarding order {order}.",
+    "Sent {amount} to account {custid} on {date}.",
+]
+
 # Look-alikes: no field here is PII.
 _NEGATIVES = [
     "Order {order} still hasn't shipped, it's been two weeks.",
@@ -505,7 +620,7 @@ def _phone(c: _Ctx) -> list[_Piece]:
 
 
 def _faker_phone(c: _Ctx) -> str:
-    for _ in range(10):
+    for _ in range(10 if hasattr(c.fake, "phone_number") else 0):  # en_PH has no phone format
         value = c.fake.phone_number()
         try:
             number = phonenumbers.parse(value, c.region)
@@ -1019,26 +1134,32 @@ def _join(pieces: Iterable[_Piece]) -> tuple[str, tuple[tuple[str, int, int], ..
 
 
 def _region(locale: str) -> str:
-    return {"en_GB": "GB", "uk_UA": "UA", "da_DK": "DK", "sv_SE": "SE", "cs_CZ": "CZ"}.get(
-        locale, locale.split("_")[1]
-    )
+    return locale.split("_")[1]
 
 
 def _templates(language: str, split: str) -> list[str]:
     chosen = _TEMPLATES.get(language, [])
-    return [t for i, t in enumerate(chosen) if split == "held_out" or not _held_out_template(i)]
+    if split == "tuning":
+        return [t for i, t in enumerate(chosen) if not _held_out_template(i)]
+    if split == "reviewed":
+        return chosen
+    return chosen + _TEMPLATES_HELD_OUT.get(language, [])
+
+
+def _negatives(split: str) -> list[str]:
+    if split == "tuning":
+        return [t for i, t in enumerate(_NEGATIVES) if not _held_out_template(i)]
+    return _NEGATIVES + (_NEGATIVES_HELD_OUT if split == "held_out" else [])
 
 
 def _locale_texts(locale: str, split: str, seed: int, n: int) -> list[Labelled]:
     fake = Faker(locale)
-    index = (TUNING_LOCALES + HELD_OUT_LOCALES).index(locale)
+    index = _ALL_LOCALES.index(locale)
     fake.seed_instance(seed * 1000 + index)
     rng = random.Random(seed * 1000 + index)
     c = _Ctx(fake, rng, locale, _region(locale))
     native, english = _templates(c.language, split), _templates("en", split)
-    negatives = [
-        t for i, t in enumerate(_NEGATIVES) if split == "held_out" or not _held_out_template(i)
-    ]
+    negatives = _negatives(split)
     texts: list[Labelled] = []
     for _ in range(n):
         r = rng.random()
@@ -1076,12 +1197,11 @@ def _hard_cases() -> list[Labelled]:
 
 @cache
 def corpus(split: str) -> tuple[Labelled, ...]:
-    """The labelled texts of one split: "tuning" or "held_out" (see the module docstring)."""
-    if split not in _SEEDS:
-        raise ValueError(f"unknown split {split!r}; choose from {', '.join(_SEEDS)}")
-    locales = TUNING_LOCALES if split == "tuning" else TUNING_LOCALES + HELD_OUT_LOCALES
+    """The labelled texts of one split (see the module docstring)."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
     seed, n = _SEEDS[split], _TEXTS_PER_LOCALE[split]
-    texts = [t for locale in locales for t in _locale_texts(locale, split, seed, n)]
+    texts = [t for locale in _LOCALES[split] for t in _locale_texts(locale, split, seed, n)]
     if split == "tuning":
         texts.extend(_hard_cases())
     return tuple(texts)

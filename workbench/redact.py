@@ -185,9 +185,11 @@ _LATIN = "A-Za-z0-9\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f"
 _LOCAL = rf"(?<![{_LATIN}._%+\-])[{_LATIN}_%+\-]+(?:\.[{_LATIN}_%+\-]+)*"
 # The same local part read backwards from the "@": the language is its own mirror image.
 _LOCAL_REVERSED = _compile(rf"[{_LATIN}_%+\-]+(?:\.[{_LATIN}_%+\-]+)*")
+# Domains in Latin letters, or internationalised in a script written with spaces (".укр").
+_IDN = "\u0370-\u03ff\u0400-\u04ff\u0590-\u05ff\u0600-\u06ff\u0900-\u097f"
 _DOMAIN = _compile(
-    rf"@(?:[{_LATIN}](?:[{_LATIN}\-]{{0,61}}[{_LATIN}])?\.)+[A-Za-z]{{2,24}}"
-    rf"(?![{_LATIN}_\-@]|\.[{_LATIN}])"
+    rf"@(?:[{_LATIN}{_IDN}](?:[{_LATIN}{_IDN}\-]{{0,61}}[{_LATIN}{_IDN}])?\.)+"
+    rf"(?:[A-Za-z]{{2,24}}|[{_IDN}]{{2,24}})(?![{_LATIN}{_IDN}_\-@]|\.[{_LATIN}{_IDN}])"
 )
 # A local part may be written in any script (RFC 6531), but in one: read back from the "@" while
 # the letters stay in the script of the last one, so the sentence it is glued to in Japanese or
@@ -301,7 +303,7 @@ _PHONE_CUES = (
 _PHONE_CUE = _CueWords.of(_PHONE_CUES)
 # A cue reaches up to 30 characters, not across a digit, a line, a placeholder or a sentence end.
 # (A full stop after a word of up to three letters is an abbreviation's: "Tel.", "no.", "Nr.".)
-_PHONE_CUE_GAP = _compile(r"\.?(?:[^\n\d\x00.!?。！？]|\.(?!\s)|(?<![a-z]{4})\.){0,30}")
+_PHONE_CUE_GAP = _compile(r"(?:[^\n\d\x00.!?。！？]|\.(?!\s)|(?<=[a-z])(?<![a-z]{4})\.){0,30}")
 # Numbers introduced as orders, invoices, tickets and the like are not phones, nor is a number
 # introduced by a phone cue and then by one of these ("phone ... order 123").
 _NOT_PHONE_CUES = (
@@ -309,7 +311,8 @@ _NOT_PHONE_CUES = (
     "track", "parcel", "shipment", "package", "account", "acct", "iban", "case", "ticket",
     "part", "id", "isbn", "imei", "ean", "upc", "batch", "lot", "transaction", "txn", "receipt",
     "confirmation", "booking", "reservation", "policy", "claim", "member", "customer",
-    "voucher", "coupon", "zip", "postcode", "plz", "version", "build", "model", "room", "page",
+    "voucher", "coupon", "zip", "postcode", "plz", "version", "build", "firmware", "release",
+    "patch", "model", "room", "page",
     "cpf", "cnpj", "vat", "fedex", "ups", "usps", "dhl", "dpd", "gls", "hermes", "tnt",
     "bestell*", "rechnung*", "kunden*", "sendung*", "auftrag*", "vertrag*", "pedido", "factura",
     "cuenta", "commande", "facture", "ordine", "fattura", "bestelling", "factuur", "zamówieni*",
@@ -366,6 +369,18 @@ def _phone_cue(lower: str, start: int) -> str:
         if _PHONE_CUE.has(word):
             return "+"
     return ""
+
+
+def _phone_cue_after(lower: str, end: int) -> bool:
+    """Whether a phone cue follows the number: "… is my new number", "…までお電話ください",
+    "…로 연락 주세요", "… numarasından arayın". An order-number cue on the way ends the search."""
+    for w in _WORD.finditer(lower, end, end + 32):
+        word = w.group()
+        if not _PHONE_CUE_GAP.fullmatch(lower, end, w.start()) or _NOT_PHONE_CUE.has(word):
+            return False
+        if _PHONE_CUE.has(word):
+            return True
+    return False
 
 
 def _possible(number: str) -> bool:
@@ -453,6 +468,10 @@ def _phone_end(doc: _Doc, start: int, number: str, ext: str) -> int:
     if _CURRENCY.match(text, end) or text[max(0, start - 2) : start].strip() in _CURRENCY_SIGNS:
         return 0
     cue = _phone_cue(doc.lower, start)
+    if cue != "+" and _DOTTED_QUAD.fullmatch(number):  # an address or a version, unless cued
+        return 0
+    if cue == "" and _phone_cue_after(doc.lower, end + len(ext)):
+        cue = "+"
     if cue == "+" or (cue == "" and _national_shape(number, digits)):
         return end + len(ext)
     return 0
@@ -461,22 +480,33 @@ def _phone_end(doc: _Doc, start: int, number: str, ext: str) -> int:
 _CURRENCY_SIGNS: Final = frozenset({"€", "$", "£", "¥", "₹", "₽", "R$"})
 
 
+_TWO_NUMBERS = re.compile(r"[^ ]+")
+_TWO_NUMBERS_BRACKETED = re.compile(r"(?:^|(?<= ))\(.*?(?= \(|$)|^[^(]+(?= \()")
+
+
 def _phones(doc: _Doc) -> Iterator[_Span]:
     """Spans of phone numbers."""
     for m in _PHONE.finditer(doc.text):
         number, start = m.group("n"), m.start()
         if _digit_count(number) < 7:
             continue
-        end = _phone_end(doc, start, number, m.group("x") or "")
+        ext = m.group("x") or ""
+        end = _phone_end(doc, start, number, ext)
         if end:
             yield start, end
-        elif " " in number and {c for c in number if c in "-./"}:
-            # Two numbers a space apart ("031-688-6268 02-210-0898"): each chunk on its own.
-            for chunk in re.finditer(r"[^ ]+", number):
-                if _digit_count(chunk.group()) >= 7:
-                    end = _phone_end(doc, start + chunk.start(), chunk.group(), "")
-                    if end:
-                        yield start + chunk.start(), end
+            continue
+        # Two numbers a space apart ("031-688-6268 02-210-0898", "(351) 924 707 007 (351) 274
+        # 237 680"): each on its own, the extension with the last.
+        split = _TWO_NUMBERS_BRACKETED if " (" in number else _TWO_NUMBERS
+        if " " not in number or (split is _TWO_NUMBERS and not set(number) & set("-./")):
+            continue
+        chunks = list(split.finditer(number))
+        for i, chunk in enumerate(chunks):
+            if _digit_count(chunk.group()) >= 7:
+                last = i == len(chunks) - 1
+                end = _phone_end(doc, start + chunk.start(), chunk.group(), ext if last else "")
+                if end:
+                    yield start + chunk.start(), end
 
 
 # ---------------------------------------------------------------------------------------------
@@ -726,6 +756,8 @@ _DUMMY_VALUES: Final = frozenset(
 )
 
 
+# A value that is a template or a command, not a secret: "%(db_password)s", "$(cat /run/pw)".
+_TEMPLATE = _compile(r"%\(\w+\)[a-z]|\$\([^()]*\)$")
 _PASSWORD_SYMBOLS: Final = frozenset("!#$%&()*+=?@^~|[]{}\\/")
 
 
@@ -733,23 +765,28 @@ def _real_value(value: str, *, quoted: bool, password: bool) -> bool:
     """Whether an assigned value looks like a credential rather than a placeholder or a word."""
     if _PLACEHOLDERS_ONLY.fullmatch(value) or value.lower() in _DUMMY_VALUES:
         return False
-    if not value.strip("*xX.•…-_ ") or value.startswith(("${", "{{", "<", "%(", "$(")):
+    if not value.strip("*xX.•…-_ ") or value.startswith(("${", "{{", "<")):
+        return False
+    if _TEMPLATE.match(value):
         return False
     looks_random = any(c.isdigit() for c in value) or len(value) >= 16
     if password:
-        # Symbols among letters make a password too ("!(BWrcbbb(YDPf"); a final "!" or "?" may
-        # end the sentence instead ("my password is wrong!").
+        # Symbols among letters make a password too ("!(BWrcbbb(YDPf"), and so does a mix of
+        # cases beyond a capital initial ("DZLIAGggwJUyh"); a final "!" or "?" may end the
+        # sentence instead ("my password is wrong!").
         symbols = any(c in _PASSWORD_SYMBOLS for c in value[:-1])
-        return quoted or looks_random or (symbols and any(c.isalpha() for c in value))
+        letters = any(c.isalpha() for c in value)
+        mixed = sum(c.isupper() for c in value[1:]) >= 1 and any(c.islower() for c in value)
+        return quoted or looks_random or (letters and symbols) or (len(value) >= 8 and mixed)
     return looks_random and len(value) >= 8 and not any(c.isspace() for c in value)
 
 
 def _bare_end(text: str, key: int, start: int, end: int) -> int:
-    """Where a bare value really ends: before "&next=" in a query string, before a full stop or
+    """Where a bare value really ends: before "&next=" in a query string ("?pw=x&user=y"), before a full stop or
     colon that ends the sentence, and before a closing bracket that closes one opened before
     the key on its line ("(password: x)")."""
     value = text[start:end]
-    query = _QUERY_NEXT.search(value.lower())
+    query = _QUERY_NEXT.search(value.lower()) if text[key - 1 : key] in ("?", "&") else None
     if query is not None:
         value = value[: query.start()]
     before = text[text.rfind("\n", 0, key) + 1 : key]
