@@ -725,11 +725,12 @@ def _traces_data(
             if type(scopes) is not list:
                 raise _Bad("scopeSpans must be a list")
         except _Bad as exc:
-            report._error(f"{here}: {exc}")
+            report._error(f"{here}: {exc}", _group_spans(group, report))
             continue
         except _MALFORMED as exc:
             report._error(
-                f"{here}: malformed resource: {type(exc).__name__}: {show_repr(str(exc))}"
+                f"{here}: malformed resource: {type(exc).__name__}: {show_repr(str(exc))}",
+                _group_spans(group, report),
             )
             continue
         for s, scope in enumerate(scopes):
@@ -749,3 +750,18 @@ def _traces_data(
                         f"{here}.scopeSpans[{s}].spans[{i}]: malformed span: "
                         f"{type(exc).__name__}: {show_repr(str(exc))}"
                     )
+
+
+def _group_spans(group: Any, report: IngestReport) -> int:
+    """How many records a resource group refused whole counts as skipped: its spans (read),
+    at least 1 (a group without spans is still a malformed record)."""
+    scopes = (
+        group.get("scopeSpans", group.get("instrumentationLibrarySpans"))
+        if type(group) is dict
+        else None
+    )
+    if type(scopes) is not list:
+        return 1
+    n = sum(len(sc["spans"]) for sc in scopes if type(sc) is dict and type(sc.get("spans")) is list)
+    report.spans_read += n
+    return max(1, n)

@@ -59,8 +59,7 @@ def request_rows(
         except _Bad as exc:
             n = sum(len(s.spans) for s in group.scope_spans)
             report.spans_read += n
-            report._error(f"{here}: {exc} ({n} spans refused)")
-            report.skipped += n - 1  # _error counted one
+            report._error(f"{here}: {exc}", max(1, n))  # as the JSON path counts
             continue
         for s, scope in enumerate(group.scope_spans):
             report.spans_read += len(scope.spans)
@@ -84,7 +83,7 @@ def _span(span: Any, res: Any, source: str, book: PriceBook) -> dict[str, Any]:
         _id(span.trace_id, 16, "trace id"),
         _id(span.span_id, 8, "span id"),
         _id(span.parent_span_id, 8, "parent span id") if span.parent_span_id else None,
-        span.name,
+        span.name or None,  # no presence in protobuf: "" is unset, as JSON leaves it out
         _enum(_KINDS, span.kind, "span kind"),
         start or None,
         end or None,

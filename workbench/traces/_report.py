@@ -24,8 +24,9 @@ class IngestReport:
         """Spans read per second of wall time."""
         return self.spans_read / self.seconds if self.seconds > 0 else 0.0
 
-    def _error(self, message: str) -> None:
-        self.skipped += 1
+    def _error(self, message: str, count: int = 1) -> None:
+        """Note a malformed record (or ``count`` spans refused with it)."""
+        self.skipped += count
         if len(self.errors) < MAX_ERRORS:
             self.errors.append(message)
 
@@ -39,6 +40,6 @@ def render_text(report: IngestReport) -> str:
         f"in {report.seconds:.2f} s ({report.spans_per_s:,.0f} spans/s)"
     ]
     lines.extend(f"  {e}" for e in report.errors)
-    if report.skipped > len(report.errors):
+    if report.skipped > len(report.errors):  # (an error may have refused several spans)
         lines.append(f"  ... and {report.skipped - len(report.errors):,} more malformed records")
     return "\n".join(lines)
