@@ -49,6 +49,7 @@ __all__ = [
     "HARD_CASES",
     "HELD_OUT_LOCALES",
     "REVIEWED_LOCALES",
+    "SECOND_REVIEWED_LOCALES",
     "SPLITS",
     "TUNING_LOCALES",
     "Labelled",
@@ -66,20 +67,26 @@ REVIEWED_LOCALES = (
     "en_AU", "en_CA", "en_IN", "en_NZ", "de_AT", "de_CH", "fr_CH", "es_MX", "pt_PT", "nl_BE",
     "zh_TW", "sv_SE", "da_DK", "fi_FI", "tr_TR", "cs_CZ", "uk_UA",
 )  # fmt: skip
-HELD_OUT_LOCALES = (
+SECOND_REVIEWED_LOCALES = (
     "en_IE", "en_PH", "en_NG", "es_AR", "es_CL", "es_CO", "fr_BE", "fr_CA", "it_CH", "no_NO",
     "el_GR", "ro_RO", "hu_HU", "sk_SK", "hr_HR", "bg_BG", "lt_LT", "id_ID", "vi_VN", "th_TH",
     "he_IL",
 )  # fmt: skip
-_ALL_LOCALES = TUNING_LOCALES + REVIEWED_LOCALES + HELD_OUT_LOCALES
+HELD_OUT_LOCALES = (
+    "de_LU", "en_KE", "en_PK", "es_VE", "et_EE", "lv_LV", "sl_SI", "bs_BA", "sq_AL", "mk_MK",
+    "is_IS", "ka_GE", "hy_AM", "az_AZ", "fa_IR", "ar_EG", "bn_BD", "ta_IN", "zu_ZA", "mt_MT",
+)  # fmt: skip
+_ALL_LOCALES = TUNING_LOCALES + REVIEWED_LOCALES + SECOND_REVIEWED_LOCALES + HELD_OUT_LOCALES
 SPLITS = ("tuning", "reviewed", "held_out")
-_SEEDS = {"tuning": 1, "reviewed": 2, "held_out": 3}
-_LOCALES = {
-    "tuning": TUNING_LOCALES,
-    "reviewed": TUNING_LOCALES + REVIEWED_LOCALES,
-    "held_out": _ALL_LOCALES,
+# A split is one or more rounds: (seed, locales, template round, texts per locale).
+_ROUNDS: dict[str, tuple[tuple[int, tuple[str, ...], int, int], ...]] = {
+    "tuning": ((1, TUNING_LOCALES, 0, 170),),
+    "reviewed": (
+        (2, TUNING_LOCALES + REVIEWED_LOCALES, 1, 100),
+        (3, TUNING_LOCALES + REVIEWED_LOCALES + SECOND_REVIEWED_LOCALES, 2, 80),
+    ),
+    "held_out": ((4, _ALL_LOCALES, 3, 60),),
 }
-_TEXTS_PER_LOCALE = {"tuning": 170, "reviewed": 100, "held_out": 80}
 
 
 @dataclass(frozen=True)
@@ -364,9 +371,9 @@ _TEMPLATES: dict[str, list[str]] = {
     "tr": _TR, "cs": _CS, "uk": _UK,
 }  # fmt: skip
 
-# Written for the held-out split only, after the detectors were tuned: new phrasings, and the
-# languages of locales no other split has.
-_TEMPLATES_HELD_OUT: dict[str, list[str]] = {
+# Templates by round: round 0 (tuning) is the lists above but every fourth template; round 1
+# adds those; rounds 2 and 3 add the lists below, each written before the detectors saw it.
+_TEMPLATES_2: dict[str, list[str]] = {
     "en": [
         "Can someone call me? {phone} (mobile, after 6pm please).",
         "My email changed from {email} to {email}, please update the account.",
@@ -454,7 +461,7 @@ _TEMPLATES_HELD_OUT: dict[str, list[str]] = {
         "Mobil: {phone}",
     ],
 }
-_NEGATIVES_HELD_OUT = [
+_NEGATIVES_2 = [
     "Your parcel {tracking} will arrive on {date}.",
     "Ticket {ticket} was merged into {ticket}.",
     "Uploaded build {version4} to the store; ISBN {isbn_bare} is the print edition.",
@@ -463,6 +470,90 @@ _NEGATIVES_HELD_OUT = [
     "The password must be at least 12 characters long.",
     "Please call us back regarding order {order}.",
     "Sent {amount} to account {custid} on {date}.",
+]
+
+_TEMPLATES_3: dict[str, list[str]] = {
+    "en": [
+        "Hello! Quick one: my login {email} stopped working after I changed the password to {pw}.",
+        "For the callback use {phone}; if nobody answers try {phone}.",
+        "The invoice shows card {card} but my card is {card}.",
+        "Our monitoring flagged {ip}, {ip} and {ip} as abusive.",
+        "My colleague {name} ({phone}) will handle the migration.",
+        "ssh deploy@{ip} -p 2222 hangs at the handshake",
+        "export API_TOKEN={key}",
+        "Sorry for the long mail. Best, {first} | {email} | {phone}",
+        "Pwd for the test tenant: {pw} (please rotate it afterwards)",
+        "Mobile number {phone} is verified but SMS codes never arrive.",
+    ],
+    "de": [
+        "Sie erreichen mich am besten mobil: {phone}",
+        "Meine E-Mail hat sich geändert, neu: {email}",
+        "Das neue Passwort lautet {pw}",
+        "Karte {card} gültig bis {expiry}",
+    ],
+    "fr": [
+        "Joignable au {phone} en semaine.",
+        "Ma nouvelle adresse : {email}",
+        "Le mot de passe temporaire est {pw}",
+        "Serveur {ip} injoignable depuis ce matin.",
+    ],
+    "es": [
+        "Tel. de contacto {phone}, horario de oficina.",
+        "Mi correo nuevo: {email}",
+        "La contraseña temporal es {pw}",
+        "El cargo en la tarjeta {card} está duplicado.",
+    ],
+    "pt": [
+        "Fone para contato: {phone}",
+        "E-mail atualizado: {email}",
+        "A senha provisória é {pw}",
+    ],
+    "it": [
+        "Numero di telefono: {phone}",
+        "Indirizzo email aggiornato: {email}",
+        "La password provvisoria è {pw}",
+    ],
+    "et": [
+        "Tere, minu e-post on {email}.",
+        "Helistage mulle numbril {phone}.",
+        "parool: {pw}",
+        "Minu kaardilt {card} võeti raha kaks korda.",
+        "Päringud aadressilt {ip} blokeeritakse.",
+    ],
+    "lv": [
+        "Labdien, mans e-pasts ir {email}.",
+        "Zvaniet man pa tālruni {phone}.",
+        "parole: {pw}",
+        "No manas kartes {card} nauda noņemta divreiz.",
+        "Pieprasījumi no {ip} tiek bloķēti.",
+    ],
+    "sl": [
+        "Pozdravljeni, moj e-naslov je {email}.",
+        "Pokličite me na {phone}.",
+        "geslo: {pw}",
+        "Moja kartica {card} je bila bremenjena dvakrat.",
+        "Zahteve z {ip} so blokirane.",
+    ],
+    "is": [
+        "Halló, netfangið mitt er {email}.",
+        "Hringdu í mig í síma {phone}.",
+        "lykilorð: {pw}",
+        "Kortið mitt {card} var rukkað tvisvar.",
+    ],
+    "az": [
+        "Salam, e-poçtum {email}.",
+        "Mənə {phone} nömrəsinə zəng edin.",
+        "şifrə: {pw}",
+        "Kartımdan {card} iki dəfə pul çıxılıb.",
+    ],
+}
+_NEGATIVES_3 = [
+    "Refund {ref} was issued on {date} for {amount}.",
+    "Firmware build {build} fixes the crash; see commit {sha}.",
+    "We received {count} tickets about order {order} this week.",
+    "Parcel {tracking} is held at customs, reference {custid}.",
+    "ISBN-13 {isbn_bare}, printed {date}.",
+    "Please reset my password, the link in ticket #{ticket} expired.",
 ]
 
 # Look-alikes: no field here is PII.
@@ -662,7 +753,9 @@ _CARD_GROUPS = {13: (4, 4, 5), 14: (4, 6, 4), 15: (4, 6, 5), 16: (4, 4, 4, 4), 1
 
 
 def _card_number(c: _Ctx) -> str:
-    brands = [b for b in _CARD_BRANDS if b in _card_types(c.fake)]
+    # A locale with only its own banks' cards (fa_IR's Shetab cards) writes those.
+    known = _card_types(c.fake)
+    brands = [b for b in _CARD_BRANDS if b in known] or sorted(known - {"maestro"})
     brand = c.rng.choices(brands, [_CARD_WEIGHTS.get(b, 1) for b in brands])[0]
     digits = c.fake.credit_card_number(brand)
     sep = c.rng.choice(["", " ", " ", "-"])
@@ -1137,29 +1230,30 @@ def _region(locale: str) -> str:
     return locale.split("_")[1]
 
 
-def _templates(language: str, split: str) -> list[str]:
+def _templates(language: str, round_: int) -> list[str]:
     chosen = _TEMPLATES.get(language, [])
-    if split == "tuning":
+    if round_ == 0:
         return [t for i, t in enumerate(chosen) if not _held_out_template(i)]
-    if split == "reviewed":
-        return chosen
-    return chosen + _TEMPLATES_HELD_OUT.get(language, [])
+    later = (_TEMPLATES_2, _TEMPLATES_3)[: round_ - 1]
+    return chosen + [t for templates in later for t in templates.get(language, [])]
 
 
-def _negatives(split: str) -> list[str]:
-    if split == "tuning":
+def _negatives(round_: int) -> list[str]:
+    if round_ == 0:
         return [t for i, t in enumerate(_NEGATIVES) if not _held_out_template(i)]
-    return _NEGATIVES + (_NEGATIVES_HELD_OUT if split == "held_out" else [])
+    return (
+        _NEGATIVES + (_NEGATIVES_2 if round_ >= 2 else []) + (_NEGATIVES_3 if round_ >= 3 else [])
+    )
 
 
-def _locale_texts(locale: str, split: str, seed: int, n: int) -> list[Labelled]:
+def _locale_texts(locale: str, round_: int, seed: int, n: int) -> list[Labelled]:
     fake = Faker(locale)
     index = _ALL_LOCALES.index(locale)
     fake.seed_instance(seed * 1000 + index)
     rng = random.Random(seed * 1000 + index)
     c = _Ctx(fake, rng, locale, _region(locale))
-    native, english = _templates(c.language, split), _templates("en", split)
-    negatives = _negatives(split)
+    native, english = _templates(c.language, round_), _templates("en", round_)
+    negatives = _negatives(round_)
     texts: list[Labelled] = []
     for _ in range(n):
         r = rng.random()
@@ -1200,8 +1294,12 @@ def corpus(split: str) -> tuple[Labelled, ...]:
     """The labelled texts of one split (see the module docstring)."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
-    seed, n = _SEEDS[split], _TEXTS_PER_LOCALE[split]
-    texts = [t for locale in _LOCALES[split] for t in _locale_texts(locale, split, seed, n)]
+    texts = [
+        t
+        for seed, locales, round_, n in _ROUNDS[split]
+        for locale in locales
+        for t in _locale_texts(locale, round_, seed, n)
+    ]
     if split == "tuning":
         texts.extend(_hard_cases())
     return tuple(texts)

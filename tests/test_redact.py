@@ -550,3 +550,20 @@ def test_redact_html_keeps_plotly_working_and_redacts_its_labels() -> None:
     assert "</script><script>x()" not in out  # the label stays escaped inside the script
     assert "\\u003c\\u002fscript\\u003e" in out
     assert out.count("<script") == markup.count("<script")
+
+
+def test_minified_code_is_not_read_as_secrets() -> None:
+    # plotly.js assigns to variables named "pw" and "PW" and has members such as "hasLines"
+    # (once read as the Polish "hasło"); none of it is a credential.
+    from plotly.offline import get_plotlyjs
+
+    assert find(get_plotlyjs(), ["SECRET"]) == []
+    for code, secret in [
+        ("var pW=W((Nzr,B6e)=>{", False),
+        ("Pw=Hge.CIRCLE_SIDES,vH=1", False),
+        ("{hasLines:function(e){return e.visible}}", False),
+        ("hasło: Ab(cd)e!x9", True),
+        ("Nie pamiętam hasła Xy7(zzQQ", True),
+        ("DB_PW=Hunter2!x", True),
+    ]:
+        assert bool(find(code, ["SECRET"])) is secret, code

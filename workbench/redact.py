@@ -83,14 +83,24 @@ def _words(words: Iterable[str], before: str = "a-z0-9") -> str:
     return "|".join(f"{w[0]}(?<![{before}]{re.escape(w[0])}){w[1:]}" for w in words)
 
 
-# Full-width forms (common in Japanese and Chinese text), no-break and thin spaces, and Unicode
-# hyphens fold to ASCII one character for one, so offsets into the original text stay valid.
+# Full-width forms (common in Japanese and Chinese text), no-break and thin spaces, Unicode
+# hyphens, and the digits of other scripts (Arabic-Indic, Persian, Devanagari, Bengali, Thai, …)
+# fold to ASCII one character for one, so offsets into the original text stay valid.
+_DIGIT_ZEROS: Final = (
+    0x0660, 0x06F0, 0x0966, 0x09E6, 0x0A66, 0x0AE6, 0x0B66, 0x0BE6, 0x0C66, 0x0CE6, 0x0D66,
+    0x0E50, 0x0ED0, 0x0F20, 0x1040, 0x17E0, 0x1810,
+)  # fmt: skip
 _FOLD: Final = {
     **{cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)},
     **{cp: 0x20 for cp in (0x00A0, 0x2007, 0x2009, 0x202F, 0x3000)},
     **{cp: 0x2D for cp in (0x2010, 0x2011, 0x2012, 0x2212)},
+    **{zero + i: 0x30 + i for zero in _DIGIT_ZEROS for i in range(10)},
 }
-_FOLDABLE = re.compile("[\u00a0\u2007\u2009\u202f\u3000\u2010-\u2012\u2212\uff01-\uff5e]")
+_FOLDABLE = re.compile(
+    "[\u00a0\u2007\u2009\u202f\u3000\u2010-\u2012\u2212\uff01-\uff5e"
+    + "".join(f"{chr(zero)}-{chr(zero + 9)}" for zero in _DIGIT_ZEROS)
+    + "]"
+)
 _ASCII_LOWER: Final = {cp: cp + 32 for cp in range(0x41, 0x5B)}
 
 
@@ -278,13 +288,14 @@ def _emails(doc: _Doc) -> Iterator[_Span]:
 # to a word, a path or a longer number. `_phone_end` then decides what it is.
 _PHONE = _compile(
     r"(?<![A-Za-z0-9_+\-./#@=&%$\\])"
-    r"(?P<n>(?:\+ ?)?(?:\(\+?\d{1,5}\)|\d++)"
-    r"(?:(?: ?[\-./] ?| |(?<=\))|(?=\())(?:\(\+?\d{1,5}\)|\d++)){0,8})"
+    r"(?P<n>(?:\+ ?)?(?:\(\+?\d{1,5}(?:[ \-]\d{1,4})?\)|\d++)"
+    r"(?:(?: ?[\-./] ?| |(?<=\))|(?=\())(?:\(\+?\d{1,5}(?:[ \-]\d{1,4})?\)|\d++)){0,8})"
     r"(?P<x> ?(?i:x|ext\.?|extn\.?|extension|#|доб\.?) ?\d{1,6})?"
     r"(?![A-Za-z0-9_@]|[\-./]\d)"
 )
 _PHONE_CUES = (
-    # English, then German, Dutch and Nordic, Romance, Slavic, Finnish, Turkish
+    # English, then German, Dutch and Nordic, Romance, Slavic, Baltic, Finnic, Hungarian, Greek,
+    # Turkish, Indonesian, Vietnamese, Thai, Hebrew
     "phone*", "telephone*", "tel", "mobile", "mob", "cell", "cellphone", "fax", "call*",
     "ring", "text", "sms", "whatsapp", "viber", "telegram", "signal", "number", "reach",
     "dial", "hotline", "landline", "contact", "telefon*", "handy", "mobil*", "rufnummer",
@@ -294,7 +305,10 @@ _PHONE_CUES = (
     "celular", "llam*", "contacto", "telefone", "fone", "ligar", "ligue", "liga", "contato",
     "cellulare", "chiam*", "contatt*", "kom", "komórk*", "komork*", "numer*", "zadzwo*", "dzwo*",
     "zavolej*", "čísl*", "čisl*", "cisl*", "cep", "ara*", "numara*", "телефон*", "тел", "моб*",
-    "номер*", "позвон*", "звон*", "зателефон*", "дзвон*", "контакт*",
+    "номер*", "позвон*", "звон*", "зателефон*", "дзвон*", "контакт*", "rückruf*", "llám*",
+    "zavola*", "nazov*", "zov*", "mobitel*", "skambin*", "обадете*", "suna*", "hív*",
+    "τηλέφων*", "τηλ", "κινητ*", "καλέ*", "hubungi*", "telepon*", "telp", "hp", "wa", "nomor",
+    "thoại", "sđt", "gọi", "số", "โทร*", "טלפון*", "נייד",
     # Japanese, Chinese, Korean, Hindi
     "電話*", "携帯*", "ケータイ*", "連絡*", "番号*", "电话*", "手机*", "手機*", "号码*", "號碼*",
     "联系*", "聯絡*", "拨打*", "致电*", "전화*", "휴대폰*", "핸드폰*", "연락*", "번호*",
@@ -303,11 +317,14 @@ _PHONE_CUES = (
 _PHONE_CUE = _CueWords.of(_PHONE_CUES)
 # A cue reaches up to 30 characters, not across a digit, a line, a placeholder or a sentence end.
 # (A full stop after a word of up to three letters is an abbreviation's: "Tel.", "no.", "Nr.".)
-_PHONE_CUE_GAP = _compile(r"(?:[^\n\d\x00.!?。！？]|\.(?!\s)|(?<=[a-z])(?<![a-z]{4})\.){0,30}")
+_PHONE_CUE_GAP = _compile(
+    r"(?:[^\n\d\x00.!?。！？]|\.(?!\s)|(?<=[a-z\u00df-\u024f\u0370-\u045f])"
+    r"(?<![a-z\u00df-\u024f\u0370-\u045f]{4})\.){0,30}"
+)
 # Numbers introduced as orders, invoices, tickets and the like are not phones, nor is a number
 # introduced by a phone cue and then by one of these ("phone ... order 123").
 _NOT_PHONE_CUES = (
-    "order*", "invoice*", "inv", "ref", "reference", "serial", "s", "sn", "sku", "tracking",
+    "order*", "invoice*", "inv", "ref", "reference", "serial", "sn", "sku", "tracking",
     "track", "parcel", "shipment", "package", "account", "acct", "iban", "case", "ticket",
     "part", "id", "isbn", "imei", "ean", "upc", "batch", "lot", "transaction", "txn", "receipt",
     "confirmation", "booking", "reservation", "policy", "claim", "member", "customer",
@@ -356,6 +373,7 @@ def _phone_cue(lower: str, start: int) -> str:
         word, end = words[i].group(), words[i].end()
         if _NOT_PHONE_CUE_GAP.fullmatch(lower, end, start) and (
             _NOT_PHONE_CUE.has(word)
+            or lower[words[i].start() - 2 : end] == "s/n"
             or (
                 word in _NUMBER_WORD
                 and i > 0
@@ -452,6 +470,7 @@ def _phone_end(doc: _Doc, start: int, number: str, ext: str) -> int:
         or (
             number.startswith("00")
             and number[2:3] != "0"
+            and _phone_cue(doc.lower, start) != "-"
             and (not number.isdigit() or _phone_cue(doc.lower, start) == "+")
         )
     ):
@@ -470,7 +489,8 @@ def _phone_end(doc: _Doc, start: int, number: str, ext: str) -> int:
     cue = _phone_cue(doc.lower, start)
     if cue != "+" and _DOTTED_QUAD.fullmatch(number):  # an address or a version, unless cued
         return 0
-    if cue == "" and _phone_cue_after(doc.lower, end + len(ext)):
+    # A cue after the number counts for a grouped one; a bare run may be a timestamp.
+    if cue == "" and not number.isdigit() and _phone_cue_after(doc.lower, end + len(ext)):
         cue = "+"
     if cue == "+" or (cue == "" and _national_shape(number, digits)):
         return end + len(ext)
@@ -516,7 +536,7 @@ _CARD = _compile(r"\d(?<![A-Za-z0-9_\-.,+]\d)(?:[ \-]?\d){12,18}(?![A-Za-z0-9_]|
 # IMEIs are Luhn-valid 15-digit numbers too, and any long reference number may pass by chance.
 _NOT_CARD_CUE = _compile(
     rf"(?:{_cues(('imei', 'imeisv', 'meid', 'iccid', 'imsi', 'isbn', 'ean', 'upc', 'gtin', 'order*', 'ref', 'reference', 'tracking', 'invoice*', 'serial', 'ticket', 'case', 'transaction', 'bestell*', 'pedido', 'commande', 'ordine', 'bestelling', 'заказ*', '注文*', '订单*'))})"
-    rf"(?:\s*(?:{_NUMBER_WORDS}))?\W{{0,3}}$"
+    rf"(?:\s*(?:{_NUMBER_WORDS}))?[^\w\n]{{0,3}}\Z"
 )
 # Group lengths written on cards: 4-4-4-4(-3), 4-4-4-1 (13 digits), Amex 4-6-5, Diners 4-6-4.
 _CARD_GROUPS: Final = frozenset(
@@ -609,8 +629,8 @@ _VERSION_CUES = (
     "버전*", "업데이트*", "संस्करण*",
 )  # fmt: skip
 _VERSION_CUE = _compile(
-    rf"(?:{_cues(_VERSION_CUES)})(?:\W{{1,3}}(?:to|auf|zu|à|a|al|alla|para|naar|na|do|до|la))?"
-    r"[\W到]{0,3}$"
+    rf"(?:{_cues(_VERSION_CUES)})(?:[^\w\n]{{1,3}}(?:to|auf|zu|à|a|al|alla|para|naar|na|do|до|la))?"
+    r"[^\w\n]{0,3}\Z"  # (in ASCII mode \w is no CJK letter: "升级到")
 )
 _VERSION_AFTER = _compile(r"[ \-]?(?:update|upgrade|release|build|version|版|업데이트)", re.I)
 
@@ -642,10 +662,14 @@ def _ips(doc: _Doc) -> Iterator[_Span]:
                 ipaddress.IPv4Address(m.group())
             except ValueError:
                 continue
-            if not _VERSION_CUE.search(
-                doc.lower, max(0, m.start() - 32), m.start()
-            ) and not _VERSION_AFTER.match(text, m.end()):
-                yield m.span()
+            if _VERSION_CUE.search(doc.lower, max(0, m.start() - 32), m.start()):
+                continue
+            if _VERSION_AFTER.match(text, m.end()):
+                continue
+            # "Tlf. 32.10.64.53": two-digit groups after a phone cue are a Nordic phone number.
+            if m.end() - m.start() == 11 and _phone_cue(doc.lower, m.start()) == "+":
+                continue
+            yield m.span()
     gate = _IPV6_GATE.search(text)
     if gate is not None:
         for m in _IPV6.finditer(text, max(0, gate.start() - 5)):
@@ -700,19 +724,24 @@ _SECRET_NAMES = (
 _PASSWORD_WORDS = (
     "password", "passwort", "passwd", "passcode", "passphrase", "pwd", "kennwort",
     "contrase[ñn]a", "senha", "mot[_ ]de[_ ]passe", "mdp", "wachtwoord", "l[öo]senord",
-    "adgangskode", "passord", "salasana", "şifre", "sifre", "heslo", "has[łl]o", "jelsz[óo]",
+    "adgangskode", "passord", "salasana", "şifre", "sifre", "heslo", "hasło", "haslo", "jelsz[óo]",
     "parol[aă]", "пароль", "κωδικός", "סיסמה", "パスワード", "密码", "密碼", "口令", "비밀번호",
-    "암호", "पासवर्ड", "รหัสผ่าน",
+    "암호", "पासवर्ड", "รหัสผ่าน", "kata sandi", "sandi", "mật khẩu", "lozinka", "парола",
+    "slaptažodis", "geslo", "parool", "parole", "contrasenya", "كلمة المرور",
 )  # fmt: skip
 # Short forms seen in "user: bob / pass: x" and "DB_PW=x", cues only before ":" or "=".
 _PASSWORD_SHORT = ("pass", "pw")
-# Their stems in running text, where they inflect ("пароля", "Salasanani", "Şifrem", "hasła").
-_PASSWORD_STEMS = tuple((w[:-1] if w[-1] in "aeoьа" else w) + "*" for w in _PASSWORD_WORDS)
+# Their stems in running text, where they inflect ("пароля", "Salasanani", "Şifrem", "hasła"),
+# except where the stem would be an English prefix ("hasl" of "hasLines" in minified code).
+_PASSWORD_STEMS = tuple(
+    w if w == "haslo" else (w[:-1] if w[-1] in "aeoьа" else w) + "*" for w in _PASSWORD_WORDS
+)
 _SECRET_HINTS: Final = (
     "key", "token", "secret", "session", "pass", "pw", "wort", "contrase", "senha", "mdp",
     "mot de", "mot_de", "wacht", "senord", "kode", "ifre", "hesl", "hasł", "hasl", "jelsz",
     "parol", "salasan", "парол", "κωδικ", "סיסמ", "パスワード", "密码", "密碼", "口令", "비밀번호",
-    "암호", "पासवर्ड", "รหัสผ่าน",
+    "암호", "पासवर्ड", "รหัสผ่าน", "sandi", "khẩu", "lozink", "парол", "slaptažod", "geslo",
+    "parool", "parole", "contrasenya", "المرور",
 )  # fmt: skip
 # A bare value: printable ASCII up to a space, a quote, a comma, a semicolon or an angle bracket.
 _VALUE = r"[!#-&(-+\--:=?-_a-~]"
@@ -758,6 +787,12 @@ _DUMMY_VALUES: Final = frozenset(
 
 # A value that is a template or a command, not a secret: "%(db_password)s", "$(cat /run/pw)".
 _TEMPLATE = _compile(r"%\(\w+\)[a-z]|\$\([^()]*\)$")
+# A value that is code, as minified JavaScript assigns to a variable named "pw" or "pass": a call
+# ("W((Nzr", "function(e){return") or a member path without digits ("Hge.CIRCLE_SIDES").
+_CODE = _compile(
+    r"[A-Za-z_$][\w$]*\((?:\(|[\w$,]*\)(?:[{;.,)]|$))"
+    r"|[A-Za-z_$][A-Za-z_$]*(?:\.[A-Za-z_$][A-Za-z_$]*)*\.[A-Za-z_$]*(?:[a-z][A-Z]|_)[A-Za-z_$]*$"
+)
 _PASSWORD_SYMBOLS: Final = frozenset("!#$%&()*+=?@^~|[]{}\\/")
 
 
@@ -767,7 +802,7 @@ def _real_value(value: str, *, quoted: bool, password: bool) -> bool:
         return False
     if not value.strip("*xX.•…-_ ") or value.startswith(("${", "{{", "<")):
         return False
-    if _TEMPLATE.match(value):
+    if _TEMPLATE.match(value) or (not quoted and _CODE.match(value)):
         return False
     looks_random = any(c.isdigit() for c in value) or len(value) >= 16
     if password:
