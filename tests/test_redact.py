@@ -49,6 +49,10 @@ def _kinds_and_texts(text: str, kinds: tuple[str, ...] = KINDS) -> list[tuple[st
         ("full-width at: ｊａｎｅ＠ｅｘａｍｐｌｅ．ｃｏｍ", "ｊａｎｅ＠ｅｘａｍｐｌｅ．ｃｏｍ"),
         ("obfuscated: jane.doe[at]example[dot]com", "jane.doe[at]example[dot]com"),
         ("obfuscated: jane (at) example (dot) org", "jane (at) example (dot) org"),
+        ("Georgian: ნათია.გვენეტაძე@hotmail.com", "ნათია.გვენეტაძე@hotmail.com"),
+        ("Armenian Նորայր.Նալչադյան@example.am, ok", "Նորայր.Նալչադյան@example.am"),
+        ("мій email Лукʼян@i.ua.", "Лукʼян@i.ua"),
+        ("E-mail: Məleykə.Şahbuzlu@example.az", "Məleykə.Şahbuzlu@example.az"),
     ],
 )
 def test_email_found(text: str, expected: str) -> None:
@@ -95,6 +99,16 @@ def test_email_found(text: str, expected: str) -> None:
             "01\u00a023\u00a045\u00a067\u00a089",
         ),
         ("+44 20 7946 0958 2026", "+44 20 7946 0958"),
+        ("Rückruf bitte an 25 17 72, ab 14 Uhr", "25 17 72"),
+        ("Meine neue Handynummer lautet 22 56 34.", "22 56 34"),
+        ("Hringdu í mig í síma 617 1304.", "617 1304"),
+        ("if nobody answers try (022) 39542 ext. 70328.", "(022) 39542 ext. 70328"),
+        ("Best, Marcela | 321 1231771 ext 98843", "321 1231771 ext 98843"),
+        ("08325111 is my new number, the old one is gone", "08325111"),
+        ("612.30.86.39 is my new number", "612.30.86.39"),
+        ("40.60.15.22 is my new number", "40.60.15.22"),
+        ("Can someone call me? 2314175 (mobile, after 6pm)", "2314175"),
+        ("my colleague (05386/48069011) will call", "05386/48069011"),
     ],
 )
 def test_phone_found(text: str, expected: str) -> None:
@@ -192,6 +206,16 @@ def test_ip_with_port_and_brackets_keeps_only_the_address() -> None:
         ("Passwort: Geheim!2024", "Geheim!2024"),
         ("my password is hunter2, thanks", "hunter2"),
         ("postgres://app:s3cr3t-P4ss@db.internal:5432/x", "s3cr3t-P4ss"),
+        ("Pwd for the test tenant: Winter1975 (please rotate it)", "Winter1975"),
+        ("password for user admin = s=2o7724QzboC", "s=2o7724QzboC"),
+        ("пароль от тестового стенда: Qw(e)rty&123", "Qw(e)rty&123"),
+        ("lykilorð: ^%Nbgcugrz5", "^%Nbgcugrz5"),
+        ("şifrə: Q+17cN@f", "Q+17cN@f"),
+        ("ŞİFRƏ: Ab(3)xxZ9 İstanbul", "Ab(3)xxZ9"),
+        ("პაროლი: Tb1l1s!2024", "Tb1l1s!2024"),
+        ("fjalëkalimi: Tir4na#77", "Tir4na#77"),
+        ("my password is yiZHEy((O_9 if you need it", "yiZHEy((O_9"),
+        ("пароль: NAbR(vA4))(ah", "NAbR(vA4))(ah"),
     ],
 )
 def test_secret_found(text: str, expected: str) -> None:
@@ -262,6 +286,12 @@ def test_truncated_pem_block_is_redacted_up_to_the_prose() -> None:
         "password: ******** and token: expired and password is required",
         "Bearer authentication is required",
         "Card ending in 4242",
+        "Refund 0096-0955-9765-5366 was issued",
+        "phone 123456, call 12.05.26 or 25-12-24",
+        "1709648551 is the number of seconds",
+        "after updating to 12.17.10.21 the number changed",
+        "Password reset link: https://example.com/r/abc123",
+        "Password for the account: see the vault",
     ],
 )
 def test_look_alike_is_not_a_finding(text: str) -> None:

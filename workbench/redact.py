@@ -3,15 +3,16 @@
 Five detectors, each a set of precompiled patterns behind a cheap prefilter, with validators that
 reject look-alikes (dates, versions, order numbers, prices, hashes, IMEIs):
 
-    EMAIL   local@domain.tld (accented Latin letters allowed, CJK text may touch it), and
+    EMAIL   local@domain.tld (a local part in any one script, CJK text may touch it), and
             the obfuscated "jane[at]example[dot]com"
-    PHONE   +CC international forms, US/UK/DE/FR/ES/JP national forms, 8 to 15 digits, and bare
-            digit runs right after a word such as "phone", "Tel." or "電話"
+    PHONE   +CC international forms, national forms valid in libphonenumber's plans, and
+            numbers of 6 to 15 digits next to a word such as "phone", "Tel.", "電話" or "… is my
+            new number", or with an extension written out
     CARD    13 to 19 digits, bare or in card-shaped groups, that pass the Luhn check
     IP      IPv4 and IPv6, validated with `ipaddress`
     SECRET  API keys and tokens by shape, Bearer/Basic credentials, values assigned to names
-            like `api_key` or `password` (only the value is replaced), passwords in URLs and
-            in "my password is ...", PEM private key blocks
+            like `api_key` or `password` (only the value is replaced), passwords in URLs, in
+            "my password is ..." and after "password for the test account:", PEM private keys
 
 Findings never overlap: the higher-priority kind wins (SECRET > CARD > EMAIL > IP > PHONE),
 then the longer match. `redact` repeats until nothing is found, so its output is a fixed point.
@@ -101,7 +102,6 @@ _FOLDABLE = re.compile(
     + "".join(f"{chr(zero)}-{chr(zero + 9)}" for zero in _DIGIT_ZEROS)
     + "]"
 )
-_ASCII_LOWER: Final = {cp: cp + 32 for cp in range(0x41, 0x5B)}
 
 
 def _fold_char(m: re.Match[str]) -> str:
@@ -114,8 +114,8 @@ def _doc(text: str) -> _Doc:
     if not text.isascii():
         text = _FOLDABLE.sub(_fold_char, text)
     lower = text.lower()
-    if len(lower) != len(text):  # a few non-ASCII letters lowercase to two characters
-        lower = text.translate(_ASCII_LOWER)
+    if len(lower) != len(text):  # "İ" lowercases to two characters, "i" and a combining dot
+        lower = "".join(c.lower()[0] for c in text)
     if "[" in text:
         lower = _PLACEHOLDER.sub(_blank, lower)
     return _Doc(text, lower)
@@ -137,10 +137,10 @@ def _blank(m: re.Match[str]) -> str:
 
 # A cue ending in "*" is a stem that takes any inflection ("telefon*": "Telefonnummer",
 # "телефон*": "телефону"); any other cue is a whole word.
-_SUFFIX = "[a-z\u00df-\u024f\u0430-\u045f]*"
+_SUFFIX = "[a-z\u00df-\u02af\u0430-\u045f]*"
 
 
-_LETTER = "a-z0-9\u00df-\u024f\u0430-\u045f"
+_LETTER = "a-z0-9\u00df-\u02af\u0430-\u045f"
 
 
 def _cues(words: Iterable[str]) -> str:
@@ -191,12 +191,12 @@ class _CueWords:
 # ---------------------------------------------------------------------------------------------
 # EMAIL
 
-_LATIN = "A-Za-z0-9\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f"
+_LATIN = "A-Za-z0-9\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u02af"
 _LOCAL = rf"(?<![{_LATIN}._%+\-])[{_LATIN}_%+\-]+(?:\.[{_LATIN}_%+\-]+)*"
 # The same local part read backwards from the "@": the language is its own mirror image.
 _LOCAL_REVERSED = _compile(rf"[{_LATIN}_%+\-]+(?:\.[{_LATIN}_%+\-]+)*")
 # Domains in Latin letters, or internationalised in a script written with spaces (".укр").
-_IDN = "\u0370-\u03ff\u0400-\u04ff\u0590-\u05ff\u0600-\u06ff\u0900-\u097f"
+_IDN = "\u0370-\u03ff\u0400-\u04ff\u0530-\u058f\u0590-\u05ff\u0600-\u06ff\u0900-\u097f\u10a0-\u10ff"
 _DOMAIN = _compile(
     rf"@(?:[{_LATIN}{_IDN}](?:[{_LATIN}{_IDN}\-]{{0,61}}[{_LATIN}{_IDN}])?\.)+"
     rf"(?:[A-Za-z]{{2,24}}|[{_IDN}]{{2,24}})(?![{_LATIN}{_IDN}_\-@]|\.[{_LATIN}{_IDN}])"
@@ -205,9 +205,11 @@ _DOMAIN = _compile(
 # the letters stay in the script of the last one, so the sentence it is glued to in Japanese or
 # Chinese ("メールはトモヤ@…") stays. Digits and ._%+- go with any script.
 _SCRIPTS: Final = (
-    "A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u1e00-\u1eff",  # Latin
+    "A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u02af\u1e00-\u1eff",  # Latin, IPA's "ə" too
     "\u0370-\u03ff\u1f00-\u1fff",  # Greek
     "\u0400-\u052f",  # Cyrillic
+    "\u0531-\u0556\u0559\u0561-\u0587",  # Armenian letters (not its punctuation)
+    "\u10a0-\u10c5\u10d0-\u10fa\u10fc-\u10ff\u1c90-\u1cbf",  # Georgian letters
     "\u0590-\u05ff",  # Hebrew
     "\u0600-\u06ff",  # Arabic
     "\u0900-\u0dff",  # Indic scripts, their vowel signs included
@@ -217,7 +219,10 @@ _SCRIPTS: Final = (
     "\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff",
 )
 _SCRIPT_OF = [re.compile(f"[{chars}]") for chars in _SCRIPTS]
-_LOCAL_RUNS = [re.compile(f"[{chars}0-9._%+'\\-]{{1,64}}") for chars in _SCRIPTS]
+# Apostrophes join letters inside a name: "o'brien", and Ukrainian "Лукʼян" with the modifier
+# letter apostrophe (or the typographic one).
+_APOSTROPHES: Final = "'\u02bc\u2019"
+_LOCAL_RUNS = [re.compile(f"[{chars}0-9._%+{_APOSTROPHES}\\-]{{1,64}}") for chars in _SCRIPTS]
 _LOCAL_SYMBOLS: Final = frozenset("0123456789._%+-'")
 # Particles and words that end the sentence before an address written in kana or Han:
 # "メールアドレスはくみ子.前田@…", "邮箱是王芳@…".
@@ -246,7 +251,7 @@ def _local_start(text: str, reversed_text: str, at: int) -> int:
     start = at - (run.end() - run.start())
     if script == len(_SCRIPTS) - 1:
         start = max([start] + [k + 1 for k in range(start, at) if text[k] in _CJK_STOPS])
-    while start < at and text[start] in ".'":  # "o'brien@…" keeps its apostrophe, "'x@…'" not
+    while start < at and text[start] in "." + _APOSTROPHES:  # "o'brien@…" keeps it, "'x@…'" not
         start += 1
     return start
 
@@ -298,7 +303,7 @@ _PHONE_CUES = (
     # Turkish, Indonesian, Vietnamese, Thai, Hebrew
     "phone*", "telephone*", "tel", "mobile", "mob", "cell", "cellphone", "fax", "call*",
     "ring", "text", "sms", "whatsapp", "viber", "telegram", "signal", "number", "reach",
-    "dial", "hotline", "landline", "contact", "telefon*", "handy", "mobil*", "rufnummer",
+    "dial", "hotline", "landline", "contact", "telefon*", "handy*", "mobil*", "rufnummer",
     "nummer", "anruf*", "rufen", "ruf", "erreichbar", "durchwahl", "telefoon*", "mobiel*", "bel",
     "bellen", "tlf", "puh", "puhelin*", "soita*", "soit*", "téléphone*", "tél", "portable", "joindre",
     "appel*", "rappel*", "numéro", "numero", "número", "teléfono", "telefono", "móvil", "movil",
@@ -309,6 +314,13 @@ _PHONE_CUES = (
     "zavola*", "nazov*", "zov*", "mobitel*", "skambin*", "обадете*", "suna*", "hív*",
     "τηλέφων*", "τηλ", "κινητ*", "καλέ*", "hubungi*", "telepon*", "telp", "hp", "wa", "nomor",
     "thoại", "sđt", "gọi", "số", "โทร*", "טלפון*", "נייד",
+    # Icelandic, Estonian, Latvian, Slovenian, Bosnian, Albanian, Macedonian, Azerbaijani,
+    # Georgian, Armenian, Persian, Arabic, Bengali, Tamil, Zulu, Maltese
+    "sím*", "hringdu", "hringi*", "helista*", "numbri*", "tālru*", "zvan*", "pokli*", "broj*",
+    "nazovi*", "numri*", "telefononi", "јави*", "број*", "nömrə*", "zəng*", "ტელეფონ*",
+    "ნომერ*", "დარეკ*", "հեռախոս*", "զանգ*", "համար*", "تلفن*", "شماره*", "موبایل*", "تماس*",
+    "هاتف*", "جوال*", "رقم*", "اتصل*", "ফোন*", "মোবাইল*", "নম্বর*", "தொலைபேசி*", "கைபேசி*",
+    "அழை*", "ucingo", "inombolo", "shayela", "ċempel*", "cempel*", "numru*", "mowbajl*",
     # Japanese, Chinese, Korean, Hindi
     "電話*", "携帯*", "ケータイ*", "連絡*", "番号*", "电话*", "手机*", "手機*", "号码*", "號碼*",
     "联系*", "聯絡*", "拨打*", "致电*", "전화*", "휴대폰*", "핸드폰*", "연락*", "번호*",
@@ -321,6 +333,9 @@ _PHONE_CUE_GAP = _compile(
     r"(?:[^\n\d\x00.!?。！？]|\.(?!\s)|(?<=[a-z\u00df-\u024f\u0370-\u045f])"
     r"(?<![a-z\u00df-\u024f\u0370-\u045f]{4})\.){0,30}"
 )
+# The same clause: a few words of letters, no digit, no punctuation but an opening bracket
+# ("… is my new number", "… (mobile)").
+_CLAUSE_GAP = re.compile(r"[^\W\d_]*(?:[ '\u2019(][^\W\d_]*){0,5}")
 # Numbers introduced as orders, invoices, tickets and the like are not phones, nor is a number
 # introduced by a phone cue and then by one of these ("phone ... order 123").
 _NOT_PHONE_CUES = (
@@ -329,7 +344,7 @@ _NOT_PHONE_CUES = (
     "part", "id", "isbn", "imei", "ean", "upc", "batch", "lot", "transaction", "txn", "receipt",
     "confirmation", "booking", "reservation", "policy", "claim", "member", "customer",
     "voucher", "coupon", "zip", "postcode", "plz", "version", "build", "firmware", "release",
-    "patch", "model", "room", "page",
+    "patch", "model", "room", "page", "refund*",
     "cpf", "cnpj", "vat", "fedex", "ups", "usps", "dhl", "dpd", "gls", "hermes", "tnt",
     "bestell*", "rechnung*", "kunden*", "sendung*", "auftrag*", "vertrag*", "pedido", "factura",
     "cuenta", "commande", "facture", "ordine", "fattura", "bestelling", "factuur", "zamówieni*",
@@ -389,12 +404,14 @@ def _phone_cue(lower: str, start: int) -> str:
     return ""
 
 
-def _phone_cue_after(lower: str, end: int) -> bool:
+def _phone_cue_after(lower: str, end: int, *, clause: bool = False) -> bool:
     """Whether a phone cue follows the number: "… is my new number", "…までお電話ください",
-    "…로 연락 주세요", "… numarasından arayın". An order-number cue on the way ends the search."""
+    "…로 연락 주세요", "… numarasından arayın". An order-number cue on the way ends the search;
+    with `clause`, so does any punctuation."""
+    gap = _CLAUSE_GAP if clause else _PHONE_CUE_GAP
     for w in _WORD.finditer(lower, end, end + 32):
         word = w.group()
-        if not _PHONE_CUE_GAP.fullmatch(lower, end, w.start()) or _NOT_PHONE_CUE.has(word):
+        if not gap.fullmatch(lower, end, w.start()) or _NOT_PHONE_CUE.has(word):
             return False
         if _PHONE_CUE.has(word):
             return True
@@ -439,8 +456,11 @@ def _national_shape(number: str, digits: int) -> bool:
         return True
     seps = {c for c in number if c in _PHONE_SEPARATORS}
     if number.startswith(("0", "(0")) and not number.startswith("00"):
-        # A trunk prefix: "020 7946 0958", "089/1234567", "06.12.34.56.78", "0556662419".
-        return 9 <= digits <= 12 and ("." not in seps or seps == {"."})
+        # A trunk prefix: "020 7946 0958", "089/1234567", "06.12.34.56.78", "0556662419", and
+        # the longest German numbers ("05386/48069011") when they are valid.
+        return (9 <= digits <= 12 or (digits == 13 and _valid_somewhere(number))) and (
+            "." not in seps or seps == {"."}
+        )
     if number.startswith("("):  # an area code in brackets: "(83) 7352-3246"
         return digits >= 8
     if number.isdigit():  # a bare run: only a Chinese mobile number stands alone
@@ -464,33 +484,44 @@ def _valid_in(number: str, region: str) -> bool:
 
 def _phone_end(doc: _Doc, start: int, number: str, ext: str) -> int:
     """Where the phone number starting at `start` ends, or 0 when the candidate is none."""
-    if (
-        number[0] == "+"
-        or number.startswith("(+")
-        or (
-            number.startswith("00")
-            and number[2:3] != "0"
-            and _phone_cue(doc.lower, start) != "-"
-            and (not number.isdigit() or _phone_cue(doc.lower, start) == "+")
-        )
+    signed = number[0] == "+" or number.startswith("(+")
+    if signed or (
+        number.startswith("00")
+        and number[2:3] != "0"
+        and _phone_cue(doc.lower, start) != "-"
+        and (not number.isdigit() or _phone_cue(doc.lower, start) == "+")
     ):
-        for head in _trims(number):
+        # Trailing groups are dropped (a year or a count after the number) only from a number
+        # that says it is one, with its "+" or a cue: "0096-0955-9765-5366" is a reference.
+        trusted = signed or _phone_cue(doc.lower, start) == "+"
+        for head in _trims(number) if trusted else (number,):
             if _possible(head):
                 return start + len(head) + (len(ext) if head == number else 0)
         return 0
     digits = _digit_count(number)
     date = _DATE.match(number)
-    if not 7 <= digits <= 15 or (date and number[date.end() : date.end() + 1] in " "):
+    if not 6 <= digits <= 15 or (date and number[date.end() : date.end() + 1] in " "):
         return 0
     end = start + len(number)
     text = doc.text
     if _CURRENCY.match(text, end) or text[max(0, start - 2) : start].strip() in _CURRENCY_SIGNS:
         return 0
     cue = _phone_cue(doc.lower, start)
-    if cue != "+" and _DOTTED_QUAD.fullmatch(number):  # an address or a version, unless cued
-        return 0
-    # A cue after the number counts for a grouped one; a bare run may be a timestamp.
-    if cue == "" and not number.isdigit() and _phone_cue_after(doc.lower, end + len(ext)):
+    if digits == 6:  # a short local number ("Tel. 25 17 72"), grouped and after a cue only
+        return end + len(ext) if cue == "+" and not number.isdigit() else 0
+    # A cue after the number counts for a grouped one, and for a bare run in the same clause
+    # ("08325111 is my new number") unless it is shaped like a Unix timestamp.
+    after = cue == "" and _phone_cue_after(doc.lower, end + len(ext), clause=number.isdigit())
+    if _DOTTED_QUAD.fullmatch(number):
+        # An address or a version, unless cued, or followed by a cue with no one-digit group
+        # ("612.30.86.39 is my new number"; not "updated to 12.17.1.21, the number …").
+        version = _VERSION_CUE.search(doc.lower, max(0, start - 32), start)
+        if cue != "+" and (version or not after or min(map(len, number.split("."))) < 2):
+            return 0
+    if after and (not number.isdigit() or not _TIMESTAMP.fullmatch(number)):
+        cue = "+"
+    # An extension written out makes a grouped national number a phone: "(022) 39542 ext. 7".
+    if cue == "" and _EXTENSION_WORD.match(ext) and not number.isdigit():
         cue = "+"
     if cue == "+" or (cue == "" and _national_shape(number, digits)):
         return end + len(ext)
@@ -498,6 +529,8 @@ def _phone_end(doc: _Doc, start: int, number: str, ext: str) -> int:
 
 
 _CURRENCY_SIGNS: Final = frozenset({"€", "$", "£", "¥", "₹", "₽", "R$"})
+_TIMESTAMP = _compile(r"1\d{9}(?:\d{3})?")  # seconds or milliseconds, 2001 to 2033
+_EXTENSION_WORD = _compile(r" ?(?i:ext\.?|extn\.?|extension|доб\.?) ?\d")
 
 
 _TWO_NUMBERS = re.compile(r"[^ ]+")
@@ -508,7 +541,7 @@ def _phones(doc: _Doc) -> Iterator[_Span]:
     """Spans of phone numbers."""
     for m in _PHONE.finditer(doc.text):
         number, start = m.group("n"), m.start()
-        if _digit_count(number) < 7:
+        if _digit_count(number) < 6:
             continue
         ext = m.group("x") or ""
         end = _phone_end(doc, start, number, ext)
@@ -666,8 +699,11 @@ def _ips(doc: _Doc) -> Iterator[_Span]:
                 continue
             if _VERSION_AFTER.match(text, m.end()):
                 continue
-            # "Tlf. 32.10.64.53": two-digit groups after a phone cue are a Nordic phone number.
-            if m.end() - m.start() == 11 and _phone_cue(doc.lower, m.start()) == "+":
+            # "Tlf. 32.10.64.53": two-digit groups after a phone cue (or before one, "… is my
+            # new number") are a Nordic or French phone number.
+            if m.end() - m.start() == 11 and (
+                _phone_cue(doc.lower, m.start()) == "+" or _phone_cue_after(doc.lower, m.end())
+            ):
                 continue
             yield m.span()
     gate = _IPV6_GATE.search(text)
@@ -720,14 +756,17 @@ _SECRET_NAMES = (
     r"id[_\-]?token", r"session[_\-]?token", r"session[_\-]?id", r"client[_\- ]?secret",
     r"secret[_\-]?access[_\-]?key", r"secret[_\- ]?key", r"private[_\- ]?key", "secret", "token",
 )  # fmt: skip
-# "Password" in the languages of the locales the corpus covers, and a few more.
+# "Password" in the languages of the locales the corpus covers (Maltese writes "password"),
+# and a few more.
 _PASSWORD_WORDS = (
     "password", "passwort", "passwd", "passcode", "passphrase", "pwd", "kennwort",
     "contrase[ñn]a", "senha", "mot[_ ]de[_ ]passe", "mdp", "wachtwoord", "l[öo]senord",
-    "adgangskode", "passord", "salasana", "şifre", "sifre", "heslo", "hasło", "haslo", "jelsz[óo]",
-    "parol[aă]", "пароль", "κωδικός", "סיסמה", "パスワード", "密码", "密碼", "口令", "비밀번호",
-    "암호", "पासवर्ड", "รหัสผ่าน", "kata sandi", "sandi", "mật khẩu", "lozinka", "парола",
-    "slaptažodis", "geslo", "parool", "parole", "contrasenya", "كلمة المرور",
+    "adgangskode", "passord", "salasana", "şifre", "sifre", "şifrə", "heslo", "hasło", "haslo",
+    "jelsz[óo]", "parol[aă]", "parole", "parol", "пароль", "κωδικός", "סיסמה", "パスワード",
+    "密码", "密碼", "口令", "비밀번호", "암호", "पासवर्ड", "รหัสผ่าน", "kata sandi", "sandi",
+    "mật khẩu", "lozinka", "лозинка", "парола", "slaptažodis", "geslo", "parool", "contrasenya",
+    "lykilorð", "fjalëkalim", "პაროლი", "գաղտնաբառ", "كلمة المرور", "كلمة السر", "كلمة مرور",
+    "رمز عبور", "گذرواژه", "کلمه عبور", "পাসওয়ার্ড", "கடவுச்சொல்", "iphasiwedi",
 )  # fmt: skip
 # Short forms seen in "user: bob / pass: x" and "DB_PW=x", cues only before ":" or "=".
 _PASSWORD_SHORT = ("pass", "pw")
@@ -740,8 +779,9 @@ _SECRET_HINTS: Final = (
     "key", "token", "secret", "session", "pass", "pw", "wort", "contrase", "senha", "mdp",
     "mot de", "mot_de", "wacht", "senord", "kode", "ifre", "hesl", "hasł", "hasl", "jelsz",
     "parol", "salasan", "парол", "κωδικ", "סיסמ", "パスワード", "密码", "密碼", "口令", "비밀번호",
-    "암호", "पासवर्ड", "รหัสผ่าน", "sandi", "khẩu", "lozink", "парол", "slaptažod", "geslo",
-    "parool", "parole", "contrasenya", "المرور",
+    "암호", "पासवर्ड", "รหัสผ่าน", "sandi", "khẩu", "lozink", "лозинк", "slaptažod", "geslo",
+    "parool", "contrasenya", "lykilor", "ifrə", "fjalëkalim", "პაროლ", "գաղտնաբառ",
+    "المرور", "السر", "مرور", "عبور", "گذرواژه", "পাসওয়ার্ড", "கடவுச்சொல்", "phasiwedi",
 )  # fmt: skip
 # A bare value: printable ASCII up to a space, a quote, a comma, a semicolon or an angle bracket.
 _VALUE = r"[!#-&(-+\--:=?-_a-~]"
@@ -767,6 +807,15 @@ _PASSWORD_PROSE = _compile(
     r"|\s+(?=[!-~]*[a-z])(?=[!-~]*[\d!#$%&()*+=?@^~|\[\]{}]))"
     rf"(?:\"(?P<d>[^\"\n]{{4,64}})\"|'(?P<s>[^'\n]{{4,64}})'|(?P<v>{_VALUE}{{4,64}}))"
 )
+# "Pwd for the test tenant: X", "пароль от тестового стенда = X": a password word, then up to
+# four words (no digit, no punctuation), then ":" or "=".
+_PASSWORD_LABEL = _compile(
+    rf"(?:{_cues(_PASSWORD_STEMS)})(?:[ \t]+[^\s\d\x00:=,.;!?()\[\]{{}}<>\"'@/]{{1,24}}){{1,4}}"
+    r"[ \t]*[:=][ \t]*"
+    rf"(?:\"(?P<d>[^\"\n]{{4,64}})\"|'(?P<s>[^'\n]{{4,64}})'|(?P<v>{_VALUE}{{4,64}}))"
+)
+# What a label introduces that is no password: an address, a link.
+_NOT_PASSWORD = _compile(r"[^@\s]+@[^@\s]+\.[a-z]{2,}$|[a-z][a-z0-9+.\-]*://", re.I)
 # A JSON field whose name ends in a secret name: "password", "db_password", "OPENAI_API_KEY".
 _SECRET_FIELD = _compile(
     rf"(?i)(?:.*[_\-\s.])?(?:{'|'.join(_SECRET_NAMES)}|(?P<pw>{'|'.join(_PASSWORD_WORDS + _PASSWORD_SHORT)}))"
@@ -796,13 +845,17 @@ _CODE = _compile(
 _PASSWORD_SYMBOLS: Final = frozenset("!#$%&()*+=?@^~|[]{}\\/")
 
 
-def _real_value(value: str, *, quoted: bool, password: bool) -> bool:
-    """Whether an assigned value looks like a credential rather than a placeholder or a word."""
+def _real_value(value: str, *, quoted: bool, password: bool, code: bool = False) -> bool:
+    """Whether an assigned value looks like a credential rather than a placeholder or a word.
+
+    `code` says the value may be code: a bare value after an ASCII name ("pw=W((Nzr" in
+    minified JavaScript). Code names no variable "пароль", and prose is no code.
+    """
     if _PLACEHOLDERS_ONLY.fullmatch(value) or value.lower() in _DUMMY_VALUES:
         return False
     if not value.strip("*xX.•…-_ ") or value.startswith(("${", "{{", "<")):
         return False
-    if _TEMPLATE.match(value) or (not quoted and _CODE.match(value)):
+    if _TEMPLATE.match(value) or (code and _CODE.match(value)):
         return False
     looks_random = any(c.isdigit() for c in value) or len(value) >= 16
     if password:
@@ -861,7 +914,9 @@ def _secrets(doc: _Doc) -> Iterator[_Span]:
             if group == "b":
                 end = _bare_end(text, m.start(), start, end)
             password = m.group("pw") is not None
-            if _real_value(text[start:end], quoted=group != "b", password=password):
+            name = m.group("pw") or m.group("k")
+            code = group == "b" and name.isascii()
+            if _real_value(text[start:end], quoted=group != "b", password=password, code=code):
                 yield start, end
         for m in _PASSWORD_PROSE.finditer(lower):
             group = m.lastgroup or "v"
@@ -869,6 +924,17 @@ def _secrets(doc: _Doc) -> Iterator[_Span]:
             if group == "v":
                 end = _bare_end(text, m.start(), start, end)
             if _real_value(text[start:end], quoted=group != "v", password=True):
+                yield start, end
+        for m in _PASSWORD_LABEL.finditer(lower):
+            group = m.lastgroup or "v"
+            start, end = m.span(group)
+            if group == "v":
+                end = _bare_end(text, m.start(), start, end)
+            value = text[start:end]
+            code = group == "v" and lower[m.start() : m.start() + 1].isascii()
+            if not _NOT_PASSWORD.search(value) and _real_value(
+                value, quoted=group != "v", password=True, code=code
+            ):
                 yield start, end
     if "://" in text:
         for m in _URL_PASSWORD.finditer(text):
