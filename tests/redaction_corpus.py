@@ -7,14 +7,24 @@ dates, hex colours, IDs). A PII field records its kind and its [start, end) offs
 written into the text, so the labels are exact by construction. A secret's label is its value
 only ("password: <value>"), the part `redact` replaces.
 
-Two splits, built with different seeds, so the detectors are tuned on one and judged on the other:
+Three splits, each one or more rounds with their own seed (`_ROUNDS`), so the detectors are
+tuned on some and judged on one they were never tuned on:
 
-    TUNING    seed 1, the 14 locales of `TUNING_LOCALES`, the templates that are not held out,
-              and the fixed hard cases of `HARD_CASES` (the failures that motivated the rework)
-    HELD_OUT  seed 2, the same 14 locales plus the 17 of `HELD_OUT_LOCALES` (their phone
-              formats, names and, for some, their language are never seen while tuning), and
-              every template, including the quarter of each list that only this split uses
-              (`_held_out_template`: every fourth template of a list)
+    TUNING    seed 1, the 14 locales of `TUNING_LOCALES`, the first template lists but every
+              fourth template of each (`_held_out_template`), and the fixed `HARD_CASES` (the
+              failures that motivated the rework)
+    REVIEWED  the earlier held-out splits, each looked at once and then tuned on: seed 2 (plus
+              `REVIEWED_LOCALES`, every template of the first lists), seed 3 (plus
+              `SECOND_REVIEWED_LOCALES` and `_TEMPLATES_2`), seed 4 (plus
+              `THIRD_REVIEWED_LOCALES` and `_TEMPLATES_3`)
+    HELD_OUT  seed 5, every locale above plus the 18 of `HELD_OUT_LOCALES` (their phone
+              formats, names and, for some, their language never seen while tuning), and every
+              template, with `_TEMPLATES_4` and `_NEGATIVES_4` written for this split only
+
+A held-out split is scored once. Then its failures are fixed as classes, not strings, and it
+joins REVIEWED as one more round; a fresh held-out split takes its place: the next seed, locales
+no round has used (appended to `_ALL_LOCALES`, so every older round keeps its texts), and a
+template round written before the detectors see it.
 
 Hard cases and look-alikes are generated too (a phone with an extension, a bare MSISDN after a
 cue, a four-part version, a Luhn-valid ISBN or millisecond timestamp, a password with brackets,
@@ -31,6 +41,7 @@ JCB numbers, bare or grouped with spaces or dashes.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import ipaddress
 import random
 import re
@@ -51,6 +62,7 @@ __all__ = [
     "REVIEWED_LOCALES",
     "SECOND_REVIEWED_LOCALES",
     "SPLITS",
+    "THIRD_REVIEWED_LOCALES",
     "TUNING_LOCALES",
     "Labelled",
     "Score",
@@ -72,11 +84,19 @@ SECOND_REVIEWED_LOCALES = (
     "el_GR", "ro_RO", "hu_HU", "sk_SK", "hr_HR", "bg_BG", "lt_LT", "id_ID", "vi_VN", "th_TH",
     "he_IL",
 )  # fmt: skip
-HELD_OUT_LOCALES = (
+THIRD_REVIEWED_LOCALES = (
     "de_LU", "en_KE", "en_PK", "es_VE", "et_EE", "lv_LV", "sl_SI", "bs_BA", "sq_AL", "mk_MK",
     "is_IS", "ka_GE", "hy_AM", "az_AZ", "fa_IR", "ar_EG", "bn_BD", "ta_IN", "zu_ZA", "mt_MT",
 )  # fmt: skip
-_ALL_LOCALES = TUNING_LOCALES + REVIEWED_LOCALES + SECOND_REVIEWED_LOCALES + HELD_OUT_LOCALES
+HELD_OUT_LOCALES = (
+    "am_ET", "ar_AE", "ar_SA", "de_LI", "el_CY", "en_BD", "fr_DZ", "ga_IE", "gu_IN", "ha_NG",
+    "lb_LU", "mr_IN", "ne_NP", "si_LK", "sr_BA", "tw_GH", "uz_UZ", "yo_NG",
+)  # fmt: skip
+_REVIEWED_ROUNDS = (
+    REVIEWED_LOCALES, SECOND_REVIEWED_LOCALES, THIRD_REVIEWED_LOCALES,
+)  # fmt: skip
+# Appended in the order the rounds were written, so a locale's seed offset never changes.
+_ALL_LOCALES = TUNING_LOCALES + sum(_REVIEWED_ROUNDS, ()) + HELD_OUT_LOCALES
 SPLITS = ("tuning", "reviewed", "held_out")
 # A split is one or more rounds: (seed, locales, template round, texts per locale).
 _ROUNDS: dict[str, tuple[tuple[int, tuple[str, ...], int, int], ...]] = {
@@ -84,8 +104,9 @@ _ROUNDS: dict[str, tuple[tuple[int, tuple[str, ...], int, int], ...]] = {
     "reviewed": (
         (2, TUNING_LOCALES + REVIEWED_LOCALES, 1, 100),
         (3, TUNING_LOCALES + REVIEWED_LOCALES + SECOND_REVIEWED_LOCALES, 2, 80),
+        (4, _ALL_LOCALES[: -len(HELD_OUT_LOCALES)], 3, 60),
     ),
-    "held_out": ((4, _ALL_LOCALES, 3, 60),),
+    "held_out": ((5, _ALL_LOCALES, 4, 60),),
 }
 
 
@@ -372,7 +393,7 @@ _TEMPLATES: dict[str, list[str]] = {
 }  # fmt: skip
 
 # Templates by round: round 0 (tuning) is the lists above but every fourth template; round 1
-# adds those; rounds 2 and 3 add the lists below, each written before the detectors saw it.
+# adds those; rounds 2, 3 and 4 add the lists below, each written before the detectors saw it.
 _TEMPLATES_2: dict[str, list[str]] = {
     "en": [
         "Can someone call me? {phone} (mobile, after 6pm please).",
@@ -556,6 +577,84 @@ _NEGATIVES_3 = [
     "Please reset my password, the link in ticket #{ticket} expired.",
 ]
 
+# Round 4, written for the fourth held-out split before the detectors saw it: new phrasings,
+# and the languages of some of its locales.
+_TEMPLATES_4: dict[str, list[str]] = {
+    "en": [
+        "Hi team, this is {name} from {company}. Direct line {phone}, backup email {email}.",
+        "Can you unblock {ip}? It's our office NAT.",
+        "Double charged on my Visa ending {last4}, the full number is {card}.",
+        "Temp creds -> user: {email} pass: {pw}",
+        "Is our staging DB exposed? The URL is {dburl}",
+        "Call/text {phone} anytime before 9.",
+        "The webhook from {ip} carries the header '{auth}'.",
+        "Please remove my number ({phone}) from your marketing list.",
+        "Log excerpt: user={email} ip={ip} status=403",
+        "My landline changed to {phone} last week, please update it.",
+        "ping me at {email} or on WhatsApp {phone}",
+        "new password for the shared inbox: {pw}",
+    ],
+    "de": [
+        "Meine Festnetznummer ist {phone}.",
+        "Zugang: {email} / Kennwort: {pw}",
+        "Bitte die Zahlung über die Karte {card} stornieren.",
+    ],
+    "fr": [
+        "Voici mon numéro de portable : {phone}",
+        "Le mot de passe du compte de test est {pw}",
+        "Adresse IP concernée : {ip}",
+    ],
+    "es": [
+        "Mi número de WhatsApp es {phone}",
+        "La contraseña del wifi es {pw}",
+        "IP bloqueada: {ip}",
+    ],
+    "ar": [
+        "مرحبا، بريدي الإلكتروني هو {email}",
+        "رقم هاتفي {phone}",
+        "كلمة المرور: {pw}",
+        "تم خصم المبلغ مرتين من بطاقتي {card}",
+        "الطلبات من {ip} محظورة",
+    ],
+    "sr": [
+        "Pozovite me na {phone}.",
+        "lozinka: {pw}",
+        "Moja kartica {card} je zadužena dva puta.",
+        "Zahtevi sa {ip} su blokirani.",
+    ],
+    "uz": [
+        "Salom, elektron pochtam {email}.",
+        "Menga {phone} raqamiga qo'ng'iroq qiling.",
+        "parol: {pw}",
+        "Kartamdan {card} ikki marta pul yechildi.",
+    ],
+    "ga": [
+        "Dia duit, is é mo sheoladh ríomhphoist {email}.",
+        "Glaoigh orm ar {phone}.",
+        "pasfhocal: {pw}",
+    ],
+    "lb": [
+        "Moien, meng E-Mail ass {email}.",
+        "Rufft mech w.e.g. op {phone} un.",
+        "Passwuert: {pw}",
+    ],
+    "ne": [
+        "मेरो इमेल {email} हो।",
+        "मलाई {phone} मा फोन गर्नुहोस्।",
+        "पासवर्ड: {pw}",
+    ],
+}
+_NEGATIVES_4 = [
+    "Your verification code is {ticket}.",
+    "Flight {sku} departs on {date} at {time}, gate {room}.",
+    "Patch {version4} rolled out to {count} devices; see commit {sha}.",
+    "Order total {amount}, customer number {custid}.",
+    "Password changed successfully on {date}.",
+    "Your account number ends with {last4}.",
+    "GPS fix at {lat}, {lon}, build {build}.",
+    "Error {errcode} again, serial {serial}, IMEI {imei}.",
+]
+
 # Look-alikes: no field here is PII.
 _NEGATIVES = [
     "Order {order} still hasn't shipped, it's been two weeks.",
@@ -634,7 +733,7 @@ HARD_CASES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
 
 
 def _held_out_template(index: int) -> bool:
-    """Every fourth template of a list is written only into the held-out split."""
+    """Every fourth template of the first lists is left out of the tuning split."""
     return index % 4 == 3
 
 
@@ -1010,8 +1109,12 @@ def _amount(c: _Ctx) -> str:
     )
 
 
+# Fixed bounds, not Faker's default "until now": the corpus is the same whatever the day.
+_FIRST_DAY, _LAST_DAY = dt.date(2023, 12, 1), dt.date(2027, 12, 1)
+
+
 def _date(c: _Ctx) -> str:
-    d = c.fake.date_between("-3y", "+1y")
+    d = c.fake.date_between(_FIRST_DAY, _LAST_DAY)
     return c.rng.choice(
         [
             d.isoformat(),
@@ -1044,7 +1147,7 @@ _FILLERS: dict[str, Callable[[_Ctx], str]] = {
     "md5": lambda c: c.fake.md5(),
     "amount": _amount,
     "date": _date,
-    "time": lambda c: c.fake.time(),
+    "time": lambda c: c.fake.time(end_datetime=_LAST_DAY),
     "tracking": _tracking,
     "colour": lambda c: c.fake.hex_color().upper() if c.rng.random() < 0.5 else c.fake.hex_color(),
     "custid": lambda c: c.rng.choice(["", "C-", "CUST"]) + _digits(c.rng, c.rng.randint(6, 10)),
@@ -1234,16 +1337,15 @@ def _templates(language: str, round_: int) -> list[str]:
     chosen = _TEMPLATES.get(language, [])
     if round_ == 0:
         return [t for i, t in enumerate(chosen) if not _held_out_template(i)]
-    later = (_TEMPLATES_2, _TEMPLATES_3)[: round_ - 1]
+    later = (_TEMPLATES_2, _TEMPLATES_3, _TEMPLATES_4)[: round_ - 1]
     return chosen + [t for templates in later for t in templates.get(language, [])]
 
 
 def _negatives(round_: int) -> list[str]:
     if round_ == 0:
         return [t for i, t in enumerate(_NEGATIVES) if not _held_out_template(i)]
-    return (
-        _NEGATIVES + (_NEGATIVES_2 if round_ >= 2 else []) + (_NEGATIVES_3 if round_ >= 3 else [])
-    )
+    later = (_NEGATIVES_2, _NEGATIVES_3, _NEGATIVES_4)[: round_ - 1]
+    return _NEGATIVES + [t for negatives in later for t in negatives]
 
 
 def _locale_texts(locale: str, round_: int, seed: int, n: int) -> list[Labelled]:
