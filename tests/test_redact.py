@@ -53,6 +53,7 @@ def _kinds_and_texts(text: str, kinds: tuple[str, ...] = KINDS) -> list[tuple[st
         ("Armenian Նորայր.Նալչադյան@example.am, ok", "Նորայր.Նալչադյան@example.am"),
         ("мій email Лукʼян@i.ua.", "Лукʼян@i.ua"),
         ("E-mail: Məleykə.Şahbuzlu@example.az", "Məleykə.Şahbuzlu@example.az"),
+        ("login හරූන්.ප්\u200dරනාන්දු@example.lk ok", "හරූන්.ප්\u200dරනාන්දු@example.lk"),
     ],
 )
 def test_email_found(text: str, expected: str) -> None:
@@ -109,6 +110,11 @@ def test_email_found(text: str, expected: str) -> None:
         ("40.60.15.22 is my new number", "40.60.15.22"),
         ("Can someone call me? 2314175 (mobile, after 6pm)", "2314175"),
         ("my colleague (05386/48069011) will call", "05386/48069011"),
+        ("Glaoigh orm ar (022) 87807.", "(022) 87807"),
+        ("Joignable au 012.37.46.99 en semaine.", "012.37.46.99"),
+        ("मलाई 9805188104 मा फोन गर्नुहोस्।", "9805188104"),
+        ("Meine Festnetznummer ist 239-10-38.", "239-10-38"),
+        ("Direct line 324 7441, backup email below", "324 7441"),
     ],
 )
 def test_phone_found(text: str, expected: str) -> None:
@@ -149,6 +155,19 @@ def test_card_found(number: str) -> None:
 )
 def test_ip_found(address: str) -> None:
     assert _kinds_and_texts(f"from {address}, blocked") == [("IP", address)]
+
+
+def test_a_number_listed_after_a_phone_is_a_phone() -> None:
+    text = "For the callback use +380 68 179-39-44; if nobody answers try 727-15-27."
+    assert _kinds_and_texts(text) == [("PHONE", "+380 68 179-39-44"), ("PHONE", "727-15-27")]
+    assert _kinds_and_texts("call 020 7946 0958, order 12345678") == [("PHONE", "020 7946 0958")]
+    # Not after a version cue, nor a coordinate, a version or a timestamp however near.
+    for text, phone in [
+        ("Telefonszám: +36 1 234 7299 GPS fix at 56.7695, -30.0371", "+36 1 234 7299"),
+        ("Tel: +32450007109 After updating to 12.6.19.115 the app crashes", "+32450007109"),
+        ("手机号码 18479298125 event at 1503710152053 ms, retried at 1513050631 s", "18479298125"),
+    ]:
+        assert _kinds_and_texts(text) == [("PHONE", phone)], text
 
 
 def test_cue_words_need_a_word_boundary() -> None:
@@ -216,6 +235,9 @@ def test_ip_with_port_and_brackets_keeps_only_the_address() -> None:
         ("fjalëkalimi: Tir4na#77", "Tir4na#77"),
         ("my password is yiZHEy((O_9 if you need it", "yiZHEy((O_9"),
         ("пароль: NAbR(vA4))(ah", "NAbR(vA4))(ah"),
+        ("Le mot de passe du compte de test est #yR5o7IkC", "#yR5o7IkC"),
+        ("pasfhocal: F77KvcMb1", "F77KvcMb1"),
+        ("Passwuert: 2TBdJBecp", "2TBdJBecp"),
     ],
 )
 def test_secret_found(text: str, expected: str) -> None:
@@ -292,6 +314,7 @@ def test_truncated_pem_block_is_redacted_up_to_the_prose() -> None:
         "after updating to 12.17.10.21 the number changed",
         "Password reset link: https://example.com/r/abc123",
         "Password for the account: see the vault",
+        "Password changed successfully on 2026-06-21, 08/20/2026 and 2027年05月25日.",
     ],
 )
 def test_look_alike_is_not_a_finding(text: str) -> None:

@@ -211,8 +211,8 @@ _SCRIPTS: Final = (
     "\u0531-\u0556\u0559\u0561-\u0587",  # Armenian letters (not its punctuation)
     "\u10a0-\u10c5\u10d0-\u10fa\u10fc-\u10ff\u1c90-\u1cbf",  # Georgian letters
     "\u0590-\u05ff",  # Hebrew
-    "\u0600-\u06ff",  # Arabic
-    "\u0900-\u0dff",  # Indic scripts, their vowel signs included
+    "\u0600-\u06ff\u200c",  # Arabic, and the zero-width non-joiner of Persian
+    "\u0900-\u0dff\u200c\u200d",  # Indic scripts, their vowel signs and (non-)joiners included
     "\u0e00-\u0eff",  # Thai, Lao
     "\u1100-\u11ff\u3130-\u318f\uac00-\ud7af",  # Hangul
     # Japanese and Chinese: kana and Han, one script here, since a Japanese name mixes them
@@ -321,6 +321,11 @@ _PHONE_CUES = (
     "ნომერ*", "დარეკ*", "հեռախոս*", "զանգ*", "համար*", "تلفن*", "شماره*", "موبایل*", "تماس*",
     "هاتف*", "جوال*", "رقم*", "اتصل*", "ফোন*", "মোবাইল*", "নম্বর*", "தொலைபேசி*", "கைபேசி*",
     "அழை*", "ucingo", "inombolo", "shayela", "ċempel*", "cempel*", "numru*", "mowbajl*",
+    # Irish, Luxembourgish, Amharic, Gujarati, Sinhala, Hausa, Yoruba; and more words for
+    # "reachable" and the line of a landline
+    "glaoigh", "fón*", "uimhir*", "rufft", "uruff*", "telefonsnummer", "ስልክ*", "ይደውሉ*",
+    "ફોન*", "કૉલ*", "નંબર*", "දුරකථන*", "අමතන්න", "waya", "lamba", "fóònù", "nọ́mbà", "pè",
+    "joignable", "festnetz*", "line",
     # Japanese, Chinese, Korean, Hindi
     "電話*", "携帯*", "ケータイ*", "連絡*", "番号*", "电话*", "手机*", "手機*", "号码*", "號碼*",
     "联系*", "聯絡*", "拨打*", "致电*", "전화*", "휴대폰*", "핸드폰*", "연락*", "번호*",
@@ -335,7 +340,10 @@ _PHONE_CUE_GAP = _compile(
 )
 # The same clause: a few words of letters, no digit, no punctuation but an opening bracket
 # ("… is my new number", "… (mobile)").
-_CLAUSE_GAP = re.compile(r"[^\W\d_]*(?:[ '\u2019(][^\W\d_]*){0,5}")
+_CLAUSE_GAP = re.compile(
+    r"(?:[^\W\d_]|[\u0300-\u036f\u0900-\u0963\u0966-\u0dff])*"  # letters, and Indic vowel signs
+    r"(?:[ '\u2019(](?:[^\W\d_]|[\u0300-\u036f\u0900-\u0963\u0966-\u0dff])*){0,5}"
+)
 # Numbers introduced as orders, invoices, tickets and the like are not phones, nor is a number
 # introduced by a phone cue and then by one of these ("phone ... order 123").
 _NOT_PHONE_CUES = (
@@ -482,8 +490,13 @@ def _valid_in(number: str, region: str) -> bool:
     return phonenumbers.is_valid_number(phonenumbers.parse(number, region))
 
 
-def _phone_end(doc: _Doc, start: int, number: str, ext: str) -> int:
-    """Where the phone number starting at `start` ends, or 0 when the candidate is none."""
+def _phone_end(doc: _Doc, start: int, number: str, ext: str, *, listed: bool = False) -> int:
+    """Where the phone number starting at `start` ends, or 0 when the candidate is none.
+
+    `listed` says a phone number ends just before, joined to this one by "or", "try", a comma
+    or a slash ("use X; if nobody answers try Y"): that counts as a cue for a number of 7 or
+    more digits that is no dotted quad and no timestamp.
+    """
     signed = number[0] == "+" or number.startswith("(+")
     if signed or (
         number.startswith("00")
@@ -507,6 +520,14 @@ def _phone_end(doc: _Doc, start: int, number: str, ext: str) -> int:
     if _CURRENCY.match(text, end) or text[max(0, start - 2) : start].strip() in _CURRENCY_SIGNS:
         return 0
     cue = _phone_cue(doc.lower, start)
+    if (
+        cue == ""
+        and listed
+        and digits >= 7
+        and not _DOTTED_QUAD.fullmatch(number)
+        and not _TIMESTAMP.fullmatch(number)
+    ):
+        cue = "+"
     if digits == 6:  # a short local number ("Tel. 25 17 72"), grouped and after a cue only
         return end + len(ext) if cue == "+" and not number.isdigit() else 0
     # A cue after the number counts for a grouped one, and for a bare run in the same clause
@@ -533,19 +554,43 @@ _TIMESTAMP = _compile(r"1\d{9}(?:\d{3})?")  # seconds or milliseconds, 2001 to 2
 _EXTENSION_WORD = _compile(r" ?(?i:ext\.?|extn\.?|extension|доб\.?) ?\d")
 
 
+# Words that join two phone numbers of a list: "X or Y", "use X; if nobody answers try Y".
+_LIST_WORDS: Final = frozenset(
+    {
+        "or", "and", "try", "else", "otherwise", "oder", "sonst", "ou", "sinon", "o", "y", "e",
+        "oppure", "of", "lub", "albo", "nebo", "или", "або", "ili", "veya", "atau", "hoặc",
+        "または", "或", "또는",
+    }
+)  # fmt: skip
+
+
+def _listed(lower: str, last: int, start: int) -> bool:
+    """Whether the number at `start` continues a list whose previous phone number ends at `last`."""
+    if not _PHONE_CUE_GAP.fullmatch(lower, last, start):
+        return False
+    gap = lower[last:start].rstrip(" \t(")
+    if gap.endswith((",", ";", "/", "|")):
+        return True
+    words = _WORD.findall(gap)
+    return bool(words) and words[-1] in _LIST_WORDS and gap.endswith(words[-1])
+
+
 _TWO_NUMBERS = re.compile(r"[^ ]+")
 _TWO_NUMBERS_BRACKETED = re.compile(r"(?:^|(?<= ))\(.*?(?= \(|$)|^[^(]+(?= \()")
 
 
 def _phones(doc: _Doc) -> Iterator[_Span]:
     """Spans of phone numbers."""
+    last = -1  # where the last phone number found ends
     for m in _PHONE.finditer(doc.text):
         number, start = m.group("n"), m.start()
         if _digit_count(number) < 6:
             continue
         ext = m.group("x") or ""
-        end = _phone_end(doc, start, number, ext)
+        listed = last >= 0 and _listed(doc.lower, last, start)
+        end = _phone_end(doc, start, number, ext, listed=listed)
         if end:
+            last = end
             yield start, end
             continue
         # Two numbers a space apart ("031-688-6268 02-210-0898", "(351) 924 707 007 (351) 274
@@ -556,9 +601,10 @@ def _phones(doc: _Doc) -> Iterator[_Span]:
         chunks = list(split.finditer(number))
         for i, chunk in enumerate(chunks):
             if _digit_count(chunk.group()) >= 7:
-                last = i == len(chunks) - 1
-                end = _phone_end(doc, start + chunk.start(), chunk.group(), ext if last else "")
+                final = i == len(chunks) - 1
+                end = _phone_end(doc, start + chunk.start(), chunk.group(), ext if final else "")
                 if end:
+                    last = end
                     yield start + chunk.start(), end
 
 
@@ -756,8 +802,8 @@ _SECRET_NAMES = (
     r"id[_\-]?token", r"session[_\-]?token", r"session[_\-]?id", r"client[_\- ]?secret",
     r"secret[_\-]?access[_\-]?key", r"secret[_\- ]?key", r"private[_\- ]?key", "secret", "token",
 )  # fmt: skip
-# "Password" in the languages of the locales the corpus covers (Maltese writes "password"),
-# and a few more.
+# "Password" in the languages of the locales the corpus covers (Maltese, Twi and Bosnian
+# support texts write "password" or "lozinka"), and a few more.
 _PASSWORD_WORDS = (
     "password", "passwort", "passwd", "passcode", "passphrase", "pwd", "kennwort",
     "contrase[ñn]a", "senha", "mot[_ ]de[_ ]passe", "mdp", "wachtwoord", "l[öo]senord",
@@ -766,7 +812,8 @@ _PASSWORD_WORDS = (
     "密码", "密碼", "口令", "비밀번호", "암호", "पासवर्ड", "รหัสผ่าน", "kata sandi", "sandi",
     "mật khẩu", "lozinka", "лозинка", "парола", "slaptažodis", "geslo", "parool", "contrasenya",
     "lykilorð", "fjalëkalim", "პაროლი", "գաղտնաբառ", "كلمة المرور", "كلمة السر", "كلمة مرور",
-    "رمز عبور", "گذرواژه", "کلمه عبور", "পাসওয়ার্ড", "கடவுச்சொல்", "iphasiwedi",
+    "رمز عبور", "گذرواژه", "کلمه عبور", "পাসওয়ার্ড", "கடவுச்சொல்", "iphasiwedi", "pasfhocal",
+    "passwuert", "የይለፍ ቃል", "પાસવર્ડ", "මුරපදය", "kalmar sirri", "ọrọ igbaniwọle",
 )  # fmt: skip
 # Short forms seen in "user: bob / pass: x" and "DB_PW=x", cues only before ":" or "=".
 _PASSWORD_SHORT = ("pass", "pw")
@@ -782,6 +829,7 @@ _SECRET_HINTS: Final = (
     "암호", "पासवर्ड", "รหัสผ่าน", "sandi", "khẩu", "lozink", "лозинк", "slaptažod", "geslo",
     "parool", "contrasenya", "lykilor", "ifrə", "fjalëkalim", "პაროლ", "գաղտնաբառ",
     "المرور", "السر", "مرور", "عبور", "گذرواژه", "পাসওয়ার্ড", "கடவுச்சொல்", "phasiwedi",
+    "pasfhocal", "passwuert", "የይለፍ", "પાસવર્ડ", "මුරපදය", "sirri", "igbaniw",
 )  # fmt: skip
 # A bare value: printable ASCII up to a space, a quote, a comma, a semicolon or an angle bracket.
 _VALUE = r"[!#-&(-+\--:=?-_a-~]"
@@ -795,27 +843,33 @@ _ASSIGNMENT = _compile(
     rf"|(?P<b>{_VALUE}{{6,256}})"
     r")"
 )
-# "my password is X", "the password I set was X", "Mein Passwort ist X", "パスワードは X です";
-# with no verb between ("Мой пароль X") the value must hold a letter and a digit.
+# "my password is X", "the password I set was X", "Mein Passwort ist X", "パスワードは X です",
+# "le mot de passe du compte de test est X" (up to five words between); with no verb between
+# ("Мой пароль X") the value must hold a letter and a digit.
 _COPULAS = (
     r"is|was|are|ist|war|lautet|es|era|est|[eé]tait|[ée]|è|är|var|er|on|oli|je|jest|to|byl[oa]?"
     r"|это|—|–|-"
 )
 _PASSWORD_PROSE = _compile(
     rf"(?:{_cues(_PASSWORD_STEMS)})"
-    rf"(?:(?:\s+[^\s\d\x00:=]{{1,12}}){{0,3}}?(?:\s+(?:{_COPULAS})\s+|\s*[は是为為는은]\s*)"
+    rf"(?:(?:\s+[^\s\d\x00:=]{{1,12}}){{0,5}}?(?:\s+(?:{_COPULAS})\s+|\s*[は是为為는은]\s*)"
     r"|\s+(?=[!-~]*[a-z])(?=[!-~]*[\d!#$%&()*+=?@^~|\[\]{}]))"
     rf"(?:\"(?P<d>[^\"\n]{{4,64}})\"|'(?P<s>[^'\n]{{4,64}})'|(?P<v>{_VALUE}{{4,64}}))"
 )
 # "Pwd for the test tenant: X", "пароль от тестового стенда = X": a password word, then up to
-# four words (no digit, no punctuation), then ":" or "=".
+# five words (no digit, no punctuation), then ":" or "=".
 _PASSWORD_LABEL = _compile(
-    rf"(?:{_cues(_PASSWORD_STEMS)})(?:[ \t]+[^\s\d\x00:=,.;!?()\[\]{{}}<>\"'@/]{{1,24}}){{1,4}}"
+    rf"(?:{_cues(_PASSWORD_STEMS)})(?:[ \t]+[^\s\d\x00:=,.;!?()\[\]{{}}<>\"'@/]{{1,24}}){{1,5}}"
     r"[ \t]*[:=][ \t]*"
     rf"(?:\"(?P<d>[^\"\n]{{4,64}})\"|'(?P<s>[^'\n]{{4,64}})'|(?P<v>{_VALUE}{{4,64}}))"
 )
 # What a label introduces that is no password: an address, a link.
 _NOT_PASSWORD = _compile(r"[^@\s]+@[^@\s]+\.[a-z]{2,}$|[a-z][a-z0-9+.\-]*://", re.I)
+# A date, a time or a year is no password either ("password changed on 2026-06-21", where "on"
+# is the Estonian "is"; "… on 2027年05月25日" leaves the year).
+_DATE_OR_YEAR = _compile(
+    r"\d{1,4}(?:[./\-]\d{1,2}[./\-]\d{1,4}|[./\-]\d{1,2}|(?::\d\d){1,2})|(?:19|20)\d\d"
+)
 # A JSON field whose name ends in a secret name: "password", "db_password", "OPENAI_API_KEY".
 _SECRET_FIELD = _compile(
     rf"(?i)(?:.*[_\-\s.])?(?:{'|'.join(_SECRET_NAMES)}|(?P<pw>{'|'.join(_PASSWORD_WORDS + _PASSWORD_SHORT)}))"
@@ -855,7 +909,7 @@ def _real_value(value: str, *, quoted: bool, password: bool, code: bool = False)
         return False
     if not value.strip("*xX.•…-_ ") or value.startswith(("${", "{{", "<")):
         return False
-    if _TEMPLATE.match(value) or (code and _CODE.match(value)):
+    if _TEMPLATE.match(value) or (code and _CODE.match(value)) or _DATE_OR_YEAR.fullmatch(value):
         return False
     looks_random = any(c.isdigit() for c in value) or len(value) >= 16
     if password:
