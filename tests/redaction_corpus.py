@@ -16,10 +16,11 @@ tuned on some and judged on one they were never tuned on:
     REVIEWED  the earlier held-out splits, each looked at once and then tuned on: seed 2 (plus
               `REVIEWED_LOCALES`, every template of the first lists), seed 3 (plus
               `SECOND_REVIEWED_LOCALES` and `_TEMPLATES_2`), seed 4 (plus
-              `THIRD_REVIEWED_LOCALES` and `_TEMPLATES_3`)
-    HELD_OUT  seed 5, every locale above plus the 18 of `HELD_OUT_LOCALES` (their phone
+              `THIRD_REVIEWED_LOCALES` and `_TEMPLATES_3`), seed 5 (plus
+              `FOURTH_REVIEWED_LOCALES` and `_TEMPLATES_4`)
+    HELD_OUT  seed 6, every locale above plus the 10 of `HELD_OUT_LOCALES` (their phone
               formats, names and, for some, their language never seen while tuning), and every
-              template, with `_TEMPLATES_4` and `_NEGATIVES_4` written for this split only
+              template, with `_TEMPLATES_5` and `_NEGATIVES_5` written for this split only
 
 A held-out split is scored once. Then its failures are fixed as classes, not strings, and it
 joins REVIEWED as one more round; a fresh held-out split takes its place: the next seed, locales
@@ -57,6 +58,7 @@ from faker import Faker
 from workbench.redact import KINDS, find
 
 __all__ = [
+    "FOURTH_REVIEWED_LOCALES",
     "HARD_CASES",
     "HELD_OUT_LOCALES",
     "REVIEWED_LOCALES",
@@ -88,12 +90,15 @@ THIRD_REVIEWED_LOCALES = (
     "de_LU", "en_KE", "en_PK", "es_VE", "et_EE", "lv_LV", "sl_SI", "bs_BA", "sq_AL", "mk_MK",
     "is_IS", "ka_GE", "hy_AM", "az_AZ", "fa_IR", "ar_EG", "bn_BD", "ta_IN", "zu_ZA", "mt_MT",
 )  # fmt: skip
-HELD_OUT_LOCALES = (
+FOURTH_REVIEWED_LOCALES = (
     "am_ET", "ar_AE", "ar_SA", "de_LI", "el_CY", "en_BD", "fr_DZ", "ga_IE", "gu_IN", "ha_NG",
     "lb_LU", "mr_IN", "ne_NP", "si_LK", "sr_BA", "tw_GH", "uz_UZ", "yo_NG",
 )  # fmt: skip
+HELD_OUT_LOCALES = (
+    "ar_BH", "ar_JO", "dk_DK", "en_MS", "en_TH", "es_CA", "fil_PH", "tl_PH", "ig_NG", "or_IN",
+)  # fmt: skip
 _REVIEWED_ROUNDS = (
-    REVIEWED_LOCALES, SECOND_REVIEWED_LOCALES, THIRD_REVIEWED_LOCALES,
+    REVIEWED_LOCALES, SECOND_REVIEWED_LOCALES, THIRD_REVIEWED_LOCALES, FOURTH_REVIEWED_LOCALES,
 )  # fmt: skip
 # Appended in the order the rounds were written, so a locale's seed offset never changes.
 _ALL_LOCALES = TUNING_LOCALES + sum(_REVIEWED_ROUNDS, ()) + HELD_OUT_LOCALES
@@ -104,9 +109,10 @@ _ROUNDS: dict[str, tuple[tuple[int, tuple[str, ...], int, int], ...]] = {
     "reviewed": (
         (2, TUNING_LOCALES + REVIEWED_LOCALES, 1, 100),
         (3, TUNING_LOCALES + REVIEWED_LOCALES + SECOND_REVIEWED_LOCALES, 2, 80),
-        (4, _ALL_LOCALES[: -len(HELD_OUT_LOCALES)], 3, 60),
+        (4, TUNING_LOCALES + sum(_REVIEWED_ROUNDS[:3], ()), 3, 60),
+        (5, TUNING_LOCALES + sum(_REVIEWED_ROUNDS, ()), 4, 60),
     ),
-    "held_out": ((5, _ALL_LOCALES, 4, 60),),
+    "held_out": ((6, _ALL_LOCALES, 5, 60),),
 }
 
 
@@ -393,7 +399,7 @@ _TEMPLATES: dict[str, list[str]] = {
 }  # fmt: skip
 
 # Templates by round: round 0 (tuning) is the lists above but every fourth template; round 1
-# adds those; rounds 2, 3 and 4 add the lists below, each written before the detectors saw it.
+# adds those; rounds 2 to 5 add the lists below, each written before the detectors saw it.
 _TEMPLATES_2: dict[str, list[str]] = {
     "en": [
         "Can someone call me? {phone} (mobile, after 6pm please).",
@@ -577,8 +583,8 @@ _NEGATIVES_3 = [
     "Please reset my password, the link in ticket #{ticket} expired.",
 ]
 
-# Round 4, written for the fourth held-out split before the detectors saw it: new phrasings,
-# and the languages of some of its locales.
+# Round 4, written for the fourth held-out split (seed 5) before the detectors saw it: new
+# phrasings, and the languages of some of its locales.
 _TEMPLATES_4: dict[str, list[str]] = {
     "en": [
         "Hi team, this is {name} from {company}. Direct line {phone}, backup email {email}.",
@@ -644,6 +650,63 @@ _TEMPLATES_4: dict[str, list[str]] = {
         "पासवर्ड: {pw}",
     ],
 }
+_FILIPINO = [
+    "Magandang araw, ang email ko ay {email}.",
+    "Tawagan mo ako sa {phone}.",
+    "password: {pw}",
+    "Nasingil nang dalawang beses ang card ko na {card}.",
+    "Naka-block ang mga request mula sa {ip}.",
+]
+# Round 5, written for the fifth held-out split before the detectors saw it.
+_TEMPLATES_5: dict[str, list[str]] = {
+    "en": [
+        "Quick update: I moved, my new mobile is {phone} and the old one ({phone}) is gone.",
+        "Forwarding from {email} on behalf of {name}.",
+        "Our firewall logs show {ip} hitting /wp-login.php every few seconds.",
+        "Card {card} expired, please use the new one ending in {last4}.",
+        "The staging login is admin, password {pw}",
+        "Reply to {email}, CC {email}.",
+        "The VPN endpoint {ip} refuses my certificate.",
+        "Hotline {phone} keeps dropping the call.",
+        "Set DATABASE_PASSWORD={pw} in the compose file and restarted.",
+        "SMS to {phone} never arrives even though the number is correct.",
+        "The Authorization header was '{auth}' when it failed.",
+        "I entered {card} at checkout and got error {errcode}.",
+    ],
+    "es": [
+        "Mi teléfono fijo es el {phone}.",
+        "Contraseña nueva: {pw}",
+        "Escribidme a {email}, por favor.",
+    ],
+    "ar": [
+        "يرجى الاتصال بي على {phone}",
+        "بريدي {email}",
+        "كلمة السر الجديدة هي {pw}",
+        "عنوان IP الخاص بي {ip}",
+    ],
+    "fil": _FILIPINO,
+    "tl": _FILIPINO,
+    "ig": [
+        "Ndewo, email m bụ {email}.",
+        "Kpọọ m na {phone}.",
+        "paswọọdụ: {pw}",
+    ],
+    "or": [
+        "ମୋର ଇମେଲ {email}",
+        "ମୋତେ {phone} ରେ ଫୋନ କରନ୍ତୁ।",
+        "ପାସୱାର୍ଡ: {pw}",
+    ],
+}
+_NEGATIVES_5 = [
+    "Your one-time code expires in {count} seconds.",
+    "Ticket #{ticket} reopened on {date} at {time}.",
+    "Tracking {tracking}: out for delivery, {count} stops before you.",
+    "Model {sku}, firmware {version}, serial {serial}.",
+    "Paid {amount} by bank transfer, reference {ref}.",
+    "Password reset requested from the settings page on {date}.",
+    "Line {room} of the log shows error {errcode}.",
+    "Call volume on {date} was {count}.",
+]
 _NEGATIVES_4 = [
     "Your verification code is {ticket}.",
     "Flight {sku} departs on {date} at {time}, gate {room}.",
@@ -774,7 +837,7 @@ def _email(c: _Ctx) -> list[_Piece]:
         value = f"{f.user_name()}+{c.rng.choice(['support', 'eu', 'billing', 'test1'])}@{f.free_email_domain()}"
     elif r < 0.65:
         value = f"{f.first_name()}.{f.last_name()}@{f.domain_word()}.{c.rng.choice(['com', 'CO.UK', 'de', 'com.br', 'io'])}"
-        value = value.replace(" ", "").replace("'", "")
+        value = re.sub(r"[ '()]", "", value)  # "भैरवलाल (क्षेत्री)" is a name, not a local part
     elif r < 0.82 and c.language in _NATIVE_NAMES:
         name = f.first_kana_name() if c.language == "ja" else f.first_name()
         value = f"{name.replace(' ', '')}@{f.free_email_domain()}"
@@ -1337,14 +1400,14 @@ def _templates(language: str, round_: int) -> list[str]:
     chosen = _TEMPLATES.get(language, [])
     if round_ == 0:
         return [t for i, t in enumerate(chosen) if not _held_out_template(i)]
-    later = (_TEMPLATES_2, _TEMPLATES_3, _TEMPLATES_4)[: round_ - 1]
+    later = (_TEMPLATES_2, _TEMPLATES_3, _TEMPLATES_4, _TEMPLATES_5)[: round_ - 1]
     return chosen + [t for templates in later for t in templates.get(language, [])]
 
 
 def _negatives(round_: int) -> list[str]:
     if round_ == 0:
         return [t for i, t in enumerate(_NEGATIVES) if not _held_out_template(i)]
-    later = (_NEGATIVES_2, _NEGATIVES_3, _NEGATIVES_4)[: round_ - 1]
+    later = (_NEGATIVES_2, _NEGATIVES_3, _NEGATIVES_4, _NEGATIVES_5)[: round_ - 1]
     return _NEGATIVES + [t for negatives in later for t in negatives]
 
 
