@@ -61,6 +61,8 @@ __all__ = [
     "FOURTH_REVIEWED_LOCALES",
     "HARD_CASES",
     "HELD_OUT_LOCALES",
+    "PRECISION_BAR",
+    "RECALL_BAR",
     "REVIEWED_LOCALES",
     "SECOND_REVIEWED_LOCALES",
     "SPLITS",
@@ -103,6 +105,8 @@ _REVIEWED_ROUNDS = (
 # Appended in the order the rounds were written, so a locale's seed offset never changes.
 _ALL_LOCALES = TUNING_LOCALES + sum(_REVIEWED_ROUNDS, ()) + HELD_OUT_LOCALES
 SPLITS = ("tuning", "reviewed", "held_out")
+# The issue's bars, per kind, on every split.
+PRECISION_BAR, RECALL_BAR = 0.98, 0.97
 # A split is one or more rounds: (seed, locales, template round, texts per locale).
 _ROUNDS: dict[str, tuple[tuple[int, tuple[str, ...], int, int], ...]] = {
     "tuning": ((1, TUNING_LOCALES, 0, 170),),
@@ -1572,6 +1576,16 @@ class Score:
     def f1(self, kind: str) -> float:
         p, r = self.precision(kind), self.recall(kind)
         return 2 * p * r / (p + r) if p + r else 0.0
+
+    def shortfalls(self, precision: float = PRECISION_BAR, recall: float = RECALL_BAR) -> list[str]:
+        """The kinds below a bar, each as "KIND P=0.975 < 0.98"; empty when every kind meets both."""
+        out = []
+        for kind in KINDS:
+            if self.precision(kind) < precision:
+                out.append(f"{kind} P={self.precision(kind):.3f} < {precision}")
+            if self.recall(kind) < recall:
+                out.append(f"{kind} R={self.recall(kind):.3f} < {recall}")
+        return out
 
     def table(self) -> str:
         rows = [
