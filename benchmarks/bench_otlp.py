@@ -135,7 +135,9 @@ def main() -> None:
         otlp_rate = n / statistics.median(otlp_s)
         ratio = otlp_rate / file_rate
         mib = sum(map(len, bodies)) / 2**20
-        print(f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPUs")
+        print(
+            f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPUs"
+        )
         print(
             f"{n:,} spans in {len(bodies)} requests of {args.batch} ({mib:.1f} MiB protobuf, "
             f"{path.stat().st_size / 2**20:.1f} MiB OTLP JSON), {args.senders} sender(s), "

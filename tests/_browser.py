@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import shutil
 import socket
@@ -54,8 +55,20 @@ class PageVisit:
         return [u for u in self.requests if not u.startswith(local)]
 
 
-def visit(path: Path, expressions: dict[str, str], *, wait_s: float = 4.0) -> PageVisit:
-    """Open a file in headless Chromium, record every request and dialog, evaluate expressions."""
+def visit(
+    path: Path,
+    expressions: dict[str, str],
+    *,
+    wait_s: float = 4.0,
+    width: int = 1400,
+    height: int = 900,
+    screenshot: Path | None = None,
+) -> PageVisit:
+    """Open a file in headless Chromium, record every request and dialog, evaluate expressions.
+
+    The page is laid out in a ``width`` × ``height`` window; ``screenshot`` saves a PNG of
+    what the window shows there.
+    """
     binary = chromium()
     if binary is None:
         raise RuntimeError("chromium is not installed")
@@ -75,14 +88,23 @@ def visit(path: Path, expressions: dict[str, str], *, wait_s: float = 4.0) -> Pa
         stderr=subprocess.DEVNULL,
     )
     try:
-        return asyncio.run(_drive(port, path.resolve().as_uri(), expressions, wait_s))
+        return asyncio.run(
+            _drive(port, path.resolve().as_uri(), expressions, wait_s, (width, height), screenshot)
+        )
     finally:
         proc.kill()
         proc.wait(10)
         shutil.rmtree(profile, ignore_errors=True)
 
 
-async def _drive(port: int, url: str, expressions: dict[str, str], wait_s: float) -> PageVisit:
+async def _drive(
+    port: int,
+    url: str,
+    expressions: dict[str, str],
+    wait_s: float,
+    size: tuple[int, int],
+    screenshot: Path | None,
+) -> PageVisit:
     result = PageVisit()
     async with aiohttp.ClientSession() as session:
         targets: list[dict[str, Any]] = []
@@ -129,10 +151,20 @@ async def _drive(port: int, url: str, expressions: dict[str, str], wait_s: float
             await send("Network.enable")
             await send("Page.enable")
             await send("Runtime.enable")
+            await send(
+                "Emulation.setDeviceMetricsOverride",
+                width=size[0],
+                height=size[1],
+                deviceScaleFactor=1,
+                mobile=False,
+            )
             await send("Page.navigate", url=url)
             await asyncio.sleep(wait_s)
             for name, expr in expressions.items():
                 value = await send("Runtime.evaluate", expression=expr, returnByValue=True)
                 result.values[name] = (value or {}).get("result", {}).get("value")
+            if screenshot is not None:
+                shot = await send("Page.captureScreenshot", format="png")
+                screenshot.write_bytes(base64.b64decode(shot["data"]))
             task.cancel()
     return result

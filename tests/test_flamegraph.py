@@ -126,13 +126,20 @@ def test_icicle_ids_and_parents_consistent() -> None:
     assert len(set(ids)) == len(ids)
     assert parents.count("") == 1 and values[parents.index("")] == 60
     index = {i: n for n, i in enumerate(ids)}
-    for node, parent in zip(ids, parents, strict=True):
+    paths: dict[str, str] = {}
+    for node, parent, label in zip(ids, parents, trace.labels, strict=True):
         if parent:
-            assert parent in index and node.startswith(parent + ";")
+            assert index[parent] < index[node]  # a parent comes before its children
+            paths[node] = f"{paths[parent]};{label}"
             children = [values[n] for n, p in enumerate(parents) if p == node]
             assert sum(children) <= values[index[node]]
+        else:
+            paths[node] = label
     assert trace.branchvalues == "total"
-    assert values[index["all;main (app.py);parse (app.py)"]] == 30
+    by_path = {path: values[index[node]] for node, path in paths.items()}
+    assert by_path["all;main (app.py);parse (app.py)"] == 30
+    # ids stay short however deep the stack: a node's id does not spell out its path
+    assert max(len(i) for i in ids) <= len(str(len(ids)))
 
 
 def test_speedscope_shape_and_weights() -> None:

@@ -92,6 +92,12 @@ def test_weekly_publishes_every_notebook_and_an_index(
     ):
         assert (folder / f"{name}.html").stat().st_size > 10_000
         assert (folder / f"{name}.summary.json").exists()
+    # one plotly.js and one style sheet for the folder, not one per report
+    assert [p.name for p in folder.glob("*.js")] == ["plotly.min.js"]
+    assert (folder / "report.css").is_file()
+    assert sum(p.stat().st_size for p in folder.iterdir() if p.is_file()) < 10_000_000
+    for report in folder.glob("*.html"):
+        assert "Plotly.newPlot" not in report.read_text() or "plotly.min.js" in report.read_text()
     index = (folder / "index.html").read_text()
     assert (out / "index.html").exists()
     for name in ("golden_eval-triage-v1", "model_delta", "matrix", "broken"):
@@ -110,6 +116,30 @@ def test_a_failing_notebook_is_published_with_its_error_and_the_rest_still_run(
     assert "FAILED" in html and "no-such-dataset" in html
     assert not result.ok
     assert "broken" in result.table() and "FAILED" in result.table()
+
+
+def test_reports_open_with_a_summary_box(weekly_run: tuple[Path, weekly.WeeklyResult]) -> None:
+    _, result = weekly_run
+    by_name = {r.name: r for r in result.reports}
+    page = by_name["golden_eval-triage-v1"].html.read_text().replace('"', "'")
+    box = page[page.index("id='wb-summary'") : page.index("</section>")]
+    assert "all 7 budgets hold" in box and ">pass_rate<" in box and "First run" in box
+    assert "Sections: <a href='#" in box  # links to the notebook's headings
+    assert page.index("id='wb-summary'") < page.index("class='wb-header'")  # then provenance
+    broken = by_name["broken"].html.read_text().replace('"', "'")
+    assert "FAILED" in broken[broken.index("id='wb-summary'") :][:2000]
+
+
+def test_the_kernels_chatter_goes_to_the_log_not_the_terminal(
+    weekly_run: tuple[Path, weekly.WeeklyResult],
+) -> None:
+    out, result = weekly_run
+    assert result.log == out / "2026-W48" / "run.log"
+    log = result.log.read_text()
+    for report in result.reports:
+        assert f"== {report.name} started " in log
+    assert "== broken started" in log and "FAILED" in log
+    assert f"log:   {result.log}" in result.table()
 
 
 def test_reports_load_nothing_from_a_network(weekly_run: tuple[Path, weekly.WeeklyResult]) -> None:
@@ -284,21 +314,28 @@ def test_redact_is_a_boolean_config_key() -> None:
 
 
 def test_index_trends_accumulate_across_weeks(tmp_path: Path) -> None:
-    for week, rate in (("2026-W46", 0.7), ("2026-W47", 0.75)):
+    for week, rate in (("2026-W45", 0.8), ("2026-W46", 0.7), ("2026-W47", 0.75)):
         folder = tmp_path / week
         folder.mkdir()
         (folder / "golden.summary.json").write_text(
             json.dumps(
                 {
                     "ok": True,
-                    "headline": {"pass_rate": rate},
+                    "headline": {"pass_rate": rate, "model": "m"},
                     "budgets": [{"name": "pass_rate", "ok": rate > 0.72, "message": "m"}],
+                    "key": [{"name": "pass_rate", "better": "higher"}],
                 }
             )
         )
     index = weekly.build_index(tmp_path, current="2026-W47").read_text()
     assert index.index("2026-W47") < index.index("2026-W46")  # newest first
-    assert "golden: pass_rate" in index and "Plotly.newPlot" in index
+    assert "Plotly" not in index  # sparklines, not a chart library
+    assert "data-points='3'" in index and "2026-W46: 0.7" in index  # one line, three weeks
+    assert "data-judgement='better'" in index and "+0.05" in index
+    assert "Nothing got worse" in index
+    week46 = (tmp_path / "2026-W46" / "index.html").read_text()  # as of that week
+    assert "data-points='2'" in week46 and "2026-W47" not in week46.split("Every week")[0]
+    assert "budget pass_rate" in week46 and "data-judgement='worse'" in week46
 
 
 @pytest.mark.parametrize(
@@ -381,7 +418,7 @@ def test_index_and_report_render_offline_in_chromium(
     index = browser.visit(
         out / "2026-W48" / "index.html", {"charts": CHARTS, "links": "document.links.length"}
     )
-    assert index.values["charts"] >= 1 and index.values["links"] >= 4
+    assert index.values["links"] >= 4
     assert index.external == []
     report = browser.visit(
         out / "2026-W48" / "golden_eval-triage-v1.html",
@@ -394,3 +431,21 @@ def test_index_and_report_render_offline_in_chromium(
     assert report.values["charts"] >= 1 and report.values["tables"] >= 4
     assert report.values["title"] == "golden_eval-triage-v1"
     assert report.external == [] and report.dialogs == []
+
+
+@needs_chromium
+def test_every_report_draws_its_charts_offline_and_fits_1400_px(
+    weekly_run: tuple[Path, weekly.WeeklyResult],
+) -> None:
+    _out, result = weekly_run
+    for report in result.reports:
+        page = report.html.read_text()
+        visit = browser.visit(
+            report.html,
+            {"charts": CHARTS, "width": "document.documentElement.scrollWidth"},
+            wait_s=3.0,
+        )
+        assert visit.external == [], report.name
+        if "Plotly.newPlot" in page:
+            assert visit.values["charts"] >= 1, report.name  # the shared plotly.min.js loaded
+        assert visit.values["width"] <= 1400, (report.name, visit.values["width"])

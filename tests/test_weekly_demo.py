@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -112,7 +113,7 @@ def test_the_next_week_diffs_the_profile_against_last_week(two_weeks: dict) -> N
     profile = {r.name: r for r in two_weeks["second"].reports}["profile_hot_paths"]
     text = profile.html.read_text(encoding="utf-8")
     assert "no earlier run of this workload" not in text
-    assert "baseline: " in text and "<svg" in text
+    assert "baseline: " in text and "data:image/svg+xml;base64," in text  # the differential SVG
 
 
 def test_profile_artifacts_sit_next_to_the_report_and_are_linked(two_weeks: dict) -> None:
@@ -154,3 +155,27 @@ def test_a_bad_summary_runs_the_notebook_again(tmp_path: Path, text: str) -> Non
         (tmp_path / f"golden_eval{suffix}").write_text("x")
     (tmp_path / "golden_eval.summary.json").write_text(text)
     assert weekly._finished(tmp_path, job, {"db": "x"}) is None
+
+
+def test_the_index_of_two_weeks_draws_two_points_per_key_figure(two_weeks: dict) -> None:
+    index = (two_weeks["out"] / NEXT_WEEK / "index.html").read_text(encoding="utf-8")
+    notebooks = index[index.index("<h2>Notebooks</h2>") : index.index("<h2>What got worse</h2>")]
+    points = re.findall(r"data-points='(\d+)'", notebooks)
+    keyed = sum(len(r.summary.get("key") or []) for r in two_weeks["second"].reports)
+    assert keyed >= 8 and len(points) == keyed  # every key figure has its line
+    assert set(points) == {"2"}  # two weeks, two points; never a chart of one
+    assert "Plotly" not in index
+    first = (two_weeks["out"] / THIS_WEEK / "index.html").read_text(encoding="utf-8")
+    assert "<svg" not in first  # a week on its own draws no line
+
+
+def test_each_report_of_the_next_week_opens_with_its_change_since_last_week(
+    two_weeks: dict,
+) -> None:
+    for report in two_weeks["second"].reports:
+        page = report.html.read_text(encoding="utf-8").replace('"', "'")
+        start = page.index("<section class='wb-summary'")
+        box = page[start : page.index("</section>", start)]
+        assert start < page.index("class='wb-header'"), report.name  # the first section
+        assert f"since {THIS_WEEK}" in box and "data-judgement=" in box, report.name
+        assert "First run" not in box, report.name

@@ -9,7 +9,10 @@ the :class:`~workbench.cache.CacheReport`) implements :class:`Result`:
   figure against its limit when there is one). The CI gate, the report badges and the
   notebooks' verdict lines read these and nothing else.
 - ``headline()``: the few numbers that matter, flat and JSON-ready, recorded by the
-  notebooks and drawn as trends in the weekly index.
+  notebooks and drawn as trends in the weekly index. A figure's interval, where it has one,
+  is either in the headline as ``<name>_low`` and ``<name>_high`` or given by an optional
+  ``intervals()`` method (name -> (low, high)), which :func:`workbench.publish.record_summary`
+  reads for the key figures.
 - ``provenance()``: what it was computed from: run ids, dataset versions, artifacts.
 - ``to_dict()`` for ``--json`` and ``render_text()`` for the terminal.
 

@@ -650,17 +650,32 @@ def weekly_command(
     rerun: bool,
 ) -> None:
     """Run every configured notebook with papermill and publish the reports and an index."""
+    import time
+
     from workbench import demo, weekly
 
     config = weekly.load_config(config_path, fallback=demo.WEEKLY)
     out.mkdir(parents=True, exist_ok=True)
+    total, started = len(config.notebooks), [0, time.monotonic()]
+
+    def start(job: Any) -> None:
+        started[0] += 1
+        started[1] = time.monotonic()
+        click.echo(f"[{started[0]:>2}/{total}] {job.name:<28} ", nl=False, err=True)
 
     def progress(report: Any) -> None:
         status = "kept" if report.kept else "ok" if report.ok else "FAILED"
-        click.echo(f"{status:6} {report.html}", err=True)
+        click.echo(f"{status:6} {time.monotonic() - started[1]:6.1f} s", err=True)
 
     result = weekly.run_weekly(
-        config, out, week=week, db=db, on_report=progress, redact=redact, rerun=rerun
+        config,
+        out,
+        week=week,
+        db=db,
+        on_start=start,
+        on_report=progress,
+        redact=redact,
+        rerun=rerun,
     )
     click.echo(result.table())
     ok = all(r.ok for r in result.reports) and (no_fail_on_budget or result.ok)

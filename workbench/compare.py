@@ -181,6 +181,14 @@ class Comparison:
             out["position_consistency"] = head["position_consistency"]
         return out
 
+    def intervals(self) -> dict[str, tuple[float, float]]:
+        """The 95% intervals of the headline's pass-rate delta (and pairwise win rate)."""
+        delta = self.stats["pass_rate"]["delta"]
+        out = {"pass_rate_delta": (delta["low"], delta["high"])}
+        if self.pairwise is not None:
+            out["pairwise_win_rate"] = (self.pairwise.win_rate.low, self.pairwise.win_rate.high)
+        return out
+
     def provenance(self) -> Provenance:
         """The two runs and the dataset version of the baseline."""
         return Provenance(

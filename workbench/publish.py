@@ -3,10 +3,13 @@
 A report is the executed notebook converted by nbconvert with a template that loads
 nothing from a network (no require.js, MathJax or widget manager from a CDN): code
 hidden unless asked for, the injected-parameters cell removed, widget outputs replaced
-by a static note, and a provenance header (date, git commit, parameters, run ids,
-dataset hashes, budget badges). Each notebook may record a summary JSON next to its
-HTML (:func:`record_summary`); ``weekly.build_index`` reads those summaries back into the
-reports' ``index.html``.
+by a static note. It opens with a summary box (the verdict, broken budgets first, the key
+figures with their change since last week, links to the sections; see
+:mod:`workbench.digest`), then a provenance header (date, git commit, parameters, run ids,
+dataset hashes). plotly.js and the notebook style sheet are one file each beside the
+reports of a folder (or inlined, ``self_contained``). Each notebook may record a summary
+JSON next to its HTML (:func:`record_summary`); ``weekly.build_index`` reads those
+summaries back into the reports' ``index.html``.
 
 Redaction is on by default: before anything is written to the output folder, every cell
 output, cell source, the notebook's metadata (papermill parameters, widget state), the
@@ -29,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workbench import digest
 from workbench import redact as redaction
 from workbench.checks import Check, Provenance, Result
 from workbench.errors import ConfigError
@@ -36,6 +40,9 @@ from workbench.errors import ConfigError
 __all__ = [
     "DEFAULT_TIMEOUT_S",
     "KERNEL",
+    "LOG",
+    "PLOTLY_JS",
+    "REPORT_CSS",
     "SUMMARY_SUFFIX",
     "TEMPLATES",
     "Report",
@@ -57,6 +64,10 @@ KERNEL = "python3"
 DEFAULT_TIMEOUT_S = 1800
 TEMPLATES = Path(__file__).parent / "templates"
 SUMMARY_SUFFIX = ".summary.json"
+PLOTLY_JS = "plotly.min.js"  # beside the reports of a folder, shared by them
+REPORT_CSS = "report.css"
+LOG = "run.log"  # the kernels' own output (warnings, the tools they run), beside the reports
+_PLOTLY_MARK = "<!--wb-plotly-->"
 _WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 _WIDGET_NOTE = (
     "<p><i>Interactive explorer: open this notebook in JupyterLab to use it. "
@@ -131,16 +142,23 @@ def execute(
     kernel: str = KERNEL,
     timeout_s: int = DEFAULT_TIMEOUT_S,
     log_output: bool = False,
+    kernel_log: Path | None = None,
 ) -> str | None:
     """Run a notebook with papermill into ``output``; the error text if a cell failed.
 
     The output notebook is written even when a cell fails, with the error visible.
+    ``kernel_log`` takes what the kernel process writes to its stdout and stderr (ipykernel's
+    start-up warnings, the output of the tools a notebook starts), which otherwise goes to
+    this process's terminal.
     """
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
     source = resolve_notebook(notebook)
     output.parent.mkdir(parents=True, exist_ok=True)
+    engine: dict[str, Any] = {}
+    if kernel_log is not None:
+        engine["kernel_manager_class"] = _logged_kernel_manager(kernel_log)
     try:
         pm.execute_notebook(
             str(source),
@@ -151,6 +169,7 @@ def execute(
             execution_timeout=timeout_s,
             log_output=log_output,
             progress_bar=False,
+            **engine,
         )
     except PapermillExecutionError as exc:
         return f"cell {exc.cell_index}: {exc.ename}: {exc.evalue}"
@@ -161,6 +180,20 @@ def execute(
     return None
 
 
+def _logged_kernel_manager(log: Path) -> type:
+    """A kernel manager whose kernel processes write their stdout and stderr to ``log``."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class LoggedKernelManager(AsyncKernelManager):  # type: ignore[misc]
+        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+            with log.open("ab") as handle:  # the kernel keeps its own copy of the descriptor
+                await super()._async_launch_kernel(
+                    kernel_cmd, **{**kw, "stdout": handle, "stderr": handle}
+                )
+
+    return LoggedKernelManager
+
+
 def to_html(
     notebook: Path,
     html_path: Path | None = None,
@@ -168,8 +201,15 @@ def to_html(
     show_code: bool = False,
     header: str = "",
     title: str | None = None,
+    self_contained: bool = False,
 ) -> Path:
-    """Convert an executed notebook to offline HTML, without the injected-parameters cell."""
+    """Convert an executed notebook to offline HTML, without the injected-parameters cell.
+
+    plotly.js and the notebook style sheet are files beside the report (:data:`PLOTLY_JS`,
+    :data:`REPORT_CSS`, written once per folder and shared by its reports), or inlined with
+    ``self_contained`` for a report that travels alone. A :data:`digest.SECTIONS_MARK` in
+    the header becomes links to the notebook's sections.
+    """
     import nbformat
     from nbconvert import HTMLExporter
     from nbconvert.preprocessors import TagRemovePreprocessor
@@ -189,11 +229,75 @@ def to_html(
     exporter.register_preprocessor(TagRemovePreprocessor(config=config), enabled=True)
     nb = nbformat.read(str(notebook), as_version=4)
     _static_widgets(nb)
-    resources = {"workbench_header": header, "metadata": {"name": title or notebook.stem}}
+    resources = {
+        "workbench_header": header,
+        "workbench_css": digest.CSS,
+        "metadata": {"name": title or notebook.stem},
+    }
     body, _ = exporter.from_notebook_node(nb, resources=resources)
     html_path = html_path or notebook.with_suffix(".html")
+    body = _sections(body)
+    body = _assets(body, html_path.parent, plotly=_uses_plotly(nb), inline=self_contained)
     html_path.write_text(body, encoding="utf-8")
     return html_path
+
+
+_HEADING = re.compile(r'<h2 id="([^"]+)">(.*?)<a class="anchor-link"', re.S)
+_TAG = re.compile(r"<[^>]*>")
+_CSS_BLOCK = re.compile(r"<!--wb-css-->(.*?)<!--/wb-css-->", re.S)
+_STYLE_TAG = re.compile(r"</?style[^>]*>")
+
+
+def _sections(body: str) -> str:
+    """Fill the summary box's section list with links to the h2 headings nbconvert gave ids."""
+    links = []
+    for anchor, inner in _HEADING.findall(body):
+        text = html.escape(html.unescape(_TAG.sub("", inner)).strip())
+        links.append(f"<a href='#{html.escape(html.unescape(anchor), quote=True)}'>{text}</a>")
+    listing = "Sections: " + " · ".join(links) if links else ""
+    return body.replace(digest.SECTIONS_MARK, listing, 1)
+
+
+def _uses_plotly(nb: Any) -> bool:
+    """True when an output draws a plotly chart (its HTML calls plotly.js)."""
+    return any(
+        "Plotly.newPlot" in str(output.get("data", {}).get("text/html", ""))
+        for cell in nb.cells
+        for output in cell.get("outputs", [])
+    )
+
+
+def _assets(body: str, folder: Path, *, plotly: bool, inline: bool) -> str:
+    """Point the report at the shared plotly.js and style sheet in ``folder``, or inline them."""
+    block = _CSS_BLOCK.search(body)
+    if block is not None:
+        if inline:
+            body = body[: block.start()] + block.group(1) + body[block.end() :]
+        else:
+            _write_once(folder / REPORT_CSS, _STYLE_TAG.sub("", block.group(1)))
+            link = f'<link rel="stylesheet" href="{REPORT_CSS}">'
+            body = body[: block.start()] + link + body[block.end() :]
+    script = ""
+    if plotly:
+        from plotly.offline import get_plotlyjs
+
+        script = "<script>window.PlotlyConfig = {MathJaxConfig: 'local'};</script>"
+        if inline:
+            script += f'<script charset="utf-8">{get_plotlyjs()}</script>'
+        else:
+            _write_once(folder / PLOTLY_JS, get_plotlyjs())
+            script += f'<script charset="utf-8" src="{PLOTLY_JS}"></script>'
+    return body.replace(_PLOTLY_MARK, script, 1)
+
+
+def _write_once(path: Path, text: str) -> None:
+    """Write a shared asset unless the folder already holds the same one."""
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return
+    except OSError:
+        pass
+    path.write_text(text, encoding="utf-8")
 
 
 def _static_widgets(nb: Any) -> None:
@@ -216,11 +320,18 @@ def publish(
     kernel: str = KERNEL,
     timeout_s: int = DEFAULT_TIMEOUT_S,
     redact: bool = True,
+    previous: Mapping[str, Any] | None = None,
+    since: str | None = None,
+    self_contained: bool = False,
+    log: Path | None = None,
 ) -> Report:
     """Execute a notebook and publish it as HTML with a provenance header, even if a cell failed.
 
     The notebook runs in a scratch folder; only its redacted form (unless ``redact`` is False)
-    is written to ``out``, so a crash mid-run leaves nothing unredacted behind.
+    is written to ``out``, so a crash mid-run leaves nothing unredacted behind. The report
+    opens with a summary box (verdict, key figures and their change since ``previous``, the
+    same notebook's summary from ``since``, and links to the sections). With ``log`` the
+    kernel's own output is appended there (redacted too) instead of reaching the terminal.
     """
     check_parameters(parameters)
     name = name or Path(notebook).stem
@@ -232,13 +343,18 @@ def publish(
     with tempfile.TemporaryDirectory(prefix="workbench-publish-") as scratch:
         raw = Path(scratch) / f"{name}.ipynb"
         raw_summary = Path(scratch) / f"{name}{SUMMARY_SUFFIX}"
+        raw_log = Path(scratch) / "kernel.log" if log is not None else None
         params = {**parameters, "summary_path": str(raw_summary)}
-        error = execute(notebook, raw, params, kernel=kernel, timeout_s=timeout_s)
+        error = execute(
+            notebook, raw, params, kernel=kernel, timeout_s=timeout_s, kernel_log=raw_log
+        )
         if redact:
             redact_notebook_file(raw, executed)
         else:
             shutil.copyfile(raw, executed)
         summary = read_summary(raw_summary)
+        if log is not None and raw_log is not None:
+            _append_log(log, name, started, error, raw_log, redact=redact)
     summary = {
         **summary,
         "artifacts": _gather_artifacts(
@@ -256,11 +372,34 @@ def publish(
         error = summary["error"]
     summary["redacted"] = redact
     summary_path.write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
-    header = provenance_header(name, summary)
+    header = digest.summary_box(name, summary, previous, since=since) + provenance_header(
+        name, summary
+    )
     html_path = to_html(
-        executed, out / f"{name}.html", show_code=show_code, header=header, title=name
+        executed,
+        out / f"{name}.html",
+        show_code=show_code,
+        header=header,
+        title=name,
+        self_contained=self_contained,
     )
     return Report(name=name, notebook=executed, html=html_path, error=error, summary=summary)
+
+
+def _append_log(
+    log: Path, name: str, started: dt.datetime, error: str | None, kernel: Path, *, redact: bool
+) -> None:
+    """Append one notebook's kernel output to the run's log, under a line saying which."""
+    try:
+        text = kernel.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = ""
+    if redact:
+        text = redaction.redact(text)
+    outcome = "ok" if error is None else "FAILED"
+    line = f"== {name} started {started.isoformat(timespec='seconds')}: {outcome}\n"
+    with log.open("a", encoding="utf-8") as handle:
+        handle.write(line + text + ("" if not text or text.endswith("\n") else "\n"))
 
 
 def _gather_artifacts(artifacts: Any, cwd: Path, out: Path, name: str) -> dict[str, str]:
@@ -374,29 +513,45 @@ def record_summary(
     runs: Sequence[str] = (),
     datasets: Mapping[str, str] | None = None,
     artifacts: Mapping[str, str] | None = None,
+    key: Sequence[str] | Mapping[str, digest.Better | None] = (),
 ) -> dict[str, Any]:
     """Record what a notebook found for the weekly index (a no-op without a path).
 
     Each result gives its checks, headline numbers and provenance (see
-    :mod:`workbench.checks`; a None is skipped, for a step that did not run); the keyword arguments add figures, checks (``Check`` objects
-    or dicts with ``name``, ``ok``, ``message``), runs, datasets and artifacts of a
-    notebook's own. Returns the recorded document.
+    :mod:`workbench.checks`; a None is skipped, for a step that did not run); the keyword
+    arguments add figures, checks (``Check`` objects or dicts with ``name``, ``ok``,
+    ``message``), runs, datasets and artifacts of a notebook's own. ``key`` marks up to five
+    headline figures as the ones that matter, shown first in the report's summary box and as
+    sparklines in the index: names or patterns, or a mapping of each to the way that is better
+    (``{"pass_rate": "higher", "* p95_ms": "lower"}``; see :func:`workbench.digest.mark_key`);
+    a result's ``intervals()``, where it has one, gives their intervals. Without ``key`` the
+    first five numeric figures are shown. Returns the recorded document.
     """
     given = [r for r in results if r is not None]
     source = sum((r.provenance() for r in given), Provenance())
     source = source + Provenance(tuple(runs), datasets, artifacts)
     recorded = [c for r in given for c in r.checks()] + list(checks)
+    figures = {k: v for r in given for k, v in r.headline().items()} | dict(headline or {})
+    intervals = {k: v for r in given for k, v in _intervals(r).items()}
     doc = {
         "runs": list(source.runs),
         "datasets": dict(source.datasets or {}),
         "budgets": [c.to_dict() if isinstance(c, Check) else dict(c) for c in recorded],
-        "headline": {k: v for r in given for k, v in r.headline().items()} | dict(headline or {}),
+        "headline": figures,
         "artifacts": dict(source.artifacts or {}),
         "git_commit": _git_commit(),
     }
+    if key:
+        doc["key"] = digest.mark_key(figures, key, recorded, intervals)
     if path:
         Path(path).write_text(json.dumps(doc, indent=2, default=str), encoding="utf-8")
     return doc
+
+
+def _intervals(result: Result) -> Mapping[str, Sequence[float]]:
+    """A result's intervals of its headline figures, for those results that have them."""
+    method = getattr(result, "intervals", None)
+    return method() if callable(method) else {}
 
 
 def read_summary(path: Path) -> dict[str, Any]:
@@ -415,19 +570,12 @@ def _git_commit() -> str | None:
 
 
 def badges(budgets: Sequence[Mapping[str, Any]]) -> str:
-    """HTML badges, green for a budget that holds and red for one that broke."""
-    out = []
-    for b in budgets:
-        cls = "wb-ok" if b.get("ok") else "wb-bad"
-        title = html.escape(str(b.get("message", "")), quote=True)
-        out.append(
-            f"<span class='wb-badge {cls}' title='{title}'>{html.escape(str(b.get('name')))}</span>"
-        )
-    return "".join(out) or "<span class='wb-badge wb-na'>no budgets</span>"
+    """HTML badges, red for a budget that broke (listed first) and green for one that holds."""
+    return digest.badges(budgets)
 
 
 def provenance_header(name: str, summary: Mapping[str, Any]) -> str:
-    """The block at the top of a report: what ran, on what, and whether it held."""
+    """The block under a report's summary box: what ran, on what, with which parameters."""
     state = "ran" if summary.get("ok", True) else f"FAILED: {summary.get('error')}"
     params = ", ".join(f"{k}={v!r}" for k, v in (summary.get("parameters") or {}).items())
     rows = [
@@ -461,6 +609,6 @@ def provenance_header(name: str, summary: Mapping[str, Any]) -> str:
         for k, v in rows
     )
     return (
-        f"<div class='wb-header'><h1>{html.escape(name)}</h1>"
-        f"<div>{badges(summary.get('budgets', []))}</div><table>{cells}</table></div>"
+        f"<details class='wb-header' open><summary>Provenance of {html.escape(name)}</summary>"
+        f"<table>{cells}</table></details>"
     )

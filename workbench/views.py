@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.store import Store
+from workbench.tables import frame_html
 from workbench.text import percent as rate
 
 if TYPE_CHECKING:
@@ -85,37 +86,35 @@ _SUMMARY_COLUMNS = (
 
 
 def setup_notebook() -> None:
-    """Display defaults for notebooks: wide tables, and charts through figure()."""
-    global _PLOTLYJS_SENT
-    _PLOTLYJS_SENT = False
+    """Display defaults for notebooks: tables through ``tables.frame_html``, many rows."""
+    from IPython import get_ipython
+
     pd.set_option("display.max_colwidth", 120)
     pd.set_option("display.max_rows", 200)
-
-
-_PLOTLYJS_SENT = False
+    shell = get_ipython()
+    if shell is not None:
+        shell.display_formatter.formatters["text/html"].for_type(pd.DataFrame, frame_html)
 
 
 class Figure:
     """A plotly chart that renders live in JupyterLab and offline in exported HTML.
 
-    JupyterLab draws the plotly mimetype; nbconvert picks the HTML, which carries
-    plotly.js inline the first time in a notebook and reuses it after, so reports
-    need no network and no require.js.
+    JupyterLab draws the plotly mimetype; nbconvert picks the HTML, which calls plotly.js
+    but does not carry it: the published report loads it once, from the file beside it or
+    inlined (``publish.to_html``), so a week of reports holds one copy and needs no network.
     """
 
     def __init__(self, fig: go.Figure) -> None:
         self.fig = fig
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        global _PLOTLYJS_SENT
         height = self.fig.layout.height or 420
         html = self.fig.to_html(
             full_html=False,
-            include_plotlyjs=not _PLOTLYJS_SENT,
+            include_plotlyjs=False,
             config={"displaylogo": False},
             default_height=f"{height}px",
         )
-        _PLOTLYJS_SENT = True
         return {
             "application/vnd.plotly.v1+json": self.fig.to_plotly_json(),
             "text/html": html,

@@ -15,12 +15,13 @@ import datetime as dt
 import html
 import json
 import re
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workbench import publish
+from workbench import digest, publish
 from workbench.configfile import check_keys, read_yaml, short
 from workbench.errors import ConfigError
 
@@ -39,8 +40,18 @@ __all__ = [
 
 DEFAULT_CONFIG = "weekly.yaml"
 _REF = re.compile(r"^\$\{([^.}]+)\.([^}]+)\}$")
+_WEEK = re.compile(r"\d{4}-W\d{2}")
 _JOB_KEYS = {"name", "notebook", "parameters", "timeout_s"}
-_CONFIG_KEYS = {"kernel", "timeout_s", "fail_on_budget", "show_code", "db", "notebooks", "redact"}
+_CONFIG_KEYS = {
+    "kernel",
+    "timeout_s",
+    "fail_on_budget",
+    "show_code",
+    "db",
+    "notebooks",
+    "redact",
+    "self_contained",
+}
 
 
 @dataclass(frozen=True)
@@ -64,6 +75,7 @@ class WeeklyConfig:
     show_code: bool = False
     db: str | None = None
     redact: bool = True  # personal data and secrets replaced by placeholders in every report
+    self_contained: bool = False  # plotly.js and the styles inlined in each report (for email)
 
 
 @dataclass
@@ -75,6 +87,7 @@ class WeeklyResult:
     index: Path
     reports: list[publish.Report]
     fail_on_budget: bool = True
+    log: Path | None = None  # the kernels' output and warnings, when anything ran
 
     @property
     def ok(self) -> bool:
@@ -95,6 +108,8 @@ class WeeklyResult:
             if r.error:
                 lines.append(f"{'':<28} error: {r.error[:150]}")
         lines.append(f"index: {self.index}")
+        if self.log is not None:
+            lines.append(f"log:   {self.log}")
         return "\n".join(lines)
 
 
@@ -181,6 +196,7 @@ def parse_config(doc: Any, where: str = "config") -> WeeklyConfig:
         show_code=_flag(doc, "show_code", False, where),
         db=doc.get("db"),
         redact=_flag(doc, "redact", True, where),
+        self_contained=_flag(doc, "self_contained", False, where),
     )
 
 
@@ -203,6 +219,7 @@ def run_weekly(
     week: str | None = None,
     db: str | Path | None = None,
     on_report: Callable[[publish.Report], None] | None = None,
+    on_start: Callable[[Job], None] | None = None,
     redact: bool | None = None,
     rerun: bool = False,
 ) -> WeeklyResult:
@@ -211,40 +228,76 @@ def run_weekly(
     ``redact`` overrides the config's ``redact`` (on by default). A notebook already published
     this week with the same parameters, without error, and from an unchanged source is kept,
     not run again, so a second run in one week adds no runs to the database and no reports;
-    ``rerun`` runs everything again.
+    ``rerun`` runs everything again. Each report's summary box compares it with the same
+    notebook's report of the latest earlier week. What the kernels print themselves
+    (ipykernel's warnings, the output of the tools a notebook starts) and the warnings raised
+    here go to ``out/<week>/run.log``, not the terminal; ``on_start`` and ``on_report`` are
+    called around each notebook, for progress.
     """
     week = week or iso_week()
     folder = out / week
     folder.mkdir(parents=True, exist_ok=True)
+    log = folder / publish.LOG
     database = db or config.db or str(out / "workbench.db")
     summaries: dict[str, Mapping[str, Any]] = {}
     reports: list[publish.Report] = []
-    for job in config.notebooks:
-        params = {"db": str(Path(database).resolve())}
-        params.update({k: _resolve(v, summaries, week) for k, v in job.parameters.items()})
-        kept = None if rerun else _finished(folder, job, params)
-        if kept is not None:
-            summaries[job.name] = kept.summary
-            reports.append(kept)
+    earlier = _earlier_weeks(out, week)
+    with warnings.catch_warnings(record=True) as caught:
+        for job in config.notebooks:
+            params = {"db": str(Path(database).resolve())}
+            params.update({k: _resolve(v, summaries, week) for k, v in job.parameters.items()})
+            kept = None if rerun else _finished(folder, job, params)
+            if on_start is not None:
+                on_start(job)
+            if kept is not None:
+                report = kept
+            else:
+                since, previous = _previous(earlier, job.name)
+                report = publish.publish(
+                    job.notebook,
+                    folder,
+                    params,
+                    name=job.name,
+                    show_code=config.show_code,
+                    kernel=config.kernel,
+                    timeout_s=job.timeout_s or config.timeout_s,
+                    redact=config.redact if redact is None else redact,
+                    previous=previous,
+                    since=since,
+                    self_contained=config.self_contained,
+                    log=log,
+                )
+            summaries[job.name] = report.summary
+            reports.append(report)
             if on_report is not None:
-                on_report(kept)
-            continue
-        report = publish.publish(
-            job.notebook,
-            folder,
-            params,
-            name=job.name,
-            show_code=config.show_code,
-            kernel=config.kernel,
-            timeout_s=job.timeout_s or config.timeout_s,
-            redact=config.redact if redact is None else redact,
-        )
-        summaries[job.name] = report.summary
-        reports.append(report)
-        if on_report is not None:
-            on_report(report)
+                on_report(report)
+    if caught:
+        with log.open("a", encoding="utf-8") as handle:
+            handle.write(f"== warnings of workbench weekly {week}\n")
+            handle.writelines(
+                f"{w.filename}:{w.lineno}: {w.category.__name__}: {w.message}\n" for w in caught
+            )
     index = build_index(out, current=week)
-    return WeeklyResult(week, folder, index, reports, config.fail_on_budget)
+    return WeeklyResult(
+        week, folder, index, reports, config.fail_on_budget, log if log.is_file() else None
+    )
+
+
+def _earlier_weeks(out: Path, week: str) -> list[Path]:
+    """The week folders before ``week``, latest first."""
+    return sorted(
+        (p for p in out.iterdir() if p.is_dir() and _WEEK.fullmatch(p.name) and p.name < week),
+        reverse=True,
+    )
+
+
+def _previous(earlier: Sequence[Path], name: str) -> tuple[str | None, dict[str, Any] | None]:
+    """The latest earlier week's summary of a notebook that ran, and that week."""
+    for folder in earlier:
+        summary = publish.read_summary(folder / f"{name}{publish.SUMMARY_SUFFIX}")
+        if summary.get("ok"):
+            return folder.name, summary
+    return None, None
 
 
 def _finished(folder: Path, job: Job, params: Mapping[str, Any]) -> publish.Report | None:
@@ -295,9 +348,7 @@ def _resolve(value: Any, summaries: Mapping[str, Mapping[str, Any]], week: str =
 def collect(out: Path) -> list[dict[str, Any]]:
     """Every recorded summary under ``out/<week>/``, oldest week first, each week in run order."""
     rows = []
-    for folder in sorted(
-        p for p in out.iterdir() if p.is_dir() and re.fullmatch(r"\d{4}-W\d{2}", p.name)
-    ):
+    for folder in sorted(p for p in out.iterdir() if p.is_dir() and _WEEK.fullmatch(p.name)):
         week = []
         for path in sorted(folder.glob(f"*{publish.SUMMARY_SUFFIX}")):
             summary = publish.read_summary(path)
@@ -308,29 +359,45 @@ def collect(out: Path) -> list[dict[str, Any]]:
 
 
 def build_index(out: Path, *, current: str | None = None) -> Path:
-    """Write ``out/index.html`` and ``out/<week>/index.html``: every week, badges, trends."""
+    """Write ``out/index.html`` (as of the latest week) and ``out/<week>/index.html`` (as of it).
+
+    Each page has one row per notebook (its last report's verdict and badges, its key
+    figures as sparklines across the weeks so far with the last value and change), the
+    rows with a failure or a broken budget first; then what got worse since the week
+    before; then every week's reports.
+    """
     rows = collect(out)
-    trend = _trend_html(rows)
     weeks = sorted({r["week"] for r in rows}, reverse=True)
-    for prefix, target in [("", out / "index.html")] + [
-        ("../", out / w / "index.html") for w in weeks
-    ]:
-        target.write_text(_index_page(rows, weeks, prefix, trend, current), encoding="utf-8")
+    pages = [("", out / "index.html", weeks[0] if weeks else None)]
+    pages += [("../", out / w / "index.html", w) for w in weeks]
+    for prefix, target, as_of in pages:
+        upto = [r for r in rows if as_of is None or r["week"] <= as_of]
+        target.write_text(_index_page(upto, prefix, as_of, current), encoding="utf-8")
     return out / current / "index.html" if current else out / "index.html"
 
 
+def _history(
+    rows: Sequence[Mapping[str, Any]], as_of: str | None
+) -> dict[str, list[Mapping[str, Any]]]:
+    """Each notebook's summaries oldest first; this week's notebooks in run order, then others."""
+    history: dict[str, list[Mapping[str, Any]]] = {
+        r["name"]: [] for r in rows if r["week"] == as_of
+    }
+    for r in rows:
+        history.setdefault(r["name"], []).append(r)
+    return history
+
+
 def _index_page(
-    rows: Sequence[Mapping[str, Any]],
-    weeks: Sequence[str],
-    prefix: str,
-    trend: str,
-    current: str | None,
+    rows: Sequence[Mapping[str, Any]], prefix: str, as_of: str | None, current: str | None
 ) -> str:
-    body = []
+    history = _history(rows, as_of)
+    links = {name: f"{prefix}{runs[-1]['week']}/{name}.html" for name, runs in history.items()}
+    weeks = sorted({r["week"] for r in rows}, reverse=True)
+    archive = []
     for week in weeks:
-        items = [r for r in rows if r["week"] == week]
         trs = []
-        for r in items:
+        for r in (r for r in rows if r["week"] == week):
             link = f"{prefix}{week}/{r['name']}.html"
             status = (
                 "<span class='wb-badge wb-ok'>ran</span>"
@@ -342,68 +409,44 @@ def _index_page(
             )
             trs.append(
                 f"<tr><td><a href='{html.escape(link, quote=True)}'>{html.escape(r['name'])}</a></td>"
-                f"<td>{status}</td><td>{publish.badges(r.get('budgets', []))}</td><td>{headline}</td></tr>"
+                f"<td>{status}</td><td>{publish.badges(r.get('budgets', []))}</td>"
+                f"<td class='wb-headline'>{headline}</td></tr>"
             )
         mark = " (this run)" if week == current else ""
-        body.append(
-            f"<h2>{html.escape(week)}{mark}</h2><table class='wb-index'>"
+        archive.append(
+            f"<h3 id='week-{html.escape(week)}'>{html.escape(week)}{mark}</h3>"
+            "<table class='wb-index wb-archive'>"
             "<tr><th>report</th><th>status</th><th>budgets</th><th>headline</th></tr>"
             + "".join(trs)
             + "</table>"
         )
+    nav = " · ".join(
+        f"<a href='{html.escape(prefix + w, quote=True)}/index.html'>{html.escape(w)}</a>"
+        for w in weeks
+    )
     generated = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    title = f"workbench reports, {as_of}" if as_of else "workbench reports"
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>workbench reports</title>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
+body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 1400px; }}
 table.wb-index {{ border-collapse: collapse; margin-bottom: 1.5em; }}
 .wb-index td, .wb-index th {{ border-bottom: 1px solid #ddd; padding: 4px 10px; text-align: left; vertical-align: top; }}
-.wb-badge {{ display: inline-block; padding: 1px 7px; margin: 1px 3px 1px 0; border-radius: 10px; font-size: .8em; color: #fff; }}
-.wb-ok {{ background: #2e7d32; }} .wb-bad {{ background: #c62828; }} .wb-na {{ background: #777; }}
+.wb-notebooks tr.wb-bad-row td:first-child {{ border-left: 4px solid #c62828; }}
+.wb-headline {{ font-size: .85em; color: #444; max-width: 60em; }}
+{digest.CSS}
 </style></head><body>
-<h1>workbench reports</h1>
-<p>Generated {generated}. Each report opens offline; hover a badge for its figure and limit.</p>
-{"".join(body)}
-{trend}
+<h1>{html.escape(title)}</h1>
+<p>Generated {generated}. Weeks: {nav or "none yet"}. Each report opens offline; hover a badge for
+its figure and limit, a sparkline for its values by week.</p>
+<h2>Notebooks</h2>
+{digest.index_table(history, links) if history else "<p>No reports yet.</p>"}
+<h2>What got worse</h2>
+{digest.worse_table(history)}
+<h2>Every week</h2>
+{"".join(archive)}
 </body></html>
 """
-
-
-def _trend_html(rows: Sequence[Mapping[str, Any]]) -> str:
-    """One chart per headline figure across weeks (plotly.js inline, once)."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    series: dict[str, dict[str, list[Any]]] = {}
-    for r in rows:
-        for key, value in (r.get("headline") or {}).items():
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                s = series.setdefault(f"{r['name']}: {key}", {"x": [], "y": []})
-                s["x"].append(r["week"])
-                s["y"].append(value)
-    if not series:
-        return ""
-    names = sorted(series)
-    fig = make_subplots(rows=(len(names) + 2) // 3, cols=3, subplot_titles=names)
-    for i, name in enumerate(names):
-        fig.add_trace(
-            go.Scatter(
-                x=series[name]["x"],
-                y=series[name]["y"],
-                mode="lines+markers",
-                name=name,
-                showlegend=False,
-            ),
-            row=i // 3 + 1,
-            col=i % 3 + 1,
-        )
-    fig.update_layout(
-        height=220 * ((len(names) + 2) // 3), title="Headline figures by week", margin={"t": 60}
-    )
-    fig.update_annotations(font_size=10)
-    return "<h2>Trends</h2>" + str(
-        fig.to_html(full_html=False, include_plotlyjs=True, config={"displaylogo": False})
-    )
 
 
 def _fmt(value: Any) -> str:

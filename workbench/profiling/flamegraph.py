@@ -140,10 +140,14 @@ def icicle_figure(
     parents: list[str] = []
     values: list[int] = []
     shares: list[float] = []
+    # Short ids (the walk's order), not the joined frames: a deep stack's path repeats every
+    # frame above it, megabytes for a profile's few thousand nodes.
+    known: dict[tuple[str, ...], str] = {}
     for path, node in _walk(root, min_total=min_share * root.total):
-        ids.append(";".join((ROOT, *path)))
+        known[path] = str(len(ids))
+        ids.append(known[path])
         labels.append(node.name)
-        parents.append(";".join((ROOT, *path[:-1])) if path else "")
+        parents.append(known[path[:-1]] if path else "")
         values.append(node.total)
         shares.append(_share(node.total, root.total))
     figure = go.Figure(
