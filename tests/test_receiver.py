@@ -376,3 +376,20 @@ def test_decode_matches_the_messages_in_the_store(receiver: Receiver, db: Path) 
     requests.post(receiver.endpoint, data=request.SerializeToString(), headers=PROTOBUF)
     sent = {s.span_id.hex() for s in request.resource_spans[0].scope_spans[0].spans}
     assert {r["span_id"] for r in span_rows(db)} == sent
+
+
+def test_the_wal_is_checkpointed_beside_the_writer_and_truncated_at_stop(db: Path) -> None:
+    wal = db.with_name(db.name + "-wal")
+    empty = db.stat().st_size  # the schema alone
+    with Receiver(db, port=0) as receiver:
+        for i in range(20):
+            spans = make_spans(traces=5)
+            body = body_of(spans)
+            answer = requests.post(receiver.endpoint, data=body, headers=PROTOBUF, timeout=10)
+            assert answer.status_code == 200, i
+        time.sleep(0.6)  # a few of the checkpointer's rounds
+        assert db.stat().st_size > empty + 200_000  # the spans reached the database file,
+        # though the writer checkpoints only a WAL of 50,000 pages
+        assert count(db) == 20 * 20  # and every committed span reads at once
+    assert not wal.exists() or wal.stat().st_size == 0  # truncated when the receiver stopped
+    assert count(db) == 400
