@@ -180,6 +180,9 @@ class Receiver:
         sock = self._bind()
         try:
             self._store = Store(self.db)
+            if self._store.engine != "sqlite":
+                self._store.close()
+                self._store.require_sqlite("traces")
             self._store.conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
             # Checkpoint the WAL every ~40 MB rather than ~4 MB: many small transactions
             # would otherwise pay a checkpoint (and its fsyncs) every few requests.
