@@ -94,7 +94,9 @@ class Server:
 
     def createdb(self, name: str) -> str:
         """A new empty database on the server; its URL."""
-        done = self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "workbench", name)
+        done = self._run(
+            "createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "workbench", name
+        )
         assert done.returncode == 0, done.stderr
         return self.url(name)
 
