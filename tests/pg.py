@@ -103,3 +103,18 @@ class Server:
     def stop(self) -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def write_runs(url: str, worker: int, n: int) -> None:
+    """One of several writer processes: a run of n results with a score each, finished.
+
+    Here rather than in the test module so that a spawned process imports little."""
+    from workbench.store import ResultRow, ScoreRow, Store
+
+    with Store(url) as s:  # every worker migrates the empty database at once
+        rid = s.create_run(
+            dataset="d", dataset_hash="h", target=f"w{worker}", run_id=f"run-{worker}"
+        )
+        for i in range(n):
+            s.record_result(ResultRow(rid, f"c{i}", 0, passed=True), [ScoreRow("exact", 1.0, True)])
+        s.finish_run(rid, "finished")

@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import ROOT
-from tests.pg import Server
+from tests.pg import Server, write_runs
 from workbench import EvalOptions, _dialect, audit, load_dataset, publish, run_eval
 from workbench.compare import compare
 from workbench.errors import RunError, StoreError
@@ -180,19 +180,9 @@ def test_a_newer_schema_is_refused(pg_url: str) -> None:
 # -- many writers, resume ---------------------------------------------------------------------
 
 
-def _writer(url: str, worker: int, n: int) -> None:
-    with Store(url) as s:  # every worker migrates the empty database at once
-        rid = s.create_run(
-            dataset="d", dataset_hash="h", target=f"w{worker}", run_id=f"run-{worker}"
-        )
-        for i in range(n):
-            s.record_result(ResultRow(rid, f"c{i}", 0, passed=True), [ScoreRow("exact", 1.0, True)])
-        s.finish_run(rid, "finished")
-
-
 def test_four_processes_migrate_and_write_one_database(pg_url: str) -> None:
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_writer, args=(pg_url, w, 150)) for w in range(4)]
+    procs = [ctx.Process(target=write_runs, args=(pg_url, w, 150)) for w in range(4)]
     for p in procs:
         p.start()
     for p in procs:
@@ -234,17 +224,22 @@ def test_resume_runs_only_the_missing_cases(pg_url: str, tiny: Path) -> None:
 # -- the CLI and the notebooks ----------------------------------------------------------------
 
 
+SECRET = "s3cr3t-pw"
+
+
 @pytest.fixture(scope="module")
 def two_runs(pg_server: Server) -> tuple[str, str, str]:
     """A database with a v1 and a v2 run of support-triage, written by ``workbench eval``."""
     url = pg_server.createdb(f"cli{os.getpid()}")
     first = _cli("eval", "support-triage", "--model", "demo:triage-v1", "--db", url, "--json")
     assert first.returncode == 0, first.stderr
-    # the second finds the database through WORKBENCH_DB
-    second = _cli(
-        "eval", "support-triage", "--model", "demo:triage-v2", "--json", env={"WORKBENCH_DB": url}
-    )
+    # The second finds the database through WORKBENCH_DB, with a password in the URL (the
+    # trust server ignores it): it must not be printed, nor stored.
+    with_password = url.replace("workbench@", f"workbench:{SECRET}@")
+    env = {"WORKBENCH_DB": with_password}
+    second = _cli("eval", "support-triage", "--model", "demo:triage-v2", "--json", env=env)
     assert second.returncode == 0, second.stderr
+    assert SECRET not in second.stdout + second.stderr
     return url, json.loads(first.stdout)["run_id"], json.loads(second.stdout)["run_id"]
 
 
@@ -316,19 +311,18 @@ def test_golden_eval_and_model_delta_notebooks_run_on_postgres(
 # -- secrets and clear errors -----------------------------------------------------------------
 
 
-def test_a_password_in_the_url_is_never_printed_or_stored(pg_server: Server) -> None:
-    url = pg_server.createdb(f"pw{os.getpid()}").replace("workbench@", "workbench:s3cr3t-pw@")
-    done = _cli("eval", "support-triage", "--model", "demo:triage-v1", "--limit", "3", "--db", url)
-    assert done.returncode == 0, done.stderr
+def test_a_password_in_the_url_is_never_printed_or_stored(two_runs: tuple[str, str, str]) -> None:
+    url = two_runs[0].replace("workbench@", f"workbench:{SECRET}@")
     listed = _cli("runs", "--db", url)
     verified = _cli("verify", "--db", url)
-    for out in (done, listed, verified):
-        assert "s3cr3t" not in out.stdout + out.stderr
+    for out in (listed, verified):
+        assert out.returncode == 0, out.stderr
+        assert SECRET not in out.stdout + out.stderr
     assert "workbench:***@" in verified.stdout
     with Store(url) as s:
-        assert "s3cr3t" not in str(s.path)
+        assert SECRET not in str(s.path)
         for table in ("runs", "results", "scores", "run_log"):
-            assert "s3cr3t" not in json.dumps(s.query(f"SELECT * FROM {table}"), default=str)
+            assert SECRET not in json.dumps(s.query(f"SELECT * FROM {table}"), default=str)
 
 
 def test_an_unreachable_server_or_bad_url_is_a_clear_error(pg_server: Server) -> None:
@@ -340,6 +334,8 @@ def test_an_unreachable_server_or_bad_url_is_a_clear_error(pg_server: Server) ->
         Store(pg_server.url("no_such_database"))
     with pytest.raises(StoreError, match="check the URL"):
         Store("postgresql://127.0.0.1:notaport/x")
+    with pytest.raises(StoreError, match="pass the URL as a str"):
+        Store(Path(pg_server.url("workbench")))
     done = _cli("runs", "--db", closed)
     assert done.returncode == 1
     assert "cannot connect to PostgreSQL" in done.stderr and "hunter2" not in done.stderr

@@ -414,6 +414,13 @@ class Store:
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         target = os.fspath(path) if path is not None else default_db()
+        if not _dialect.is_postgres(target) and target.lower().startswith(
+            ("postgresql:", "postgres:")
+        ):
+            raise StoreError(
+                f"{target}: not a PostgreSQL URL (a Path folds its //); "
+                "pass the URL as a str: postgresql://USER@HOST:PORT/DATABASE"
+            )
         if _dialect.is_postgres(target):
             self.engine = "postgresql"
             self.path = _dialect.redact(str(target))
