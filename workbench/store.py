@@ -746,7 +746,12 @@ class Store:
         frame = self.frame(
             "SELECT * FROM results WHERE run_id = ? ORDER BY case_id, repeat", (run_id,)
         )
-        for name, kind in _dialect.column_kinds(self.conn, self.engine, "results").items():
+        kinds = (
+            self._db["results"].columns_dict
+            if self._db is not None
+            else _dialect.column_kinds(self.conn, "results")
+        )
+        for name, kind in kinds.items():
             column = frame[name]
             if name == "passed":
                 frame[name] = pd.to_numeric(column).fillna(0).astype(bool)

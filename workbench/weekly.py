@@ -187,7 +187,9 @@ def parse_config(doc: Any, where: str = "config") -> WeeklyConfig:
     if not _is_positive_int(timeout_s):
         raise ConfigError(f"{where}: timeout_s must be a positive number of seconds")
     if not isinstance(doc.get("db"), str | None):
-        raise ConfigError(f"{where}: db: must be the path of a SQLite database")
+        raise ConfigError(
+            f"{where}: db: must be the path of a SQLite database or a postgresql:// URL"
+        )
     return WeeklyConfig(
         notebooks=tuple(jobs),
         kernel=str(doc.get("kernel", publish.KERNEL)),
