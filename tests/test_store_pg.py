@@ -20,10 +20,12 @@ from typing import Any
 import nbformat
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 
 from tests.conftest import ROOT
 from tests.pg import Server, write_runs
 from workbench import EvalOptions, _dialect, audit, load_dataset, publish, run_eval
+from workbench.cli import main
 from workbench.compare import compare
 from workbench.errors import RunError, StoreError
 from workbench.store import MIGRATIONS, SCHEMA_VERSION, ResultRow, ScoreRow, Store
@@ -379,3 +381,28 @@ def test_redact_hides_passwords_only() -> None:
         "postgresql://u@h/d?password=***&sslmode=require"
     )
     assert _dialect.redact("postgresql://u@h/d") == "postgresql://u@h/d"
+
+
+def test_matrix_rescore_and_judge_calibration_on_postgres(pg_url: str) -> None:
+    """The rest of the eval path: the grid reuses stored runs, a rescore writes a new run,
+    and a judged eval finds its judge's calibration (``json_extract`` on the parameters)."""
+
+    def run(*args: str) -> str:
+        done = CliRunner().invoke(main, [*args, "--db", pg_url], catch_exceptions=False)
+        assert done.exit_code == 0, done.output
+        return done.output
+
+    grid = ["matrix", "support-triage", "--model", "demo:triage-v1", "--model", "demo:triage-v2"]
+    run(*grid, "--limit", "8")
+    assert "reused" in run(*grid, "--limit", "8").lower()
+    with Store(pg_url) as s:
+        first = s.runs(kind="eval")[-1]["id"]
+    rescored = json.loads(run("rescore", first, "--json"))
+    labels = str(ROOT / "data" / "golden" / "support-triage" / "judge-labels.jsonl")
+    run("judge", "calibrate", "support-triage", "--labels", labels)
+    judged = run("eval", "support-triage", "--model", "demo:triage-v1", "--limit", "4")
+    with Store(pg_url) as s:
+        assert s.get_run(rescored["run_id"])["source_run"] == first
+        assert len(s.result_rows(rescored["run_id"])) == 8
+        (calibration,) = s.runs(kind="calibration")
+    assert f"calibration {calibration['id']}" in judged
