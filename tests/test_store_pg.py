@@ -344,7 +344,7 @@ def test_an_unreachable_server_or_bad_url_is_a_clear_error(pg_server: Server) ->
 
 
 def test_sqlite_only_parts_refuse_a_postgres_store(pg_url: str, tmp_path: Path) -> None:
-    from workbench import latency, traces
+    from workbench import latency, profiling, traces
 
     spans = tmp_path / "spans.jsonl"
     spans.write_text("")
@@ -353,6 +353,9 @@ def test_sqlite_only_parts_refuse_a_postgres_store(pg_url: str, tmp_path: Path) 
             traces.ingest(s, spans)
         with pytest.raises(StoreError, match="load tests need a SQLite store"):
             latency.run_load(s, [])
+        with pytest.raises(StoreError, match="profiles need a SQLite store"):
+            profiling.profile(s, "python:tests.echo_app:answer")
+        assert s.runs() == []  # refused before any run was opened
         with pytest.raises(StoreError, match="needs a SQLite store"):
             s.db  # noqa: B018 - the sqlite-utils view
         with pytest.raises(StoreError, match="no PostgreSQL translation"):

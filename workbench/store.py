@@ -3,8 +3,9 @@
 One database (default ``./workbench.db``, or ``$WORKBENCH_DB``) holds every run: a SQLite
 file, the embedded default, or a PostgreSQL database a team shares (``--db
 postgresql://USER@HOST:PORT/DATABASE``), through the same schema, migrations and API; what
-differs between the two engines lives in ``workbench._dialect``. Each result is committed the moment it is known, keyed by (run, case,
-repeat), so a crash loses nothing finished and a resume never duplicates a row.
+differs between the two engines lives in ``workbench._dialect``. Each result is committed
+the moment it is known, keyed by (run, case, repeat), so a crash loses nothing finished
+and a resume never duplicates a row.
 The tables are documented in ``docs/schema.md``.
 """
 
@@ -430,7 +431,11 @@ class Store:
             self.engine = "sqlite"
             self._open_sqlite(Path(target))
         self._integrity, self._operational, self._database_errors = _dialect.errors(self.engine)
-        self.migrate()
+        try:
+            self.migrate()
+        except BaseException:
+            self.conn.close()
+            raise
 
     def _open_sqlite(self, path: Path) -> None:
         self.path = path
