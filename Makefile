@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 STAMP = $(VENV)/.installed-stamp
 
-.PHONY: demo test check lab bench clean llama-server
+.PHONY: demo test check lab bench clean llama-server postgresql
 
 # Extra arguments for `make lab`, e.g. LAB_ARGS="--port 8899 --no-browser"
 LAB_ARGS ?=
@@ -12,7 +12,7 @@ LAB_ARGS ?=
 demo: $(STAMP)
 	$(BIN)/workbench weekly --out reports
 
-test: $(STAMP) llama-server
+test: $(STAMP) llama-server postgresql
 	$(BIN)/python -m pytest
 
 # llama.cpp's llama-server and SmolLM2 for the real_model tests: built once per machine
@@ -23,6 +23,14 @@ llama-server: $(STAMP)
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cmake g++ make) >/dev/null; \
 	  fi; }
 	$(BIN)/python scripts/llama_server.py
+
+# Debian's postgresql for the tests that run the store on a real PostgreSQL server
+# (tests/pg.py starts a throwaway cluster from its initdb and pg_ctl): installed when missing
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) >/dev/null; \
+	  else echo "note: install Debian's postgresql package (apt-get install postgresql) for tests/test_store_pg.py"; fi; }
 
 check: $(STAMP)
 	$(BIN)/ruff check workbench tests benchmarks notebooks

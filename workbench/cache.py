@@ -124,6 +124,7 @@ _NUMERIC_COLUMNS = (
 
 def _spans(store: Store, since_ns: int | None, until_ns: int | None) -> pd.DataFrame:
     """Lookups and model calls in the window, plus the roots and calls of their traces."""
+    store.require_sqlite("cache reports")
     where, args = window_clause(since_ns, until_ns)
     picked = f"(cache_layer IS NOT NULL OR span_class = 'llm'){where}"
     sql = (
@@ -394,6 +395,7 @@ def sizing_report(
     takes the key's known size, else the layer median (no sizes at all: no byte curve).
     ``ttl_s`` makes reuses later than that miss; ``shards_rate`` samples (large traces).
     """
+    store.require_sqlite("cache reports")
     if not 0.0 < target_hit_ratio <= 1.0:
         raise ConfigError(f"target_hit_ratio must be in (0, 1], got {target_hit_ratio}")
     where, args = window_clause(since_ns, until_ns)

@@ -11,11 +11,24 @@ from typing import Any, TypeVar, overload
 
 import click
 
+from workbench import _dialect
 from workbench.checks import Result, broken
 from workbench.errors import WorkbenchError
 from workbench.text import percent
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _Database(click.ParamType[Any, Any]):
+    """A SQLite file (a path) or a PostgreSQL database (a ``postgresql://`` URL, kept a str)."""
+
+    name = "path|url"
+    _path = click.Path(dir_okay=False, path_type=Path)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and _dialect.is_postgres(value):
+            return value
+        return self._path.convert(value, param, ctx)
 
 
 @overload
@@ -30,14 +43,14 @@ def db_option(
     fn: F | None = None,
     *,
     default: str | None = "workbench.db",
-    help: str = "SQLite database (or set WORKBENCH_DB).",
+    help: str = "SQLite file or postgresql:// URL (or set WORKBENCH_DB).",
 ) -> Any:
     """The shared ``--db`` option: ``@db_option``, or ``@db_option(default=None, help=...)``."""
     if fn is None:
         return functools.partial(db_option, default=default, help=help)
     return click.option(
         "--db",
-        type=click.Path(dir_okay=False, path_type=Path),
+        type=_Database(),
         envvar="WORKBENCH_DB",
         default=default,
         show_default=default is not None,
@@ -417,11 +430,12 @@ def runs_command(db: Path, dataset: str | None, limit: int, as_json: bool) -> No
 
     with Store(db) as store:
         rows = store.runs(dataset=dataset, limit=limit)
+        where = store.path
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
         return
     if not rows:
-        click.echo(f"no runs in {db}")
+        click.echo(f"no runs in {where}")
         return
     click.echo(
         f"{'run':<24} {'status':<11} {'target':<22} {'dataset':<18} {'pass rate':>9}  started"
@@ -1041,8 +1055,9 @@ def verify_command(db: Path) -> None:
 
     with Store(db) as store:
         entries, problem = audit.verify(store.conn)
+        where = store.path
     if problem is None:
-        click.echo(f"run log intact: {entries} entries verified in {db}")
+        click.echo(f"run log intact: {entries} entries verified in {where}")
         return
     click.echo(f"run log entry {problem.seq} (run {problem.run_id}): {problem.reason}", err=True)
     sys.exit(1)

@@ -154,7 +154,7 @@ def eval_suites(store: Store, run_id: str, *, summary: RunSummary | None = None)
     dataset = str(run.get("dataset") or "")
     thresholds = _thresholds(run)
     scores: dict[tuple[str, int], list[dict[str, Any]]] = {}
-    for row in store.db.query(
+    for row in store.query(
         "SELECT * FROM scores WHERE run_id = ? ORDER BY case_id, repeat, scorer", [run_id]
     ):
         scores.setdefault((row["case_id"], row["repeat"]), []).append(row)

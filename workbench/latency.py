@@ -290,6 +290,7 @@ def run_load(
     label: str = "default",
 ) -> LoadRun:
     """Drive load at the endpoints, store every request, and judge each endpoint's budget."""
+    store.require_sqlite("load tests")
     if not endpoints:
         raise ConfigError("give at least one endpoint")
     for ep in endpoints:

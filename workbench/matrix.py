@@ -430,7 +430,7 @@ def _label(target: str, prompt: str | None, prompt_hash: str | None) -> str:
 def _per_case(store: Store, run_id: str) -> dict[str, tuple[float, float]]:
     """Per case: summed cost and passes over its repeats (errored results pass nothing)."""
     rows = store.conn.execute(
-        "SELECT case_id, SUM(COALESCE(cost_usd, 0)), SUM(CASE WHEN passed THEN 1 ELSE 0 END), "
+        "SELECT case_id, SUM(COALESCE(cost_usd, 0)), SUM(CASE WHEN passed <> 0 THEN 1 ELSE 0 END), "
         "COUNT(cost_usd) FROM results WHERE run_id = ? GROUP BY case_id",
         (run_id,),
     ).fetchall()

@@ -98,6 +98,7 @@ def requests_frame(
     Columns: trace_id, start_ns, route, duration_ms, failed, retry_count, tenant, kind
     (see :func:`route_kinds`; ``kinds`` maps route patterns to ``api`` or ``llm``).
     """
+    store.require_sqlite("traces")
     window, args = window_clause(since_ns, until_ns)
     frame = _spans(
         store,
@@ -148,6 +149,7 @@ def model_calls(
 
 def _spans(store: Store, columns: str, where: str, args: Sequence[int]) -> pd.DataFrame:
     """Spans in start order with a ``failed`` flag from their status and error type."""
+    store.require_sqlite("traces")
     frame = pd.read_sql_query(
         f"SELECT {columns} FROM spans WHERE {where} ORDER BY start_ns, trace_id",
         store.conn,
@@ -165,6 +167,7 @@ def window_bounds(
     ``as_of_ns`` defaults to just after the newest span's start, so a week's analysis
     covers the newest week of traffic in the store.
     """
+    store.require_sqlite("traces")
     if days <= 0 or not math.isfinite(days):
         raise ConfigError(f"window days must be a positive number, got {days!r}")
     if as_of_ns is None:

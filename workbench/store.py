@@ -1,8 +1,11 @@
-"""The SQLite store: runs, per-case results and per-scorer scores, with numbered migrations.
+"""The store: runs, per-case results and per-scorer scores, with numbered migrations.
 
-One database file (default ``./workbench.db``, or ``$WORKBENCH_DB``) holds every
-run. Each result is committed the moment it is known, keyed by (run, case,
-repeat), so a crash loses nothing finished and a resume never duplicates a row.
+One database (default ``./workbench.db``, or ``$WORKBENCH_DB``) holds every run: a SQLite
+file, the embedded default, or a PostgreSQL database a team shares (``--db
+postgresql://USER@HOST:PORT/DATABASE``), through the same schema, migrations and API; what
+differs between the two engines lives in ``workbench._dialect``. Each result is committed
+the moment it is known, keyed by (run, case, repeat), so a crash loses nothing finished
+and a resume never duplicates a row.
 The tables are documented in ``docs/schema.md``.
 """
 
@@ -23,7 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlite_utils
 
-from workbench import audit
+from workbench import _dialect, audit
 from workbench.errors import RunError, StoreError
 
 if TYPE_CHECKING:
@@ -38,6 +41,7 @@ __all__ = [
     "ResultRow",
     "ScoreRow",
     "Store",
+    "default_db",
     "default_db_path",
     "git_commit",
     "new_run_id",
@@ -385,6 +389,11 @@ def default_db_path() -> Path:
     return Path(os.environ.get("WORKBENCH_DB") or DEFAULT_DB)
 
 
+def default_db() -> str:
+    """The database: ``$WORKBENCH_DB`` (a path or a ``postgresql://`` URL) or ``./workbench.db``."""
+    return os.environ.get("WORKBENCH_DB") or DEFAULT_DB
+
+
 def now() -> str:
     """The current UTC time as ISO 8601 with milliseconds."""
     return datetime.now(UTC).isoformat(timespec="milliseconds")
@@ -396,10 +405,40 @@ def new_run_id() -> str:
 
 
 class Store:
-    """A workbench database: open (creating or migrating it) and read or write runs."""
+    """A workbench database: open (creating or migrating it) and read or write runs.
+
+    ``path`` is a SQLite file (or ``:memory:``) or a ``postgresql://`` URL; None reads
+    ``$WORKBENCH_DB``. On PostgreSQL ``path`` is the URL with any password redacted."""
+
+    engine: str
+    path: Path | str
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
-        self.path = Path(path) if path is not None else default_db_path()
+        target = os.fspath(path) if path is not None else default_db()
+        if not _dialect.is_postgres(target) and target.lower().startswith(
+            ("postgresql:", "postgres:")
+        ):
+            raise StoreError(
+                f"{target}: not a PostgreSQL URL (a Path folds its //); "
+                "pass the URL as a str: postgresql://USER@HOST:PORT/DATABASE"
+            )
+        if _dialect.is_postgres(target):
+            self.engine = "postgresql"
+            self.path = _dialect.redact(str(target))
+            self.conn: Any = _dialect.connect(str(target))
+            self._db: sqlite_utils.Database | None = None
+        else:
+            self.engine = "sqlite"
+            self._open_sqlite(Path(target))
+        self._integrity, self._operational, self._database_errors = _dialect.errors(self.engine)
+        try:
+            self.migrate()
+        except BaseException:
+            self.conn.close()
+            raise
+
+    def _open_sqlite(self, path: Path) -> None:
+        self.path = path
         memory = str(self.path) == ":memory:"
         if not memory and self.path.parent and not self.path.parent.exists():
             raise StoreError(
@@ -420,21 +459,65 @@ class Store:
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: cannot open as SQLite: {exc}") from None
         self.conn = conn
-        self.db = sqlite_utils.Database(conn)
-        self.migrate()
+        self._db = sqlite_utils.Database(conn)
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """The sqlite-utils view of a SQLite store (StoreError on PostgreSQL)."""
+        if self._db is None:
+            raise StoreError(
+                f"{self.path}: this needs a SQLite store (sqlite-utils) for now: use --db PATH.db"
+            )
+        return self._db
+
+    def require_sqlite(self, what: str) -> None:
+        """StoreError unless this is a SQLite store: for the parts not ported to PostgreSQL."""
+        if self.engine != "sqlite":
+            raise StoreError(
+                f"{what} need a SQLite store for now: use --db PATH.db "
+                f"(this store is PostgreSQL, {self.path})"
+            )
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Rows of a query (SQLite SQL, translated on PostgreSQL) as dicts."""
+        if self._db is not None:
+            return list(self._db.query(sql, params))
+        cur = self.conn.execute(sql, tuple(params))
+        names = [c[0] for c in cur.description or ()]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def frame(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        """Rows of a query as a DataFrame, the same on either engine."""
+        return _dialect.read_frame(self.conn, self.engine, sql, params)
 
     # -- schema -------------------------------------------------------------
 
     @property
     def schema_version(self) -> int:
         """The schema version of this database (0 for an empty file)."""
-        if not self.db["schema_migrations"].exists():
+        if not _dialect.table_exists(self.conn, self.engine, "schema_migrations"):
             return 0
         row = self.conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
         return int(row[0] or 0)
 
     def migrate(self, target: int = SCHEMA_VERSION) -> None:
-        """Apply the numbered migrations this database lacks, each in its own transaction."""
+        """Apply the numbered migrations this database lacks, each in its own transaction.
+
+        On PostgreSQL a session advisory lock makes processes that start at once migrate
+        one after another (the later ones find nothing left to do)."""
+        if self.engine == "postgresql":
+            try:
+                _dialect.pg_lock(self.conn, _dialect.MIGRATION_LOCK)
+            except self._database_errors as exc:
+                raise StoreError(f"{self.path}: cannot lock for migrations: {exc}") from None
+            try:
+                self._migrate(target)
+            finally:
+                _dialect.pg_unlock(self.conn, _dialect.MIGRATION_LOCK)
+        else:
+            self._migrate(target)
+
+    def _migrate(self, target: int) -> None:
         try:
             self.conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations "
@@ -452,7 +535,10 @@ class Store:
                     if self.schema_version >= version:  # another process got there first
                         self.conn.execute("ROLLBACK")
                         continue
-                    for statement in _statements(MIGRATIONS[version - 1]):
+                    step = MIGRATIONS[version - 1]
+                    if self.engine == "postgresql":
+                        step = _dialect.ddl(step)
+                    for statement in _statements(step):
                         self.conn.execute(statement)
                     self.conn.execute(
                         "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
@@ -462,7 +548,7 @@ class Store:
                 except BaseException:
                     self.conn.execute("ROLLBACK")
                     raise
-        except sqlite3.DatabaseError as exc:
+        except self._database_errors as exc:
             raise StoreError(f"{self.path}: cannot migrate the schema: {exc}") from None
 
     # -- runs ---------------------------------------------------------------
@@ -515,7 +601,8 @@ class Store:
             "source_run": source_run,
             "started_at": now(),
         }
-        self._write(lambda: self.db.table("runs").insert(row))
+        sql = f"INSERT INTO runs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})"
+        self._write(lambda: self.conn.execute(sql, tuple(row.values())))
         return run_id
 
     def reopen_run(self, run_id: str) -> dict[str, Any]:
@@ -561,7 +648,7 @@ class Store:
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         """A run's row with JSON columns decoded; RunError naming recent runs if missing."""
-        rows = list(self.db.query("SELECT * FROM runs WHERE id = ?", [run_id]))
+        rows = self.query("SELECT * FROM runs WHERE id = ?", [run_id])
         if not rows:
             recent = [r["id"] for r in self.runs(limit=5)]
             hint = f"; recent runs: {', '.join(recent)}" if recent else "; the database has no runs"
@@ -585,7 +672,7 @@ class Store:
         sql += " ORDER BY started_at DESC, id DESC"
         if limit:
             sql += f" LIMIT {int(limit)}"
-        return [_decode_run(r) for r in self.db.query(sql, args)]
+        return [_decode_run(r) for r in self.query(sql, args)]
 
     # -- results ------------------------------------------------------------
 
@@ -629,7 +716,7 @@ class Store:
         def write() -> bool:
             self.conn.execute("BEGIN IMMEDIATE")
             try:
-                inserted = self.conn.execute(_INSERT_RESULT, values).rowcount == 1
+                inserted: bool = self.conn.execute(_INSERT_RESULT, values).rowcount == 1
                 if inserted and score_values:
                     self.conn.executemany(_INSERT_SCORE, score_values)
                 self.conn.execute("COMMIT")
@@ -647,10 +734,8 @@ class Store:
 
     def result_rows(self, run_id: str) -> list[dict[str, Any]]:
         """A run's results as dicts, ordered by case and repeat."""
-        return list(
-            self.db.query(
-                "SELECT * FROM results WHERE run_id = ? ORDER BY case_id, repeat", [run_id]
-            )
+        return self.query(
+            "SELECT * FROM results WHERE run_id = ? ORDER BY case_id, repeat", [run_id]
         )
 
     def results_frame(self, run_id: str) -> pd.DataFrame:
@@ -663,12 +748,15 @@ class Store:
         """
         import pandas as pd
 
-        frame = pd.read_sql_query(
-            "SELECT * FROM results WHERE run_id = ? ORDER BY case_id, repeat",
-            self.conn,
-            params=(run_id,),
+        frame = self.frame(
+            "SELECT * FROM results WHERE run_id = ? ORDER BY case_id, repeat", (run_id,)
         )
-        for name, kind in self.db["results"].columns_dict.items():
+        kinds = (
+            self._db["results"].columns_dict
+            if self._db is not None
+            else _dialect.column_kinds(self.conn, "results")
+        )
+        for name, kind in kinds.items():
             column = frame[name]
             if name == "passed":
                 frame[name] = pd.to_numeric(column).fillna(0).astype(bool)
@@ -684,12 +772,8 @@ class Store:
 
     def scores_frame(self, run_id: str) -> pd.DataFrame:
         """A run's per-scorer scores as a DataFrame."""
-        import pandas as pd
-
-        frame = pd.read_sql_query(
-            "SELECT * FROM scores WHERE run_id = ? ORDER BY case_id, repeat, scorer",
-            self.conn,
-            params=(run_id,),
+        frame = self.frame(
+            "SELECT * FROM scores WHERE run_id = ? ORDER BY case_id, repeat, scorer", (run_id,)
         )
         frame["passed"] = frame["passed"].astype(bool)
         return frame
@@ -728,9 +812,9 @@ class Store:
     def _write(self, fn: Callable[[], T]) -> T:
         try:
             return fn()
-        except sqlite3.IntegrityError as exc:
+        except self._integrity as exc:
             raise StoreError(f"{self.path}: write refused: {exc}") from None
-        except sqlite3.OperationalError as exc:
+        except self._operational as exc:
             raise StoreError(f"{self.path}: write failed: {exc}") from None
 
 

@@ -175,7 +175,7 @@ def failures_frame(
     store: Store, run_id: str, *, expected: dict[str, Any] | None = None, limit: int = 20
 ) -> pd.DataFrame:
     """Failed and errored results with expected vs actual and the scorers that failed."""
-    rows = store.db.query(
+    rows = store.query(
         """
         SELECT r.case_id, r.repeat, r.output, r.error, r.score,
                group_concat(CASE WHEN s.passed = 0 THEN s.scorer || ': ' || coalesce(s.detail, '') END, '; ')
@@ -183,8 +183,8 @@ def failures_frame(
         FROM results r LEFT JOIN scores s
           ON s.run_id = r.run_id AND s.case_id = r.case_id AND s.repeat = r.repeat
         WHERE r.run_id = ? AND r.passed = 0
-        GROUP BY r.case_id, r.repeat
-        ORDER BY r.error IS NOT NULL, r.score, r.case_id
+        GROUP BY r.run_id, r.case_id, r.repeat
+        ORDER BY r.error IS NOT NULL, r.score NULLS FIRST, r.case_id
         LIMIT ?
         """,
         [run_id, limit],
@@ -209,11 +209,10 @@ def failures_frame(
 
 def scorer_frame(store: Store, run_id: str) -> pd.DataFrame:
     """Per scorer: mean score, pass share and how many results it judged."""
-    return pd.read_sql_query(
+    return store.frame(
         "SELECT scorer, AVG(score) AS mean_score, AVG(passed) AS pass_share, COUNT(*) AS results "
         "FROM scores WHERE run_id = ? GROUP BY scorer ORDER BY scorer",
-        store.conn,
-        params=(run_id,),
+        (run_id,),
     ).set_index("scorer")
 
 
@@ -221,10 +220,9 @@ def latency_frame(store: Store, run_ids: Sequence[str]) -> pd.DataFrame:
     """Latency and time-to-first-token percentiles per run (errors excluded)."""
     rows = []
     for run_id in run_ids:
-        frame = pd.read_sql_query(
+        frame = store.frame(
             "SELECT latency_ms, ttft_ms FROM results WHERE run_id = ? AND error IS NULL",
-            store.conn,
-            params=(run_id,),
+            (run_id,),
         )
         for column in ("latency_ms", "ttft_ms"):
             values = frame[column].dropna().to_numpy(dtype=float)
@@ -249,7 +247,7 @@ def score_histogram(
     for i, run_id in enumerate(run_ids):
         scores = [
             r["score"]
-            for r in store.db.query(
+            for r in store.query(
                 "SELECT score FROM results WHERE run_id = ? AND score IS NOT NULL", [run_id]
             )
         ]

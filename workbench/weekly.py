@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workbench import digest, publish
+from workbench import _dialect, digest, publish
 from workbench.configfile import check_keys, read_yaml, short
 from workbench.errors import ConfigError
 
@@ -187,7 +187,9 @@ def parse_config(doc: Any, where: str = "config") -> WeeklyConfig:
     if not _is_positive_int(timeout_s):
         raise ConfigError(f"{where}: timeout_s must be a positive number of seconds")
     if not isinstance(doc.get("db"), str | None):
-        raise ConfigError(f"{where}: db: must be the path of a SQLite database")
+        raise ConfigError(
+            f"{where}: db: must be the path of a SQLite database or a postgresql:// URL"
+        )
     return WeeklyConfig(
         notebooks=tuple(jobs),
         kernel=str(doc.get("kernel", publish.KERNEL)),
@@ -238,13 +240,20 @@ def run_weekly(
     folder = out / week
     folder.mkdir(parents=True, exist_ok=True)
     log = folder / publish.LOG
-    database = db or config.db or str(out / "workbench.db")
+    database = str(db or config.db or out / "workbench.db")
+    if _dialect.is_postgres(database) and _dialect.redact(database) != database:
+        raise ConfigError(
+            f"{_dialect.redact(database)}: the database URL is a notebook parameter and lands in the "
+            "reports; leave the password out of it and set PGPASSWORD (or ~/.pgpass) instead"
+        )
     summaries: dict[str, Mapping[str, Any]] = {}
     reports: list[publish.Report] = []
     earlier = _earlier_weeks(out, week)
     with warnings.catch_warnings(record=True) as caught:
         for job in config.notebooks:
-            params = {"db": str(Path(database).resolve())}
+            params = {
+                "db": database if _dialect.is_postgres(database) else str(Path(database).resolve())
+            }
             params.update({k: _resolve(v, summaries, week) for k, v in job.parameters.items()})
             kept = None if rerun else _finished(folder, job, params)
             if on_start is not None:

@@ -315,6 +315,7 @@ def receive_demo(store: Store, *, requests: int, seed: int = 0, week: str | None
     second notebook of the same weekly run, receives nothing twice. A run with spans that did
     not arrive is not noted, and runs again next time (its spans stored twice are ignored).
     """
+    store.require_sqlite("traces")
     if str(store.path) == ":memory:":
         raise ConfigError("the demo traffic is received into the store's file: open one on a file")
     week = week or _this_week()

@@ -42,6 +42,7 @@ def profile(
     stacks, a flamegraph SVG and a speedscope JSON (and scalene's JSON) in
     ``artifacts_dir/<run id>/``.
     """
+    store.require_sqlite("profiles")
     if tool not in TOOLS:
         raise ConfigError(f"unknown profiler {tool!r}; use one of {', '.join(TOOLS)}")
     if not (isinstance(duration_s, int | float) and duration_s > 0 and math.isfinite(duration_s)):

@@ -25,6 +25,7 @@ def save_profile(
     dropped: int,
 ) -> None:
     """Write the profile's rows in one transaction, then close the run as finished."""
+    store.require_sqlite("profiles")
     figures = ("cpu_python_pct", "cpu_native_pct", "cpu_system_pct", "peak_mb", "malloc_mb")
     function_rows = []
     seen = set()

@@ -32,6 +32,8 @@ def spans_frame(
     """Spans by start time, optionally filtered, with ``finish_reasons`` decoded and flags as bool."""
     import pandas as pd
 
+    store.require_sqlite("traces")
+
     where: list[str] = []
     args: list[Any] = []
     for clause, value in (

@@ -113,6 +113,7 @@ def ingest(
             files hold about 30,000 spans or more and the machine has two CPUs. Same result
             either way.
     """
+    store.require_sqlite("traces")
     if batch_size < 1:
         raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
     files = [Path(paths)] if isinstance(paths, str | Path) else [Path(p) for p in paths]
@@ -190,6 +191,7 @@ def ingest_request(
         Undecodable: the body is not such a message; nothing was written.
         sqlite3.OperationalError: the database is busy or cannot be written; nothing was.
     """
+    store.require_sqlite("traces")
     started = time.perf_counter()
     collecting = gc.isenabled()
     gc.disable()  # as in ingest(): many short-lived containers, no cycles

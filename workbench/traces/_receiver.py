@@ -217,6 +217,9 @@ class Receiver:
         sock = self._bind()
         try:
             self._store = Store(self.db)
+            if self._store.engine != "sqlite":
+                self._store.close()
+                self._store.require_sqlite("traces")
             self._store.conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
             # A checkpoint on the writer's path (with its fsyncs) every few requests would
             # cost each request a third of its time; the checkpointer does it beside it.
