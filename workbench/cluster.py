@@ -22,6 +22,7 @@ module through its executor registry (``workbench.runner._EXECUTORS``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import dataclasses
 import math
@@ -131,10 +132,8 @@ async def drive(
                         await client.cancel([f for f in futures if not f.done()])
             finally:
                 await client.cancel([f for f in futures if not f.done()])
-                try:
+                with contextlib.suppress(Exception):  # a worker that left has nothing to close
                     await client.run(_close_session, token)
-                except Exception:  # a worker that left has nothing to close
-                    pass
     finally:
         bar.close()
         if snapshots is not None:
@@ -315,7 +314,7 @@ async def _open_session(recipe: _Recipe) -> _Session:
     if recipe.cap is not None:
         from distributed import Semaphore
 
-        cap = Semaphore(max_leases=opts.concurrency, name=recipe.cap)
+        cap = Semaphore(max_leases=opts.concurrency, name=recipe.cap)  # type: ignore[no-untyped-call]
     provider = _WorkerProvider(inner, cap, recipe.record)
     judge = judges.build_judge(recipe.judge, None, opts)
     await provider.start()
