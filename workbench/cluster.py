@@ -119,7 +119,12 @@ async def drive(
                 async for future in distributed.as_completed(futures):
                     if future.cancelled():
                         continue
-                    done: _ChunkResult = await future
+                    try:
+                        done: _ChunkResult = await future
+                    except Exception as exc:
+                        if (fixed := _environment_error(exc, opts)) is None:
+                            raise
+                        raise fixed from exc
                     for row, scores in done.rows:
                         state.record(store, row, scores)
                         bar.update()
@@ -138,6 +143,20 @@ async def drive(
         bar.close()
         if snapshots is not None:
             snapshots.compact()
+
+
+def _environment_error(exc: Exception, opts: EvalOptions) -> ConfigError | None:
+    """A worker or the scheduler that cannot load the work, as the fix: the same environment."""
+    text = str(exc)
+    if isinstance(exc, ImportError) or "No module named" in text or "deserializ" in text:
+        where = opts.scheduler or "the LocalCluster"
+        return ConfigError(
+            f"the Dask cluster at {where} cannot load this run's work "
+            f"({type(exc).__name__}: {text.splitlines()[0] if text else ''}); the scheduler and "
+            "every worker need this client's environment: the same workbench installed, and "
+            "the module of a python: target importable"
+        )
+    return None
 
 
 def require() -> None:
