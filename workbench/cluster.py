@@ -10,9 +10,11 @@ them and returns its rows; the client writes them to the store as each chunk com
 
 Only the client writes the store, and a result is keyed by (run, case, repeat), so a chunk
 whose worker died is re-run by the scheduler elsewhere and nothing is duplicated or lost.
-Calls to HTTP targets (``openai:`` and ``demo:``) hold a lease of a ``distributed.Semaphore``
-of ``concurrency`` leases named after the run, so the whole cluster keeps the run's
-concurrency to the provider, not each worker. Recording is done by the client (the workers
+For HTTP targets (``openai:`` and ``demo:``) each in-flight case holds a lease of a
+``distributed.Semaphore`` of ``concurrency`` leases named after the run, so the whole cluster
+keeps the run's concurrency to the provider, not each worker. (A lease is held by a chunk's
+lane while it takes cases, not per call: two scheduler round trips per call cost more than
+the calls on a loopback endpoint.) Recording is done by the client (the workers
 send the responses back), so one process writes a snapshot file.
 
 dask is imported only here, and only when a run uses this executor. The runner reaches this
@@ -176,7 +178,7 @@ def _distributed() -> Any:
 
 
 def _capped(provider: providers.Provider) -> bool:
-    """Whether calls hold a lease of the run's cluster-wide semaphore: an HTTP endpoint's."""
+    """Whether the run's cases hold leases of a cluster-wide semaphore: an HTTP endpoint's."""
     inner = getattr(provider, "inner", provider)  # a RecordingProvider's target
     return isinstance(inner, providers.OpenAIProvider)
 
@@ -283,11 +285,11 @@ _captured: contextvars.ContextVar[list[tuple[str, providers.Request, providers.R
 
 
 class _WorkerProvider:
-    """The target on a worker: calls capped by the run's semaphore, responses captured to
-    record (the client writes the snapshots)."""
+    """The target on a worker, its responses captured to record (the client writes the
+    snapshots)."""
 
-    def __init__(self, inner: providers.Provider, cap: Any, record: bool) -> None:
-        self.inner, self.cap, self.record = inner, cap, record
+    def __init__(self, inner: providers.Provider, record: bool) -> None:
+        self.inner, self.record = inner, record
         self.target, self.model = inner.target, inner.model
         self.kind = getattr(inner, "kind", inner.target.partition(":")[0])
 
@@ -302,11 +304,7 @@ class _WorkerProvider:
         await self.inner.aclose()
 
     async def complete(self, request: providers.Request) -> providers.Response:
-        if self.cap is None:
-            response = await self.inner.complete(request)
-        else:
-            async with self.cap:
-                response = await self.inner.complete(request)
+        response = await self.inner.complete(request)
         if self.record:
             key = providers.snapshot_key(self.kind, self.model, request)
             _captured.get().append((key, request, response))
@@ -321,6 +319,7 @@ class _Session:
     provider: _WorkerProvider
     cases: dict[str, Case]
     concurrency: int
+    cap: Any  # the run's distributed.Semaphore (HTTP targets), or None
 
 
 _SESSIONS: dict[str, asyncio.Task[_Session]] = {}
@@ -334,7 +333,7 @@ async def _open_session(recipe: _Recipe) -> _Session:
         from distributed import Semaphore
 
         cap = Semaphore(max_leases=opts.concurrency, name=recipe.cap)  # type: ignore[no-untyped-call]
-    provider = _WorkerProvider(inner, cap, recipe.record)
+    provider = _WorkerProvider(inner, recipe.record)
     judge = judges.build_judge(recipe.judge, None, opts)
     await provider.start()
     if judge is not None:
@@ -342,7 +341,7 @@ async def _open_session(recipe: _Recipe) -> _Session:
     ds = recipe.ds
     _warm_scorers(ds, ds.cases[0])
     work = _CaseWork(ds, provider, judge, recipe.run_id, recipe.params, opts.redact)
-    return _Session(work, provider, {c.id: c for c in ds.cases}, opts.concurrency)
+    return _Session(work, provider, {c.id: c for c in ds.cases}, opts.concurrency, cap)
 
 
 async def _run_chunk(token: str, recipe: _Recipe, pairs: list[tuple[str, int]]) -> _ChunkResult:
@@ -357,13 +356,23 @@ async def _run_chunk(token: str, recipe: _Recipe, pairs: list[tuple[str, int]]) 
     result = _ChunkResult(get_worker().address, [], captured, None, 0)
     queue = list(reversed(pairs))
 
-    async def lane() -> None:
+    async def drain() -> None:
         while queue and result.abort is None:
             case_id, repeat = queue.pop()
             try:
                 result.rows.append(await session.work.answer(session.cases[case_id], repeat))
             except CircuitOpenError as exc:
                 result.abort = result.abort or str(exc)
+
+    async def lane() -> None:
+        # A lane is one of the run's in-flight cases, as a worker task of the in-process
+        # runner is; it holds one lease of the run's semaphore while it takes cases, not one
+        # per call: a lease costs two round trips to the scheduler.
+        if session.cap is None:
+            await drain()
+        elif queue:
+            async with session.cap:
+                await drain()
 
     await asyncio.gather(*(lane() for _ in range(min(session.concurrency, len(pairs)))))
     result.retries = session.provider.retries
