@@ -9,6 +9,7 @@ killed worker, a killed client) take 20-60 s each and are marked slow: ``-m slow
 from __future__ import annotations
 
 import contextlib
+import http.server
 import json
 import os
 import signal
@@ -327,3 +328,47 @@ def test_import_workbench_does_not_import_dask() -> None:
         [sys.executable, "-c", code], cwd=ROOT, env=ENV, capture_output=True, text=True
     )
     assert done.stdout.strip() == "False", done.stderr
+
+
+class _Counting(http.server.BaseHTTPRequestHandler):
+    """A chat-completions endpoint that answers after 50 ms and counts the calls in flight."""
+
+    lock = threading.Lock()
+    now = peak = calls = 0
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        cls = type(self)
+        with cls.lock:
+            cls.now += 1
+            cls.calls += 1
+            cls.peak = max(cls.peak, cls.now)
+        time.sleep(0.05)
+        with cls.lock:
+            cls.now -= 1
+        message = {"role": "assistant", "content": json.dumps({"answer": "word1"})}
+        body = json.dumps({"choices": [{"message": message, "finish_reason": "stop"}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_http_calls_share_one_cap_across_the_workers(
+    cluster: distributed.LocalCluster, store: Store, tiny: Path
+) -> None:
+    """Two workers, two chunks at a time each: still at most --concurrency calls in flight."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Counting)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+        opts = _on(cluster, base_url=url, concurrency=3, repeats=6, chunk_size=2)
+        s = run_eval(str(tiny), "openai:counting", store=store, options=opts)
+    finally:
+        server.shutdown()
+    assert (s.status, s.results, _Counting.calls) == ("finished", 36, 36)
+    assert 2 <= _Counting.peak <= 3
