@@ -30,7 +30,7 @@ import pytest
 
 from workbench import EvalOptions, RunSummary, run_eval
 from workbench.demo.server import DemoServer
-from workbench.errors import ConfigError, RunError
+from workbench.errors import ConfigError
 from workbench.store import Store
 
 from .conftest import ROOT
@@ -281,8 +281,9 @@ def test_an_unreachable_scheduler_is_a_clear_error(
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     opts = EvalOptions(executor="dask", scheduler=f"tcp://127.0.0.1:{port}")
-    with pytest.raises(RunError, match="cannot reach a Dask scheduler there"):
+    with pytest.raises(ConfigError, match="cannot reach a Dask scheduler there"):
         run_eval(str(tiny), "python:tests.echo_app:answer", store=store, options=opts)
+    assert store.runs() == []
 
 
 def test_the_cli_names_the_fix_for_a_scheduler_without_the_executor(tmp_path: Path) -> None:

@@ -43,6 +43,7 @@ __all__ = [
     "CONNECT_TIMEOUT_S",
     "DEFAULT_LOCAL_WORKERS",
     "INSTALL_HINT",
+    "check",
     "chunk_size",
     "drive",
     "require",
@@ -164,6 +165,14 @@ def _environment_error(exc: Exception, opts: EvalOptions) -> ConfigError | None:
 def require() -> None:
     """Raise ConfigError, naming the install command, when dask.distributed is missing."""
     _distributed()
+
+
+async def check(opts: EvalOptions) -> None:
+    """Before a run is created: raise ConfigError when its scheduler cannot be reached or has
+    no workers (a LocalCluster of the run's own is started by the run)."""
+    if opts.executor == "dask":
+        async with _connect(_distributed(), opts):
+            pass
 
 
 def _distributed() -> Any:

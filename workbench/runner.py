@@ -465,6 +465,8 @@ async def arun_eval(
             f"written where it is called); record once with --executor local, then replay on "
             f"--executor {opts.executor}"
         )
+    if executor is not None:  # an unreachable scheduler writes nothing
+        await executor.check(opts)
     if run_id is None:
         run_id = store.create_run(
             dataset=ds.name,
