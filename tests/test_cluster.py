@@ -186,11 +186,13 @@ def test_a_killed_worker_loses_and_doubles_nothing(store: Store, tmp_path: Path)
         run.start()
         _wait_for_results(store.path, 30, run.is_alive)
         _kill_tree(pids[0])  # the worker and the demo servers it started
+        assert run.is_alive() and _results(store.path) < 120  # killed mid-run
         run.join(300)
         summary = box["s"]
         assert summary.status == "finished" and summary.errors == 0
         _one_row_each(store.path, summary.run_id, summary.expected_results)
         assert summary.results == summary.expected_results == 120
+        assert pids[0] not in client.run(os.getpid).values()  # its nanny started another
 
 
 @pytest.mark.slow  # a LocalCluster of its own and the demo's servers per worker: 20-60 s
