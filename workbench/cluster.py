@@ -93,8 +93,14 @@ async def drive(
     bar.start()
     try:
         async with _connect(distributed, opts) as client:
-            workers = len(client.scheduler_info().get("workers", {}))
+            info = client.scheduler_info().get("workers", {})
+            workers = len(info)
             size = chunk_size(len(work), workers, opts.concurrency, opts.chunk_size)
+            capped = _capped(provider)
+            # HTTP targets: the run's concurrency spread over the chunks that run at once (one
+            # per worker thread), so that no lane waits on the semaphore while others work
+            slots = sum(int(w.get("nthreads") or 1) for w in info.values()) or 1
+            lanes = math.ceil(opts.concurrency / slots) if capped else opts.concurrency
             token = f"{run_id}-{uuid.uuid4().hex[:8]}"
             recipe = _Recipe(
                 ds=ds,
@@ -105,7 +111,8 @@ async def drive(
                 judge=judge_config,
                 run_id=run_id,
                 record=snapshots is not None,
-                cap=f"workbench-cap-{token}" if _capped(provider) else None,
+                cap=f"workbench-cap-{token}" if capped else None,
+                lanes=lanes,
             )
             [shared] = await client.scatter([recipe], broadcast=True, hash=False)
             chunks = [
@@ -168,11 +175,17 @@ def require() -> None:
 
 
 async def check(opts: EvalOptions) -> None:
-    """Before a run is created: raise ConfigError when its scheduler cannot be reached or has
-    no workers (a LocalCluster of the run's own is started by the run)."""
-    if opts.executor == "dask":
-        async with _connect(_distributed(), opts):
-            pass
+    """Before a run is created: raise ConfigError when its scheduler cannot be reached (a
+    LocalCluster of the run's own is started by the run; a scheduler without workers is
+    refused by the run's client after a wait, as workers may be joining)."""
+    if opts.executor != "dask":
+        return
+    d = _distributed()
+    try:  # one request to the scheduler, cheaper than a client
+        async with d.rpc(opts.scheduler, timeout=CONNECT_TIMEOUT_S) as scheduler:
+            await asyncio.wait_for(scheduler.identity(), CONNECT_TIMEOUT_S)
+    except (OSError, TimeoutError) as exc:
+        raise _unreachable(opts.scheduler, exc) from None
 
 
 def _distributed() -> Any:
@@ -190,6 +203,16 @@ def _capped(provider: providers.Provider) -> bool:
     """Whether the run's cases hold leases of a cluster-wide semaphore: an HTTP endpoint's."""
     inner = getattr(provider, "inner", provider)  # a RecordingProvider's target
     return isinstance(inner, providers.OpenAIProvider)
+
+
+def _unreachable(address: str | None, exc: BaseException) -> ConfigError:
+    why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return ConfigError(
+        f"--scheduler {address}: cannot reach a Dask scheduler there within "
+        f"{CONNECT_TIMEOUT_S:g} s ({why}); start one with "
+        "`dask scheduler` and workers with `dask worker ADDRESS`, or use "
+        "--executor dask-local --workers N"
+    )
 
 
 class _connect:
@@ -218,12 +241,7 @@ class _connect:
             self.client = await d.Client(address, asynchronous=True, timeout=CONNECT_TIMEOUT_S)
         except (OSError, TimeoutError) as exc:
             await self._close_cluster()
-            raise ConfigError(
-                f"--scheduler {address}: cannot reach a Dask scheduler there within "
-                f"{CONNECT_TIMEOUT_S:g} s ({type(exc).__name__}: {exc}); start one with "
-                "`dask scheduler` and workers with `dask worker ADDRESS`, or use "
-                "--executor dask-local --workers N"
-            ) from None
+            raise _unreachable(address, exc) from None
         try:
             await self.client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S * 3)
         except (OSError, TimeoutError):
@@ -275,6 +293,7 @@ class _Recipe:
     run_id: str
     record: bool
     cap: str | None  # the name of the run's semaphore for HTTP targets, or None
+    lanes: int  # the cases a chunk runs at once
 
 
 @dataclass
@@ -327,7 +346,7 @@ class _Session:
     work: _CaseWork
     provider: _WorkerProvider
     cases: dict[str, Case]
-    concurrency: int
+    lanes: int
     cap: Any  # the run's distributed.Semaphore (HTTP targets), or None
 
 
@@ -350,7 +369,7 @@ async def _open_session(recipe: _Recipe) -> _Session:
     ds = recipe.ds
     _warm_scorers(ds, ds.cases[0])
     work = _CaseWork(ds, provider, judge, recipe.run_id, recipe.params, opts.redact)
-    return _Session(work, provider, {c.id: c for c in ds.cases}, opts.concurrency, cap)
+    return _Session(work, provider, {c.id: c for c in ds.cases}, recipe.lanes, cap)
 
 
 async def _run_chunk(token: str, recipe: _Recipe, pairs: list[tuple[str, int]]) -> _ChunkResult:
@@ -383,7 +402,7 @@ async def _run_chunk(token: str, recipe: _Recipe, pairs: list[tuple[str, int]]) 
             async with session.cap:
                 await drain()
 
-    await asyncio.gather(*(lane() for _ in range(min(session.concurrency, len(pairs)))))
+    await asyncio.gather(*(lane() for _ in range(min(session.lanes, len(pairs)))))
     result.retries = session.provider.retries
     return result
 
