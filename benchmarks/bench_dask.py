@@ -7,9 +7,9 @@ Usage: ``python benchmarks/bench_dask.py [--quick] [--only cpu|io]``
    time) against a running 2-worker ``LocalCluster`` (processes) on this machine, in one
    run of this script; the support-triage card without its judge (so no judge server
    competes for the two cores), its embedding scorer kept. The figure is the speed-up, in-process wall time / Dask wall time
-   (target >= 1.7x on 2 cores). The client's serial part (its CPU time during the Dask run:
-   receiving, storing and counting every result; and the store writes alone) is measured
-   and gives the Amdahl extrapolation to N workers.
+   (target >= 1.7x on 2 cores). The client's serial part, the wall time of its store writes
+   in the Dask run, is measured and gives the Amdahl extrapolation to N workers (its whole
+   CPU time, which includes the in-process scheduler's, is printed beside it).
 2. ``io``: the I/O-bound runner benchmark of ``bench_runner.py`` (1,000 cases at
    concurrency 32 against the demo server with a fixed 50 ms latency), in-process against
    the same cluster; the figure is the ratio of the Dask wall time to the in-process one
@@ -123,12 +123,12 @@ def bench_cpu(folder: Path, store: Store, address: str, n: int) -> list[str]:
         f"  speed-up {speedup:.2f}x (target >= {CPU_MIN_SPEEDUP:g}x): "
         + ("PASS" if speedup >= CPU_MIN_SPEEDUP else "MISS"),
     ]
-    # Amdahl: the in-process wall time is the work W; the client's part S stays serial,
-    # the rest divides among k workers: T(k) = S + (W - S) / k.
-    share = serial / a.wall
+    # Amdahl: the in-process wall time is the work W; the client's store writes S stay
+    # serial (one writer), the rest divides among k workers: T(k) = S + (W - S) / k.
+    share = writes / a.wall
     lines.append(
-        f"  serial share S/W = {serial:.2f}/{a.wall:.2f} s = {share:.3f} "
-        f"(store writes alone {writes / a.wall:.3f}); Amdahl: "
+        f"  serial part: store writes S = {writes:.2f} s of W = {a.wall:.2f} s, S/W = {share:.3f} "
+        f"(all the client's CPU: {serial / a.wall:.3f}); Amdahl with S serial: "
         + ", ".join(f"{k} workers {1 / (share + (1 - share) / k):.1f}x" for k in (2, 8, 32, 128))
         + f", at most {1 / share:.0f}x"
     )
