@@ -239,6 +239,21 @@ def test_record_on_the_cluster_then_replay_in_process(
     second = run_eval(str(tiny), target, store=store, options=EvalOptions(replay=str(snaps)))
     assert second.status == "finished" and second.errors == 0
     assert _verdicts(store, second.run_id) == _verdicts(store, first.run_id)
+    third = run_eval(str(tiny), target, store=store, options=_on(cluster, replay=str(snaps)))
+    assert third.status == "finished" and third.errors == 0
+    assert _verdicts(store, third.run_id) == _verdicts(store, first.run_id)
+
+
+def test_progress_lines_count_the_results_from_the_workers(
+    cluster: distributed.LocalCluster, store: Store, tiny: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    opts = _on(cluster, repeats=2, chunk_size=3)
+    s = run_eval(
+        str(tiny), "python:tests.echo_app:answer", store=store, options=opts, progress="log"
+    )
+    err = capsys.readouterr().err
+    assert f"eval {s.run_id}: started, 12 calls to python:tests.echo_app:answer" in err
+    assert f"eval {s.run_id}: 12/12 done, 0 errors" in err
 
 
 def test_the_circuit_breaker_fails_the_run_on_the_cluster(
