@@ -242,6 +242,24 @@ def main() -> None:
 )
 @click.option("--resume", "resume", metavar="RUN_ID", help="Run only the cases RUN_ID is missing.")
 @click.option(
+    "--executor",
+    type=click.Choice(["local", "dask", "dask-local"]),
+    default="local",
+    show_default=True,
+    help="Where the cases run: this process, a Dask scheduler's workers (--scheduler), "
+    "or a LocalCluster of --workers processes; the store is written here either way.",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="The Dask scheduler of --executor dask, e.g. tcp://127.0.0.1:8786.",
+)
+@click.option(
+    "--workers",
+    type=int,
+    help="Worker processes of --executor dask-local's LocalCluster [default: 2].",
+)
+@click.option(
     "--demo-latency-ms",
     default="0",
     show_default=True,

@@ -8,6 +8,7 @@ finished and ``resume`` runs only the (case, repeat) pairs still missing.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import sys
 import threading
@@ -39,6 +40,7 @@ from workbench.tools import stored_calls
 __all__ = [
     "DEFAULTS",
     "DEFAULT_MAX_TOKENS",
+    "EXECUTORS",
     "PROGRESS_INTERVAL_S",
     "EvalOptions",
     "JudgeTotals",
@@ -56,6 +58,9 @@ __all__ = [
 T = TypeVar("T")
 
 
+EXECUTORS = ("local", "dask", "dask-local")
+# Executors in a module of their own, imported on first use (dask loads only then).
+_EXECUTORS = {"dask": "workbench.cluster", "dask-local": "workbench.cluster"}
 DEFAULT_MAX_TOKENS = 1024  # a small model that never stops would otherwise fill its context
 DEFAULTS: dict[str, Any] = {"temperature": 0.0, "seed": 0, "max_tokens": DEFAULT_MAX_TOKENS}
 PROGRESS_INTERVAL_S = 10.0
@@ -88,6 +93,13 @@ class EvalOptions:
     judge: str | None = None  # the judge target, over the card's judge
     allow_self_judge: bool = False
     prompt: str | None = None  # the card's prompt variant (default: its first)
+    # where the (case, repeat) pairs run: "local" (this process's event loop), "dask" (the
+    # workers of the Dask scheduler at ``scheduler``) or "dask-local" (a LocalCluster of
+    # ``workers`` processes); see workbench.cluster
+    executor: str = "local"
+    scheduler: str | None = None
+    workers: int | None = None
+    chunk_size: int | None = None  # pairs per Dask task (default: see cluster.chunk_size)
 
     @classmethod
     def from_flags(
@@ -140,7 +152,41 @@ class EvalOptions:
             **({"redact": True} if self.redact else {}),
             **({"allow_self_judge": True} if self.allow_self_judge else {}),
             **({"prompt": self.prompt} if self.prompt else {}),
+            **(self._executor_parameters() if self.executor != "local" else {}),
         }
+
+    def _executor_parameters(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"executor": self.executor}
+        if self.scheduler:
+            out["scheduler"] = self.scheduler
+        if self.executor == "dask-local":
+            out["workers"] = self.workers or 2
+        return out
+
+    def executor_problem(self) -> str | None:
+        """What is wrong with the executor options (the fix included), or None."""
+        if self.executor not in EXECUTORS:
+            return f"--executor {self.executor!r}: not an executor; choose {', '.join(EXECUTORS)}"
+        if self.scheduler and self.executor != "dask":
+            return (
+                f"--scheduler {self.scheduler} is the address of a Dask scheduler for "
+                "--executor dask; add --executor dask (or drop --scheduler)"
+            )
+        if self.executor == "dask" and not self.scheduler:
+            return (
+                "--executor dask needs --scheduler tcp://HOST:8786 (a running `dask scheduler`); "
+                "or run a cluster on this machine with --executor dask-local --workers N"
+            )
+        if self.workers is not None and self.executor != "dask-local":
+            return (
+                f"--workers {self.workers} is the size of the LocalCluster of --executor "
+                "dask-local; add --executor dask-local (a scheduler's workers are its own)"
+            )
+        if self.workers is not None and self.workers < 1:
+            return f"--workers must be at least 1, got {self.workers}"
+        if self.chunk_size is not None and self.chunk_size < 1:
+            return f"chunk_size must be at least 1, got {self.chunk_size}"
+        return None
 
 
 def request_parameters(card: Card, options: EvalOptions) -> dict[str, Any]:
@@ -388,6 +434,8 @@ async def arun_eval(
         raise ConfigError(f"repeats must be at least 1, got {opts.repeats}")
     if opts.concurrency < 1:
         raise ConfigError(f"concurrency must be at least 1, got {opts.concurrency}")
+    if problem := opts.executor_problem():
+        raise ConfigError(problem)
     for name, value in opts.overrides().items():
         if name != "structured_output" and (problem := parameter_problem(name, value)):
             raise ConfigError(f"{name}: {problem}")
@@ -410,6 +458,15 @@ async def arun_eval(
     judge = judges.build_judge(
         judge_config, store, opts
     )  # before the run: a bad judge writes nothing
+    executor = _executor(opts.executor)
+    if executor is not None and opts.record and judge_config is not None:
+        raise ConfigError(
+            f"--record with a judge runs on --executor local only (the judge's snapshots are "
+            f"written where it is called); record once with --executor local, then replay on "
+            f"--executor {opts.executor}"
+        )
+    if executor is not None:  # an unreachable scheduler writes nothing
+        await executor.check(opts)
     if run_id is None:
         run_id = store.create_run(
             dataset=ds.name,
@@ -429,19 +486,35 @@ async def arun_eval(
     work = [(case, r) for r in range(opts.repeats) for case in selected if (case.id, r) not in done]
     state = _RunState()
     try:
-        await provider.start()
-        try:
-            if judge is not None:
-                await judge.start()
-            await _drive(
-                work, ds, provider, judge, store, run_id, opts, request_params, state, progress
+        if executor is not None:  # the workers start their own providers and judges
+            await executor.drive(
+                work,
+                ds,
+                target,
+                provider,
+                judge_config,
+                provider_options,
+                store,
+                run_id,
+                opts,
+                request_params,
+                state,
+                progress,
             )
-        finally:
+        else:
+            await provider.start()
             try:
                 if judge is not None:
-                    await judge.aclose()
+                    await judge.start()
+                await _drive(
+                    work, ds, provider, judge, store, run_id, opts, request_params, state, progress
+                )
             finally:
-                await provider.aclose()
+                try:
+                    if judge is not None:
+                        await judge.aclose()
+                finally:
+                    await provider.aclose()
     except (KeyboardInterrupt, asyncio.CancelledError):
         store.finish_run(
             run_id, "interrupted", reason="interrupted; resume with --resume " + run_id
@@ -474,6 +547,13 @@ class _RunState:
     replay_misses: int = 0
     completed: int = 0
     errors: int = 0
+
+    def record(self, store: Store, row: ResultRow, scores: list[ScoreRow]) -> None:
+        """Write one answered (case, repeat) and count it."""
+        store.record_result(row, scores)
+        self.completed += 1
+        self.errors += bool(row.error)
+        self.replay_misses += row.error_kind == "replay_miss"
 
 
 class _Progress:
@@ -549,38 +629,113 @@ async def _drive(
         queue.put_nowait(item)
     mode = "bar" if progress is True else progress or ""
     bar = _Progress(mode, len(work), run_id, provider, state, opts.progress_interval_s)
-    specs = ds.card.scorers
-    schema = ds.card.output_schema
-    base_seed = params.get("seed")
-    sampling = {k: v for k, v in params.items() if k != "seed"}
+    ctx = _CaseWork(ds, provider, judge, run_id, params, opts.redact)
 
     async def one(case: Case, repeat: int) -> None:
-        seed = None if base_seed is None else base_seed + repeat
-        tools, tool_choice = ds.tools(case)
-        request = providers.Request(
-            messages=ds.messages(case),
+        try:
+            row, score_rows = await ctx.answer(case, repeat)
+        except CircuitOpenError as exc:
+            state.abort_reason = state.abort_reason or str(exc)
+            return
+        state.record(store, row, score_rows)
+        bar.update()
+
+    async def worker() -> None:
+        while not queue.empty() and state.abort_reason is None:
+            case, repeat = queue.get_nowait()
+            await one(case, repeat)
+
+    bar.start()  # before the scorers load: a cold start can take seconds
+    try:
+        if work:  # load validators and embedding models now, not inside the first timed calls
+            _warm_scorers(ds, work[0][0])
+        workers = [
+            asyncio.create_task(worker()) for _ in range(min(opts.concurrency, max(1, len(work))))
+        ]
+        try:
+            await asyncio.gather(*workers)
+        except BaseException:
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            raise
+    finally:
+        bar.close()
+
+
+def _warm_scorers(ds: Dataset, case: Case) -> None:
+    """Load the card's validators and embedding models now, not inside the first timed calls
+    (the judges are skipped: they are providers, started apart)."""
+    specs = ds.card.scorers
+    skip = {s.label: (0.0, "", False) for s in judges.judge_specs(specs)}
+    scoring.score_output(
+        specs,
+        json.dumps(case.expected),
+        case.expected,
+        case=case,
+        schema=ds.card.output_schema,
+        precomputed=skip,
+    )
+
+
+class _CaseWork:
+    """What answering one (case, repeat) needs: the target's provider, the judge, the request's
+    parameters. The in-process runner and the Dask workers both answer through it."""
+
+    def __init__(
+        self,
+        ds: Dataset,
+        provider: providers.Provider,
+        judge: judges.Judge | judges.Panel | None,
+        run_id: str,
+        params: Mapping[str, Any],
+        redact: bool,
+    ) -> None:
+        self.ds, self.provider, self.judge, self.run_id = ds, provider, judge, run_id
+        self.redact = redact
+        self.base_seed = params.get("seed")
+        self.sampling = {k: v for k, v in params.items() if k != "seed"}
+
+    def request(self, case: Case, repeat: int) -> providers.Request:
+        """The request of a (case, repeat): the case's messages and tools, seed + repeat."""
+        seed = None if self.base_seed is None else self.base_seed + repeat
+        tools, tool_choice = self.ds.tools(case)
+        return providers.Request(
+            messages=self.ds.messages(case),
             seed=seed,
             case_id=case.id,
             input=case.input,
             tools=tools,
             tool_choice=tool_choice,
-            **sampling,
+            **self.sampling,
         )
-        row = ResultRow(run_id=run_id, case_id=case.id, repeat=repeat, seed=seed)
+
+    async def answer(self, case: Case, repeat: int) -> tuple[ResultRow, list[ScoreRow]]:
+        """Call the target and score its answer; a provider's failure is the row's error.
+
+        Raises CircuitOpenError, for the caller to stop the run.
+        """
+        request = self.request(case, repeat)
+        return await self.answer_request(case, repeat, request)
+
+    async def answer_request(
+        self, case: Case, repeat: int, request: providers.Request
+    ) -> tuple[ResultRow, list[ScoreRow]]:
+        """:meth:`answer` for a request already built."""
+        ds, provider = self.ds, self.provider
+        row = ResultRow(run_id=self.run_id, case_id=case.id, repeat=repeat, seed=request.seed)
         score_rows: list[ScoreRow] = []
         try:
             response = await provider.complete(request)
-        except CircuitOpenError as exc:
-            state.abort_reason = state.abort_reason or str(exc)
-            return
+        except CircuitOpenError:
+            raise
         except ReplayMissError as exc:
-            state.replay_misses += 1
             row.error, row.error_kind, row.attempts = str(exc), "replay_miss", 1
         except ProviderError as exc:
             row.error, row.error_kind, row.attempts = str(exc), "provider", exc.attempts
         else:
             row.tool_calls = stored_calls(response.tool_calls)
-            result, parsed = await score_one(ds, case, response.text, judge, row)
+            result, parsed = await score_one(ds, case, response.text, self.judge, row)
             row.output = response.text
             row.parsed = None if parsed is scoring.NOT_JSON else parsed
             row.passed, row.score = result.passed, result.score
@@ -594,43 +749,9 @@ async def _drive(
             row.finish_reason, row.attempts = response.finish_reason, response.attempts
             row.steps = response.steps
             score_rows = _score_rows(result)
-        if opts.redact:
+        if self.redact:
             row, score_rows = _redacted(row, score_rows)
-        store.record_result(row, score_rows)
-        state.completed += 1
-        state.errors += bool(row.error)
-        bar.update()
-
-    async def worker() -> None:
-        while not queue.empty() and state.abort_reason is None:
-            case, repeat = queue.get_nowait()
-            await one(case, repeat)
-
-    bar.start()  # before the scorers load: a cold start can take seconds
-    try:
-        if work:  # load validators and embedding models now, not inside the first timed calls
-            case = work[0][0]
-            skip = {s.label: (0.0, "", False) for s in judges.judge_specs(specs)}
-            scoring.score_output(
-                specs,
-                json.dumps(case.expected),
-                case.expected,
-                case=case,
-                schema=schema,
-                precomputed=skip,
-            )
-        workers = [
-            asyncio.create_task(worker()) for _ in range(min(opts.concurrency, max(1, len(work))))
-        ]
-        try:
-            await asyncio.gather(*workers)
-        except BaseException:
-            for task in workers:
-                task.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
-            raise
-    finally:
-        bar.close()
+        return row, score_rows
 
 
 async def score_one(
@@ -728,6 +849,10 @@ def _prepare_resume(
         judge=(p.get("judge") or {}).get("target") or opts.judge,
         allow_self_judge=bool(p.get("allow_self_judge", opts.allow_self_judge)),
         prompt=run.get("prompt_name"),
+        executor=opts.executor,
+        scheduler=opts.scheduler,
+        workers=opts.workers,
+        chunk_size=opts.chunk_size,
     )
     store.reopen_run(run_id)
     return run_id, resumed, ds
@@ -889,6 +1014,15 @@ def _notes(summary: RunSummary, answered: int, parameters: Mapping[str, Any]) ->
     if summary.results < summary.expected_results and summary.status == "finished":
         notes.append(f"{summary.expected_results - summary.results} results missing")
     return notes
+
+
+def _executor(name: str) -> Any:
+    """The module of a distributed executor (its ``drive``), or None for the local one."""
+    if name not in _EXECUTORS:
+        return None
+    module = importlib.import_module(_EXECUTORS[name])
+    module.require()  # before the run is created: a missing engine writes nothing
+    return module
 
 
 def _progress_bar(total: int, run_id: str) -> Any:
