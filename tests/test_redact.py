@@ -149,7 +149,6 @@ def test_card_found(number: str) -> None:
         "2001:db8::1",
         "2001:0db8:0000:0000:0000:ff00:0042:8329",
         "fe80::1ff:fe23:4567:890a%eth0",
-        "::1",
         "::ffff:192.0.2.128",
     ],
 )
@@ -620,3 +619,12 @@ def test_minified_code_is_not_read_as_secrets() -> None:
         ("DB_PW=Hunter2!x", True),
     ]:
         assert bool(find(code, ["SECRET"])) is secret, code
+
+
+def test_loopback_and_unspecified_addresses_stay() -> None:
+    text = "receiver on http://127.0.0.1:4318, bound [::1]:8080 and 0.0.0.0; db at 10.1.2.3"
+    assert (
+        redact(text)
+        == "receiver on http://127.0.0.1:4318, bound [::1]:8080 and 0.0.0.0; db at [IP]"
+    )
+    assert redact("from 127.10.0.5 and fe80::1ff:fe23:4567:890a") == "from 127.10.0.5 and [IP]"

@@ -732,14 +732,21 @@ def _ipv6_ok(candidate: str) -> bool:
     )
 
 
+# Loopback and unspecified addresses name no one's machine but the reader's own
+# ("listening on 127.0.0.1:4318"): they stay, as do "::1" and "::".
+_OWN_IPV6: Final = frozenset({"::1", "::", "0:0:0:0:0:0:0:1", "0:0:0:0:0:0:0:0"})
+
+
 def _ips(doc: _Doc) -> Iterator[_Span]:
-    """Spans of IPv4 and IPv6 addresses."""
+    """Spans of IPv4 and IPv6 addresses (not loopback or unspecified ones)."""
     text = doc.text
     if "." in text:
         for m in _IPV4.finditer(text):
             try:
-                ipaddress.IPv4Address(m.group())
+                address = ipaddress.IPv4Address(m.group())
             except ValueError:
+                continue
+            if address.is_loopback or address.is_unspecified:  # this machine, no one's
                 continue
             if _VERSION_CUE.search(doc.lower, max(0, m.start() - 32), m.start()):
                 continue
@@ -758,7 +765,7 @@ def _ips(doc: _Doc) -> Iterator[_Span]:
             candidate = m.group()
             if candidate.endswith(":") and not candidate.endswith("::"):
                 candidate = candidate[:-1]
-            if _ipv6_ok(candidate):
+            if _ipv6_ok(candidate) and candidate not in _OWN_IPV6:
                 yield m.start(), m.start() + len(candidate)
 
 
