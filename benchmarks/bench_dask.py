@@ -147,6 +147,14 @@ def bench_io(folder: Path, store: Store, address: str) -> list[str]:
             base_url=proc.url, concurrency=br.CONCURRENCY, executor="dask", scheduler=address
         )
         a, b, writes = _pair(ds, warm, br.DEMO_TARGET, store, local, dask)
+        # The same without the card's judge: a demo judge is a server each worker spawns per
+        # run (an openai: judge is an endpoint, nothing to start), so this is the executor's
+        # own overhead on calls to an endpoint.
+        bare = load_dataset(_without_judge(br.build_dataset(folder / "io-bare", n, "bench-bare")))
+        bare_warm = load_dataset(
+            _without_judge(br.build_dataset(folder / "io-bare-warm", br.WARMUP_CASES, "bench-bare"))
+        )
+        c, d, _ = _pair(bare, bare_warm, br.DEMO_TARGET, store, local, dask)
     ideal = n / br.CONCURRENCY * br.LATENCY_MS / 1000
     ratio = b.wall / a.wall
     return [
@@ -157,6 +165,8 @@ def bench_io(folder: Path, store: Store, address: str) -> list[str]:
         f"store writes {writes:.2f} s)",
         f"  Dask / in-process {ratio:.3f}x (target <= {IO_MAX_RATIO:g}x): "
         + ("PASS" if ratio <= IO_MAX_RATIO else "MISS"),
+        f"  without the judge (no server spawned per worker per run): in-process {c.wall:.3f} s, "
+        f"Dask {d.wall:.3f} s, {d.wall / c.wall:.3f}x (context)",
     ]
 
 
