@@ -60,6 +60,11 @@ def cluster() -> Iterator[distributed.LocalCluster]:
         yield c
 
 
+def _run(args: list[str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """A command in the project root, with this checkout on the path, its output captured."""
+    return subprocess.run(args, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout)
+
+
 def _on(cluster: distributed.LocalCluster, **fields: Any) -> EvalOptions:
     return EvalOptions(executor="dask", scheduler=cluster.scheduler_address, **fields)
 
@@ -136,14 +141,7 @@ def test_the_cli_gives_the_same_verdicts_on_a_local_cluster(tmp_path: Path) -> N
     runs = {}
     for name, extra in (("local", []), ("dask", ["--executor", "dask-local", "--workers", "2"])):
         db = tmp_path / f"{name}.db"
-        done = subprocess.run(
-            [*base, "--db", str(db), "--no-progress", *extra],
-            cwd=ROOT,
-            env=ENV,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        done = _run([*base, "--db", str(db), "--no-progress", *extra])
         assert done.returncode == 0, done.stderr[-3000:]
         summary = json.loads(done.stdout)
         with Store(db) as s:
@@ -214,14 +212,7 @@ def test_resume_after_the_client_is_killed(tmp_path: Path) -> None:
     with sqlite3.connect(db) as conn:
         run_id, status = conn.execute("SELECT id, status FROM runs").fetchone()
     assert status == "running" and 20 <= _results(db) < 80
-    resumed = subprocess.run(
-        [*cmd, "--resume", run_id, "--json"],
-        cwd=ROOT,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    resumed = _run([*cmd, "--resume", run_id, "--json"])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     summary = json.loads(resumed.stdout)
     assert (summary["run_id"], summary["status"]) == (run_id, "finished")
@@ -305,13 +296,8 @@ def test_an_unreachable_scheduler_is_a_clear_error(
 
 
 def test_the_cli_names_the_fix_for_a_scheduler_without_the_executor(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [*CLI, "--db", str(tmp_path / "x.db"), "--scheduler", "tcp://127.0.0.1:8786"],
-        cwd=ROOT,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    done = _run(
+        [*CLI, "--db", str(tmp_path / "x.db"), "--scheduler", "tcp://127.0.0.1:8786"], timeout=60
     )
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "is the address of a Dask scheduler for --executor dask" in done.stderr
@@ -319,7 +305,7 @@ def test_the_cli_names_the_fix_for_a_scheduler_without_the_executor(tmp_path: Pa
 
 def test_without_dask_the_executor_names_the_install(tmp_path: Path) -> None:
     code = "import sys; sys.modules['distributed'] = None\nfrom workbench.cli import main\nmain()\n"
-    done = subprocess.run(
+    done = _run(
         [
             sys.executable,
             "-c",
@@ -330,10 +316,6 @@ def test_without_dask_the_executor_names_the_install(tmp_path: Path) -> None:
             "--executor",
             "dask-local",
         ],
-        cwd=ROOT,
-        env=ENV,
-        capture_output=True,
-        text=True,
         timeout=60,
     )
     assert done.returncode == 1 and "Traceback" not in done.stderr
